@@ -1,0 +1,49 @@
+# Chapter 14, Containerisation: build the book and run the tests.
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Tool config and cache folders are pointed inside the project by the package
+# (containerlab.config.isolated_environment), not here.
+
+.PHONY: help env engine images book test lock clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/course.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python >= 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is needed"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements/course.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+env: $(VENV)/.installed ## create .venv from the course lockfile
+
+engine: ## make sure a Docker engine answers (installs one on Debian/Ubuntu as root)
+	@bash scripts/ensure-engine.sh
+
+images: env engine ## make sure the base images exist (pull, or build stand-ins offline)
+	$(BIN)/containerlab images
+
+book: images ## build the book into _build/html, executing every notebook
+	$(BIN)/containerlab book
+
+test: book ## run the whole test suite (builds the book first)
+	$(BIN)/pytest tests _build/jupyter_execute/notebooks
+
+lock: ## re-pin requirements/course.lock and every image's requirements.txt
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --quiet -o requirements/course.lock
+	for req in $$(find docker solutions -name requirements.in 2>/dev/null); do \
+	  $(BIN)/uv pip compile "$$req" --universal --python-version 3.13 --no-header --quiet -o "$${req%.in}.txt"; \
+	done
+
+clean: ## remove the built book and caches (keeps .venv and images)
+	rm -rf _build .cache

@@ -1,0 +1,220 @@
+"""Make sure the base images the course uses exist in the local engine.
+
+For each image named in :mod:`containerlab.config` the registry is tried first.
+When it cannot be reached (these course machines have no image registry, see
+ENGINE.md), a local stand-in is built from Debian 13 packages: a ``debootstrap``
+root file system imported as an image, then the Dockerfile under
+``docker/standins/<name>/``. Stand-ins carry two labels: the official tag they
+replace, and a digest of their build inputs, so that a second run can tell they
+are current and do nothing. An image that came from a registry (no stand-in
+label) is never replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config, engine
+
+#: Debian packages in the root file system every stand-in starts from.
+ROOTFS_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
+ROOTFS_IMAGE = f"containerlab/debian-rootfs:{config.DEBIAN_SUITE}"
+
+
+class BaseImageError(RuntimeError):
+    """A base image could neither be pulled nor built; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """One base image of the course.
+
+    Attributes:
+        name: the official reference, e.g. ``"python:3.13-slim"``.
+        standin: folder under ``docker/standins/`` holding its stand-in's build context.
+        needs_host_ca: whether the stand-in trusts the host's CA bundle (for pip in builds).
+        after: the base image (by name) the stand-in builds on, or ``None`` for the root file system.
+    """
+
+    name: str
+    standin: str
+    needs_host_ca: bool = False
+    after: str | None = None
+
+
+BASE_IMAGES: tuple[BaseImage, ...] = (
+    BaseImage(config.PYTHON_SLIM_IMAGE, "python-slim", needs_host_ca=True),
+    BaseImage(config.POSTGRES_IMAGE, "postgres"),
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`ensure_images` did for one image.
+
+    Attributes:
+        name: the image reference.
+        action: ``"kept"`` (from a registry, left alone), ``"up to date"`` (current
+            stand-in), ``"pulled"`` or ``"built stand-in"``.
+        seconds: wall time spent on it, in seconds.
+    """
+
+    name: str
+    action: str
+    seconds: float
+
+
+def ensure_images(
+    *, names: Sequence[str] | None = None, pull: bool = True, echo: engine.Echo = print
+) -> list[Outcome]:
+    """Make sure the course's base images exist, pulling or building stand-ins.
+
+    Args:
+        names: official references to handle (default: all in ``BASE_IMAGES``).
+        pull: try the registry before building a stand-in.
+        echo: called with progress lines for a person.
+
+    Returns:
+        One :class:`Outcome` per image, in order.
+
+    Raises:
+        BaseImageError: an image could not be pulled and its stand-in could not be built.
+        engine.EngineUnavailable: no Docker engine answers.
+    """
+    engine.client()
+    wanted = [b for b in BASE_IMAGES if names is None or b.name in names]
+    unknown = set(names or ()) - {b.name for b in BASE_IMAGES}
+    if unknown:
+        raise BaseImageError(f"Unknown base image(s) {sorted(unknown)}; the course uses "
+                             f"{[b.name for b in BASE_IMAGES]}")
+    outcomes = []
+    for base in wanted:
+        start = time.monotonic()
+        action = _ensure_one(base, pull=pull, echo=echo)
+        outcomes.append(Outcome(base.name, action, time.monotonic() - start))
+        echo(f"{base.name}: {action} ({outcomes[-1].seconds:.1f} s)")
+    return outcomes
+
+
+def is_standin(name: str) -> bool:
+    """Whether the local image ``name`` is one of our stand-ins (``False`` if absent)."""
+    found = engine.image(name)
+    return found is not None and config.STANDIN_LABEL in (found.labels or {})
+
+
+def _ensure_one(base: BaseImage, *, pull: bool, echo: engine.Echo) -> str:
+    existing = engine.image(base.name)
+    digest = _inputs_digest(base)
+    if existing is not None:
+        labels = existing.labels or {}
+        if config.STANDIN_LABEL not in labels:
+            return "kept"
+        if labels.get(config.INPUTS_LABEL) == digest:
+            return "up to date"
+    if pull:
+        echo(f"{base.name}: trying the registry")
+        if engine.pull(base.name):
+            return "pulled"
+        echo(f"{base.name}: registry not reachable; building a stand-in from Debian {config.DEBIAN_SUITE}")
+    _build_standin(base, digest, echo=echo)
+    return "built stand-in"
+
+
+def _inputs_digest(base: BaseImage) -> str:
+    """SHA-256 over everything the stand-in is made from (files, CA bundle, root fs recipe)."""
+    h = hashlib.sha256()
+    h.update(f"{config.DEBIAN_SUITE} {' '.join(ROOTFS_PACKAGES)}".encode())
+    folder = config.STANDINS_DIR / base.standin
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(path.relative_to(folder).as_posix().encode())
+        h.update(path.read_bytes())
+    if base.needs_host_ca and config.HOST_CA_BUNDLE.exists():
+        h.update(config.HOST_CA_BUNDLE.read_bytes())
+    if base.after:
+        after = engine.image(base.after)
+        h.update((after.id if after else "").encode())
+    return h.hexdigest()[:16]
+
+
+def _build_standin(base: BaseImage, digest: str, *, echo: engine.Echo) -> None:
+    if base.after:
+        parent = base.after
+    else:
+        _ensure_rootfs_image(echo=echo)
+        parent = ROOTFS_IMAGE
+    context = config.CACHE_DIR / "contexts" / base.standin
+    shutil.rmtree(context, ignore_errors=True)
+    shutil.copytree(config.STANDINS_DIR / base.standin, context)
+    if base.needs_host_ca:
+        if not config.HOST_CA_BUNDLE.exists():
+            raise BaseImageError(
+                f"The stand-in for {base.name} copies the host's CA bundle, but "
+                f"{config.HOST_CA_BUNDLE} does not exist. Install the ca-certificates package."
+            )
+        shutil.copy(config.HOST_CA_BUNDLE, context / "host-ca-certificates.crt")
+    try:
+        engine.build(
+            context,
+            tag=base.name,
+            build_args={"ROOTFS_IMAGE": parent, "BASE_IMAGE": parent},
+            labels={config.STANDIN_LABEL: base.name, config.INPUTS_LABEL: digest},
+            echo=lambda line: echo(f"  {line}"),
+        )
+    except engine.BuildFailed as exc:
+        raise BaseImageError(f"Could not build the stand-in for {base.name}. {exc}") from exc
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
+def _ensure_rootfs_image(*, echo: engine.Echo) -> None:
+    """Import a Debian minbase root file system as ``ROOTFS_IMAGE`` unless it is there."""
+    recipe = f"{config.DEBIAN_SUITE} minbase {','.join(ROOTFS_PACKAGES)}"
+    existing = engine.image(ROOTFS_IMAGE)
+    if existing is not None and (existing.labels or {}).get(config.INPUTS_LABEL) == recipe:
+        return
+    if shutil.which("debootstrap") is None:
+        raise BaseImageError(
+            "No image registry is reachable and `debootstrap` is not installed, so the base "
+            "images cannot be built locally. On Debian/Ubuntu: `apt-get install debootstrap` "
+            "(as root), or make a registry reachable."
+        )
+    if os.geteuid() != 0:
+        raise BaseImageError(
+            "No image registry is reachable, and building the base images locally with "
+            "debootstrap needs root. Run `containerlab images` as root, or make a registry reachable."
+        )
+    mirror = subprocess.run(
+        [str(config.ROOT / "scripts" / "debian-mirror.sh")], capture_output=True, text=True
+    )
+    if mirror.returncode != 0:
+        raise BaseImageError(f"Cannot find a Debian mirror: {mirror.stderr.strip()}")
+    rootfs = config.CACHE_DIR / f"rootfs-{config.DEBIAN_SUITE}"
+    shutil.rmtree(rootfs, ignore_errors=True)
+    rootfs.parent.mkdir(parents=True, exist_ok=True)
+    echo(f"debootstrap {config.DEBIAN_SUITE} from {mirror.stdout.strip()} (about a minute)")
+    result = subprocess.run(
+        ["debootstrap", "--variant=minbase", f"--include={','.join(ROOTFS_PACKAGES)}",
+         config.DEBIAN_SUITE, str(rootfs), mirror.stdout.strip()],
+        capture_output=True, text=True,
+    )
+    try:
+        if result.returncode != 0:
+            tail = "\n".join(result.stdout.splitlines()[-10:] + result.stderr.splitlines()[-10:])
+            raise BaseImageError(f"debootstrap failed:\n{tail}")
+        # Keep the image small and its package index current, as official images do.
+        shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
+        (rootfs / "var" / "cache" / "apt" / "archives" / "partial").mkdir(parents=True)
+        engine.import_rootfs(
+            rootfs,
+            ROOTFS_IMAGE,
+            changes=[f"LABEL {config.INPUTS_LABEL}=\"{recipe}\"", "ENV LANG=C.UTF-8", 'CMD ["bash"]'],
+        )
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""The ``containerlab`` command: one entry point, one subcommand per job.
+
+Each subcommand is a thin wrapper over a keyword-only function of the package,
+which is also the Python API. Errors the user can act on are printed as one
+clear message (exit status 1), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import baseimages, book, engine
+
+
+def _cmd_engine(args: argparse.Namespace) -> None:
+    print(engine.require_engine())
+
+
+def _cmd_images(args: argparse.Namespace) -> None:
+    baseimages.ensure_images(names=args.names or None, pull=not args.no_pull)
+
+
+def _cmd_book(args: argparse.Namespace) -> None:
+    engine.require_engine()
+    result = book.build_book(execute_all=args.all)
+    print(f"\nBook built in {result.seconds:.1f} s: {result.html_dir / 'index.html'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``containerlab`` command."""
+    parser = argparse.ArgumentParser(
+        prog="containerlab",
+        description="Tools behind Chapter 14, Containerisation: engine checks, base images, grading.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("engine", help="check that a Docker engine with buildx and compose answers")
+    p.set_defaults(func=_cmd_engine)
+
+    p = sub.add_parser(
+        "images",
+        help="make sure the course's base images exist (pull, or build local stand-ins)",
+        description="Pull python:3.13-slim and postgres:17, or build stand-ins from Debian 13 "
+        "packages when no registry can be reached. A second run changes nothing.",
+    )
+    p.add_argument("names", nargs="*", help="only these images (default: all)")
+    p.add_argument("--no-pull", action="store_true", help="do not try the registry first")
+    p.set_defaults(func=_cmd_images)
+
+    p = sub.add_parser("book", help="build the book into _build/html, executing the notebooks (cached)")
+    p.add_argument("--all", action="store_true", help="re-execute every notebook, ignoring the cache")
+    p.set_defaults(func=_cmd_book)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (engine.EngineError, baseimages.BaseImageError, book.BookBuildFailed) as exc:
+        print(f"containerlab {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

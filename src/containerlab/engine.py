@@ -1,0 +1,479 @@
+"""The one module that talks to the Docker engine.
+
+Facts about images come from the engine's metadata through the Docker SDK for
+Python (https://docker-py.readthedocs.io). Builds go through ``docker buildx
+build`` (BuildKit): the SDK's own ``images.build()`` uses the legacy builder,
+which has no secret mounts (ENGINE.md). Builder text is only ever shown to a
+person, never parsed for facts, except to point at the failing step of a build
+that produced no image.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+import requests
+from docker.models.containers import Container
+from docker.models.images import Image
+
+Echo = Callable[[str], None]
+
+HOW_TO_GET_AN_ENGINE = (
+    "On Debian or Ubuntu as root, run `bash scripts/ensure-engine.sh`; elsewhere install "
+    "Docker Engine or Docker Desktop with the buildx and compose plugins "
+    "(https://docs.docker.com/engine/install/) and start it."
+)
+
+
+class EngineError(RuntimeError):
+    """Something went wrong talking to the Docker engine."""
+
+
+class EngineUnavailable(EngineError):
+    """No Docker engine answers (not installed, not started, or stopped)."""
+
+
+class BuildFailed(EngineError):
+    """``docker buildx build`` failed.
+
+    Attributes:
+        step: the Dockerfile step that failed as the builder names it
+            (e.g. ``[3/5] RUN pip install -r requirements.txt``), or ``""``.
+        error_lines: the builder's error lines.
+        log: the whole build output.
+    """
+
+    def __init__(self, message: str, *, step: str, error_lines: list[str], log: str):
+        super().__init__(message)
+        self.step = step
+        self.error_lines = error_lines
+        self.log = log
+
+
+class ContainerFailed(EngineError):
+    """A container stopped, or never became ready; ``logs`` holds its last output."""
+
+    def __init__(self, message: str, *, logs: str = ""):
+        super().__init__(message)
+        self.logs = logs
+
+
+@functools.cache
+def client() -> docker.DockerClient:
+    """Return a Docker SDK client connected to the local engine (one per process).
+
+    Raises:
+        EngineUnavailable: when no engine answers, with what to do next.
+    """
+    try:
+        c = docker.from_env(timeout=120)
+        c.ping()
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise EngineUnavailable(f"No Docker engine answers ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
+    return c
+
+
+def require_engine() -> str:
+    """Check that an engine, buildx and compose answer.
+
+    Returns:
+        A one-line description, e.g. ``"engine 20.10.24, buildx 0.13.1, compose 2.26.1"``.
+
+    Raises:
+        EngineUnavailable: naming what is missing and how to get it.
+    """
+    try:
+        server = client().version()["Version"]
+    except EngineUnavailable:
+        raise
+    parts = [f"engine {server}"]
+    for plugin in ("buildx", "compose"):
+        try:
+            out = subprocess.run(
+                ["docker", plugin, "version"], capture_output=True, text=True, timeout=30, check=True
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise EngineUnavailable(
+                f"The Docker engine answers but the `docker {plugin}` plugin does not ({exc}). "
+                f"{HOW_TO_GET_AN_ENGINE}"
+            ) from exc
+        version = re.search(r"v?(\d+\.\d+\.\d+)", out)
+        parts.append(f"{plugin} {version.group(1) if version else out.strip()}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def image(name: str) -> Image | None:
+    """Return the local image ``name`` (tag or id), or ``None`` when there is none."""
+    try:
+        return client().images.get(name)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def remove_image(name: str) -> None:
+    """Remove the local image ``name`` (forcefully); do nothing when it is not there."""
+    try:
+        client().images.remove(name, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+
+
+def pull(name: str, *, timeout: float = 120) -> bool:
+    """Try to pull ``name`` from its registry.
+
+    Args:
+        name: an image reference such as ``"python:3.13-slim"``.
+        timeout: seconds to wait for the registry at most.
+
+    Returns:
+        ``True`` when the image was pulled, ``False`` when the registry cannot be
+        reached or does not have it (the caller decides what to do then).
+    """
+    try:
+        result = subprocess.run(
+            ["docker", "pull", "--quiet", name], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0
+
+
+def import_rootfs(rootfs: Path, tag: str, *, changes: Iterable[str] = ()) -> Image:
+    """Import a root file system folder as a single-layer image (``docker import``).
+
+    Args:
+        rootfs: folder holding the file system (e.g. made by debootstrap).
+        tag: the tag to give the image.
+        changes: Dockerfile instructions to apply (``--change``), e.g. ``"ENV LANG=C.UTF-8"``.
+
+    Raises:
+        EngineError: when tar or the import fails.
+    """
+    change_args = [arg for change in changes for arg in ("--change", change)]
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+    imp = subprocess.run(
+        ["docker", "import", *change_args, "-", tag], stdin=tar.stdout, capture_output=True, text=True
+    )
+    assert tar.stdout is not None
+    tar.stdout.close()
+    if tar.wait() != 0 or imp.returncode != 0:
+        raise EngineError(f"Could not import {rootfs} as {tag}: {imp.stderr.strip()}")
+    found = image(tag)
+    if found is None:
+        raise EngineError(f"`docker import` reported success but {tag} is not there")
+    return found
+
+
+# --------------------------------------------------------------------------- builds
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What one build produced.
+
+    Attributes:
+        image: the built image (Docker SDK object; ``image.id`` is its digest).
+        seconds: wall time of the whole build, in seconds.
+        log: the builder's output, for people to read.
+    """
+
+    image: Image
+    seconds: float
+    log: str
+
+
+_STEP = re.compile(r"^#\d+ (\[[^\]]+\] .*)$")
+
+
+def build(
+    context: str | os.PathLike[str],
+    *,
+    tag: str | None = None,
+    dockerfile: str | os.PathLike[str] | None = None,
+    build_args: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str | os.PathLike[str]] | None = None,
+    labels: Mapping[str, str] | None = None,
+    target: str | None = None,
+    no_cache: bool = False,
+    echo: Echo | None = None,
+    timeout: float = 1800,
+) -> BuildResult:
+    """Build an image with ``docker buildx build`` (BuildKit) into the local engine.
+
+    Args:
+        context: the build context folder.
+        tag: tag for the image (``name:tag``); untagged when ``None``.
+        dockerfile: path of the Dockerfile (default: ``Dockerfile`` in the context).
+        build_args: ``--build-arg`` values.
+        secrets: BuildKit secrets, id to source file path (``--secret id=...,src=...``).
+        labels: labels to set on the image.
+        target: the stage to build in a multi-stage Dockerfile.
+        no_cache: build every step afresh.
+        echo: called with each line of builder output as it arrives.
+        timeout: seconds after which the build is stopped.
+
+    Returns:
+        The image, the wall time in seconds and the log.
+
+    Raises:
+        BuildFailed: the build failed; names the failing step and the error lines.
+        EngineUnavailable: no engine answers.
+    """
+    client()  # fail early, with a clear message, when there is no engine
+    with tempfile.TemporaryDirectory(prefix="containerlab-build-") as tmp:
+        iidfile = Path(tmp) / "iid"
+        cmd = ["docker", "buildx", "build", "--progress=plain", "--iidfile", str(iidfile)]
+        if tag:
+            cmd += ["--tag", tag]
+        if dockerfile:
+            cmd += ["--file", str(dockerfile)]
+        for key, value in (build_args or {}).items():
+            cmd += ["--build-arg", f"{key}={value}"]
+        for key, src in (secrets or {}).items():
+            cmd += ["--secret", f"id={key},src={src}"]
+        for key, value in (labels or {}).items():
+            cmd += ["--label", f"{key}={value}"]
+        if target:
+            cmd += ["--target", target]
+        if no_cache:
+            cmd.append("--no-cache")
+        cmd.append(str(context))
+
+        lines: list[str] = []
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                lines.append(line)
+                if echo:
+                    echo(line)
+                if time.monotonic() - start > timeout:
+                    proc.kill()
+                    raise BuildFailed(
+                        f"The build of {context} took more than {timeout:.0f} s and was stopped.",
+                        step="",
+                        error_lines=[],
+                        log="\n".join(lines),
+                    )
+            returncode = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        seconds = time.monotonic() - start
+        log = "\n".join(lines)
+        if returncode != 0 or not iidfile.exists():
+            raise _build_failure(context, lines)
+        built = image(iidfile.read_text().strip())
+    if built is None:
+        raise EngineError(f"The build of {context} finished but its image is not in the engine")
+    return BuildResult(image=built, seconds=seconds, log=log)
+
+
+def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFailed:
+    """Turn a failed build's output into a BuildFailed naming the step and the error."""
+    errors = [line for line in lines if line.startswith("ERROR") or " ERROR" in line[:12]]
+    step = ""
+    for line in lines:
+        match = _STEP.match(line)
+        if match and "ERROR" not in line:
+            step = match.group(1)
+        if line.startswith("ERROR") or re.match(r"^#\d+ ERROR", line):
+            break
+    if not lines or "Cannot connect to the Docker daemon" in "\n".join(lines):
+        return BuildFailed(
+            f"The build of {context} could not reach the Docker engine. {HOW_TO_GET_AN_ENGINE}",
+            step=step,
+            error_lines=errors,
+            log="\n".join(lines),
+        )
+    where = f" at step {step}" if step else ""
+    detail = "\n".join(errors[-5:]) or "\n".join(lines[-5:])
+    return BuildFailed(
+        f"The build of {context} failed{where}:\n{detail}",
+        step=step,
+        error_lines=errors,
+        log="\n".join(lines),
+    )
+
+
+# --------------------------------------------------------------------------- containers
+
+
+def run(
+    image_name: str,
+    command: str | list[str] | None = None,
+    *,
+    ports: Mapping[int, int | None] | None = None,
+    environment: Mapping[str, str] | None = None,
+    volumes: Mapping[str, Mapping[str, str]] | None = None,
+    name: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    **kwargs: object,
+) -> Container:
+    """Start a detached container (``docker run -d``).
+
+    Args:
+        image_name: the image to run.
+        command: overrides the image's ``CMD``.
+        ports: container port to host port; ``None`` lets the engine pick a free
+            host port (read it back with :func:`host_port`). Host ports bind to
+            127.0.0.1 only.
+        environment: environment variables.
+        volumes: Docker SDK volume spec, host path or volume name to
+            ``{"bind": path, "mode": "ro"|"rw"}``.
+        name: container name.
+        labels: container labels.
+        **kwargs: passed on to ``containers.run`` of the Docker SDK.
+
+    Raises:
+        EngineUnavailable: no engine answers.
+        EngineError: the engine refused to start it (message from the engine).
+    """
+    published = {f"{cport}/tcp": ("127.0.0.1", hport) for cport, hport in (ports or {}).items()}
+    try:
+        return client().containers.run(
+            image_name,
+            command,
+            detach=True,
+            ports=published,
+            environment=dict(environment or {}),
+            volumes=dict(volumes or {}),
+            name=name,
+            labels=dict(labels or {}),
+            **kwargs,
+        )
+    except docker.errors.APIError as exc:
+        raise EngineError(f"Could not start a container from {image_name}: {exc.explanation}") from exc
+
+
+def host_port(container: Container, container_port: int = 80) -> int:
+    """Return the host port published for ``container_port`` of a running container.
+
+    Raises:
+        EngineError: when the port is not published.
+    """
+    container.reload()
+    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{container_port}/tcp")
+    if not bindings:
+        raise EngineError(f"Port {container_port} of container {container.name} is not published")
+    return int(bindings[0]["HostPort"])
+
+
+def logs(container: Container, *, tail: int = 30) -> str:
+    """Return the last ``tail`` lines a container wrote (stdout and stderr), or ``""``."""
+    try:
+        return container.logs(tail=tail).decode("utf-8", "replace")
+    except docker.errors.DockerException:
+        return ""
+
+
+def wait_http(url: str, *, container: Container | None = None, timeout: float = 60) -> requests.Response:
+    """Poll ``url`` with GET until it answers 2xx, with a deadline.
+
+    Args:
+        url: the address to poll, e.g. ``"http://127.0.0.1:8000/health"``.
+        container: when given, stop early if it exits and report its logs.
+        timeout: seconds to wait at most.
+
+    Returns:
+        The first successful response.
+
+    Raises:
+        ContainerFailed: the container exited, or nothing answered in time.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if container is not None:
+            container.reload()
+            if container.status in {"exited", "dead"}:
+                raise ContainerFailed(
+                    f"Container {container.name} stopped before {url} answered "
+                    f"(exit code {container.attrs['State']['ExitCode']}).",
+                    logs=logs(container),
+                )
+        try:
+            response = requests.get(url, timeout=5)
+            if response.ok:
+                return response
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(0.25)
+    raise ContainerFailed(
+        f"{url} did not answer within {timeout:.0f} s (last: {last}).",
+        logs=logs(container) if container is not None else "",
+    )
+
+
+def remove_container(container: Container) -> None:
+    """Stop and remove a container with its anonymous volumes; ignore one already gone."""
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+
+
+def exec_output(image_name: str, command: list[str]) -> str:
+    """Run ``command`` in a throwaway container of ``image_name`` and return its stdout.
+
+    Raises:
+        ContainerFailed: the command exited non-zero (its output attached).
+    """
+    try:
+        out = client().containers.run(image_name, command, remove=True, stdout=True, stderr=False)
+    except docker.errors.ContainerError as exc:
+        raise ContainerFailed(
+            f"`{shlex.join(command)}` failed in {image_name} (exit {exc.exit_status})",
+            logs=(exc.stderr or b"").decode("utf-8", "replace"),
+        ) from exc
+    return out.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathLike[str] | None = None,
+               timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """Run the ``docker`` command line with ``args``, as a reader would type it.
+
+    Args:
+        args: arguments after ``docker``, e.g. ``["ps", "--all"]``.
+        echo: called with each output line (stdout and stderr merged) as it arrives.
+        cwd: folder to run in.
+        timeout: seconds after which the command is stopped.
+
+    Returns:
+        The completed process, with the merged output in ``stdout``.
+    """
+    start = time.monotonic()
+    proc = subprocess.Popen(["docker", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=cwd)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if echo:
+            echo(line.rstrip("\n"))
+        if time.monotonic() - start > timeout:
+            proc.kill()
+            break
+    returncode = proc.wait()
+    return subprocess.CompletedProcess(["docker", *args], returncode, "".join(lines), "")

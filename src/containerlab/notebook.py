@@ -1,0 +1,93 @@
+"""Helpers the book's notebooks call, so that pages show commands, not plumbing.
+
+A hidden setup cell runs :func:`setup`; visible cells then read like what a
+reader would type in a terminal, e.g. ``sh("docker build --tag customer-value:1.0 docker/customer-value")``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+
+import pandas as pd
+
+from . import config, engine
+
+
+class CommandFailed(RuntimeError):
+    """A command run with :func:`sh` exited non-zero; the message holds its last lines."""
+
+
+def setup() -> None:
+    """Prepare a notebook: work from the repository root and show tables in full.
+
+    Relative paths in the pages (``docker/customer-value``) are then the ones a
+    reader types from a clone of the course repository.
+    """
+    os.chdir(config.ROOT)
+    for key, value in config.isolated_environment().items():
+        os.environ.setdefault(key, value)
+    pd.set_option("display.max_colwidth", 80)
+    pd.set_option("display.width", 120)
+
+
+_BUILD_STEP = re.compile(r"^#(\d+) (\[[^\]]+\] .*)$")
+_BUILD_STATUS = re.compile(r"^#(\d+) (CACHED|DONE [\d.]+s|ERROR.*)$")
+
+
+def _is_build(argv: list[str]) -> bool:
+    return argv[:2] == ["docker", "build"] or argv[:3] == ["docker", "buildx", "build"]
+
+
+def sh(command: str, *, check: bool = True, full_log: bool = False) -> str:
+    """Print ``$ command``, run it from the repository root and print its output.
+
+    For ``docker build`` the builder's progress is condensed to one line per
+    Dockerfile step with its outcome (``CACHED`` or ``DONE`` and the seconds),
+    unless ``full_log`` is set; the full log is returned either way.
+
+    Args:
+        command: a shell-style command line, e.g. ``"docker run --rm python:3.13-slim python -V"``.
+        check: raise when the command exits non-zero.
+        full_log: print every line of builder output.
+
+    Returns:
+        The command's whole output (stdout and stderr merged).
+
+    Raises:
+        CommandFailed: the command exited non-zero and ``check`` is set.
+    """
+    argv = shlex.split(command)
+    print(f"$ {command}", flush=True)
+    condensed = _is_build(argv) and not full_log
+    if condensed and "--progress" not in command:
+        argv.insert(2 if argv[1] == "build" else 3, "--progress=plain")
+    steps: dict[str, str] = {}
+
+    def show(line: str) -> None:
+        if not condensed:
+            print(line, flush=True)
+            return
+        if match := _BUILD_STEP.match(line):
+            if not match.group(2).startswith("[internal]"):
+                steps[match.group(1)] = match.group(2)
+        elif (match := _BUILD_STATUS.match(line)) and match.group(1) in steps:
+            print(f"{steps.pop(match.group(1))}  -> {match.group(2)}", flush=True)
+        elif line.startswith("ERROR") or "naming to" in line:
+            print(line.lstrip("#0123456789 "), flush=True)
+
+    if argv[0] == "docker":
+        result = engine.docker_cli(argv[1:], echo=show, cwd=config.ROOT)
+        output = result.stdout
+    else:
+        proc = subprocess.run(argv, cwd=config.ROOT, capture_output=True, text=True)
+        output = proc.stdout + proc.stderr
+        result = subprocess.CompletedProcess(argv, proc.returncode, output, "")
+        for line in output.splitlines():
+            show(line)
+    if check and result.returncode != 0:
+        tail = "\n".join(output.splitlines()[-15:])
+        raise CommandFailed(f"`{command}` exited with status {result.returncode}:\n{tail}")
+    return output
