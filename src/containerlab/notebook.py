@@ -91,3 +91,23 @@ def sh(command: str, *, check: bool = True, full_log: bool = False) -> str:
         tail = "\n".join(output.splitlines()[-15:])
         raise CommandFailed(f"`{command}` exited with status {result.returncode}:\n{tail}")
     return output
+
+
+def compose_up(file: str, *, project: str) -> list[engine.ComposeService]:
+    """Print and run ``docker compose -p PROJECT -f FILE up --detach --wait --build``.
+
+    When the stack does not come up, the failing services' last log lines are
+    printed and the stack is taken down (volumes kept); see :func:`engine.compose_up`.
+
+    Args:
+        file: the compose file, relative to the repository root.
+        project: the compose project name.
+
+    Returns:
+        The stack's containers, all running and healthy.
+
+    Raises:
+        engine.ComposeFailed: the stack did not come up.
+    """
+    print(f"$ docker compose -p {project} -f {file} up --detach --wait --build", flush=True)
+    return engine.compose_up(config.ROOT / file, project=project, echo=lambda line: print(line, flush=True))
