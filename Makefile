@@ -37,7 +37,7 @@ book: images ## build the book into _build/html, executing every notebook
 	$(BIN)/containerlab book
 
 test: book ## run the whole test suite (builds the book first)
-	$(BIN)/pytest tests _build/jupyter_execute/notebooks
+	$(BIN)/pytest tests _build/jupyter_execute/notebooks --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg
 
 lock: ## re-pin requirements/course.lock and every image's requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --quiet -o requirements/course.lock

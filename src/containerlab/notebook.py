@@ -41,20 +41,18 @@ def _is_build(argv: list[str]) -> bool:
     return argv[:2] == ["docker", "build"] or argv[:3] == ["docker", "buildx", "build"]
 
 
-def sh(command: str, *, check: bool = True, full_log: bool = False) -> str:
+def sh(command: str, *, check: bool = True, full_log: bool = False) -> None:
     """Print ``$ command``, run it from the repository root and print its output.
 
     For ``docker build`` the builder's progress is condensed to one line per
     Dockerfile step with its outcome (``CACHED`` or ``DONE`` and the seconds),
-    unless ``full_log`` is set; the full log is returned either way.
+    unless ``full_log`` is set. Nothing is returned, so a cell shows only what
+    a terminal would.
 
     Args:
         command: a shell-style command line, e.g. ``"docker run --rm python:3.13-slim python -V"``.
         check: raise when the command exits non-zero.
         full_log: print every line of builder output.
-
-    Returns:
-        The command's whole output (stdout and stderr merged).
 
     Raises:
         CommandFailed: the command exited non-zero and ``check`` is set.
@@ -90,4 +88,38 @@ def sh(command: str, *, check: bool = True, full_log: bool = False) -> str:
     if check and result.returncode != 0:
         tail = "\n".join(output.splitlines()[-15:])
         raise CommandFailed(f"`{command}` exited with status {result.returncode}:\n{tail}")
-    return output
+
+
+def show_tower(left: dict[str, str], right: dict[str, str], *, names: tuple[str, str]):
+    """Show two environment towers side by side, rows that differ highlighted.
+
+    Args:
+        left, right: towers from :func:`containerlab.tower.host_tower` / ``image_tower``.
+        names: column titles.
+
+    Returns:
+        A pandas Styler (renders as an HTML table in notebooks and in the book).
+    """
+    from . import tower
+
+    table = tower.compare(left, right, names=names)
+    table["differs"] = table["differs"].map({True: "differs", False: ""})
+    return (
+        table.style.set_uuid("tower")
+        .apply(lambda row: ["background-color: #fdecc8" if row["differs"] else "" for _ in row], axis=1)
+        .set_caption("The environment tower, from the operating system up to the packages")
+    )
+
+
+def wait_for(url: str, *, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers with a 2xx status, then print that it did.
+
+    Args:
+        url: for example ``"http://localhost:8080/health"``.
+        timeout: seconds to wait at most.
+
+    Raises:
+        engine.ContainerFailed: nothing answered within ``timeout`` seconds.
+    """
+    response = engine.wait_http(url, timeout=timeout)
+    print(f"{url} answered {response.status_code}: {response.text}")
