@@ -10,7 +10,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 # Tool config and cache folders are pointed inside the project by the package
-# (containerlab.config.isolated_environment), not here.
+# (containerlab.config.isolated_environment); these two are used before it exists.
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 
 .PHONY: help env engine images book test lock clean
 

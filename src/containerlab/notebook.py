@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 
 import pandas as pd
 
@@ -41,6 +42,28 @@ def _is_build(argv: list[str]) -> bool:
     return argv[:2] == ["docker", "build"] or argv[:3] == ["docker", "buildx", "build"]
 
 
+class _Batcher:
+    """Collects printed lines and prints them in batches: one output block per
+    couple of seconds instead of one per line, so pages stay readable while a
+    long build still shows progress as it goes."""
+
+    def __init__(self, every: float = 2.0):
+        self.every = every
+        self.lines: list[str] = []
+        self.last = time.monotonic()
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        if time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            print("\n".join(self.lines), flush=True)
+            self.lines.clear()
+        self.last = time.monotonic()
+
+
 def sh(command: str, *, check: bool = True, full_log: bool = False) -> None:
     """Print ``$ command``, run it from the repository root and print its output.
 
@@ -58,7 +81,8 @@ def sh(command: str, *, check: bool = True, full_log: bool = False) -> None:
         CommandFailed: the command exited non-zero and ``check`` is set.
     """
     argv = shlex.split(command)
-    print(f"$ {command}", flush=True)
+    out = _Batcher()
+    out.add(f"$ {command}")
     condensed = _is_build(argv) and not full_log
     if condensed and "--progress" not in command:
         argv.insert(2 if argv[1] == "build" else 3, "--progress=plain")
@@ -66,27 +90,27 @@ def sh(command: str, *, check: bool = True, full_log: bool = False) -> None:
 
     def show(line: str) -> None:
         if not condensed:
-            print(line, flush=True)
-            return
-        if match := _BUILD_STEP.match(line):
+            out.add(line)
+        elif match := _BUILD_STEP.match(line):
             if not match.group(2).startswith("[internal]"):
                 steps[match.group(1)] = match.group(2)
         elif (match := _BUILD_STATUS.match(line)) and match.group(1) in steps:
-            print(f"{steps.pop(match.group(1))}  -> {match.group(2)}", flush=True)
+            out.add(f"{steps.pop(match.group(1))}  -> {match.group(2)}")
         elif line.startswith("ERROR") or "naming to" in line:
-            print(line.lstrip("#0123456789 "), flush=True)
+            out.add(line.lstrip("#0123456789 "))
 
-    if argv[0] == "docker":
-        result = engine.docker_cli(argv[1:], echo=show, cwd=config.ROOT)
-        output = result.stdout
-    else:
-        proc = subprocess.run(argv, cwd=config.ROOT, capture_output=True, text=True)
-        output = proc.stdout + proc.stderr
-        result = subprocess.CompletedProcess(argv, proc.returncode, output, "")
-        for line in output.splitlines():
-            show(line)
+    try:
+        if argv[0] == "docker":
+            result = engine.docker_cli(argv[1:], echo=show, cwd=config.ROOT)
+        else:
+            proc = subprocess.run(argv, cwd=config.ROOT, capture_output=True, text=True)
+            result = subprocess.CompletedProcess(argv, proc.returncode, proc.stdout + proc.stderr, "")
+            for line in result.stdout.splitlines():
+                show(line)
+    finally:
+        out.flush()
     if check and result.returncode != 0:
-        tail = "\n".join(output.splitlines()[-15:])
+        tail = "\n".join(result.stdout.splitlines()[-15:])
         raise CommandFailed(f"`{command}` exited with status {result.returncode}:\n{tail}")
 
 
