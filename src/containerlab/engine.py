@@ -199,7 +199,8 @@ class BuildResult:
     log: str
 
 
-_STEP = re.compile(r"^#\d+ (\[[^\]]+\] .*)$")
+_STEP_ID = re.compile(r"^#(\d+) (\[[^\]]+\] .*)$")
+_STEP_ERROR = re.compile(r"^#(\d+) ERROR")
 
 
 def build(
@@ -282,6 +283,11 @@ def build(
         seconds = time.monotonic() - start
         log = "\n".join(lines)
         if returncode != 0 or not iidfile.exists():
+            if not _engine_answers():
+                raise EngineUnavailable(
+                    f"The Docker engine stopped answering while {context} was being built. "
+                    f"Start it again, then re-run the build. {HOW_TO_GET_AN_ENGINE}"
+                )
             raise _build_failure(context, lines)
         built = image(iidfile.read_text().strip())
     if built is None:
@@ -289,25 +295,28 @@ def build(
     return BuildResult(image=built, seconds=seconds, log=log)
 
 
+def _engine_answers() -> bool:
+    """Whether the engine answers a ping right now (fresh connection, not the cached client)."""
+    try:
+        return bool(docker.from_env(timeout=10).ping())
+    except (docker.errors.DockerException, requests.RequestException):
+        return False
+
+
 def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFailed:
-    """Turn a failed build's output into a BuildFailed naming the step and the error."""
-    errors = [line for line in lines if line.startswith("ERROR") or " ERROR" in line[:12]]
-    step = ""
-    for line in lines:
-        match = _STEP.match(line)
-        if match and "ERROR" not in line:
-            step = match.group(1)
-        if line.startswith("ERROR") or re.match(r"^#\d+ ERROR", line):
-            break
-    if not lines or "Cannot connect to the Docker daemon" in "\n".join(lines):
-        return BuildFailed(
-            f"The build of {context} could not reach the Docker engine. {HOW_TO_GET_AN_ENGINE}",
-            step=step,
-            error_lines=errors,
-            log="\n".join(lines),
-        )
+    """Turn a failed build's output into a BuildFailed naming the step and its error.
+
+    BuildKit's plain progress numbers each step (``#7 [3/5] RUN ...``) and marks the
+    one that failed with ``#7 ERROR: ...``; its last output lines come just before.
+    """
+    headers = {m.group(1): m.group(2) for m in map(_STEP_ID.match, lines) if m}
+    failed = next((m.group(1) for m in map(_STEP_ERROR.match, lines) if m), None)
+    step = headers.get(failed, "") if failed else ""
+    step_output = [line.split(" ", 2)[-1] for line in lines
+                   if failed and re.match(rf"^#{failed} \d+\.\d+ ", line)]
+    errors = step_output[-8:] + [line for line in lines if line.startswith("ERROR")]
     where = f" at step {step}" if step else ""
-    detail = "\n".join(errors[-5:]) or "\n".join(lines[-5:])
+    detail = "\n".join(errors) or "\n".join(lines[-8:])
     return BuildFailed(
         f"The build of {context} failed{where}:\n{detail}",
         step=step,
