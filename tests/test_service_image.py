@@ -9,6 +9,9 @@ from containerlab import config, engine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
+#: A made-up token: the service answers /predict only with it (header below).
+TOKEN = "test-FAKE-token-not-a-secret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 VALID_CUSTOMER = {"tenure_months": 24, "orders_last_year": 8, "avg_order_value": 55.5, "support_tickets": 1}
 
 
@@ -17,7 +20,8 @@ def service_url():
     """Build the service image under a test tag, run it on a free port, yield its base URL."""
     tag = "containerlab-test-service:pytest"
     built = engine.build(config.SERVICE_DIR, tag=tag)
-    container = engine.run(built.image.id, ports={80: None}, labels={"org.containerlab.test": "service"})
+    container = engine.run(built.image.id, ports={80: None}, environment={"API_TOKEN": TOKEN},
+                           labels={"org.containerlab.test": "service"})
     try:
         url = f"http://127.0.0.1:{engine.host_port(container, 80)}"
         engine.wait_http(f"{url}/health", container=container, timeout=90)
@@ -36,7 +40,7 @@ def test_health_reports_ok(service_url):
 
 def test_predict_returns_a_number_for_a_valid_customer(service_url):
     """Does /predict give a positive customer value for a plausible customer?"""
-    response = requests.post(f"{service_url}/predict", json=VALID_CUSTOMER, timeout=10)
+    response = requests.post(f"{service_url}/predict", json=VALID_CUSTOMER, headers=AUTH, timeout=10)
     assert response.status_code == 200
     value = response.json()["customer_value"]
     assert isinstance(value, float)
@@ -45,10 +49,10 @@ def test_predict_returns_a_number_for_a_valid_customer(service_url):
 
 def test_predict_is_deterministic_and_grows_with_orders(service_url):
     """Do two identical requests agree, and does a customer who orders more score higher?"""
-    first = requests.post(f"{service_url}/predict", json=VALID_CUSTOMER, timeout=10).json()
-    again = requests.post(f"{service_url}/predict", json=VALID_CUSTOMER, timeout=10).json()
+    first = requests.post(f"{service_url}/predict", json=VALID_CUSTOMER, headers=AUTH, timeout=10).json()
+    again = requests.post(f"{service_url}/predict", json=VALID_CUSTOMER, headers=AUTH, timeout=10).json()
     bigger = requests.post(
-        f"{service_url}/predict", json={**VALID_CUSTOMER, "orders_last_year": 20}, timeout=10
+        f"{service_url}/predict", json={**VALID_CUSTOMER, "orders_last_year": 20}, headers=AUTH, timeout=10
     ).json()
     assert first == again
     assert bigger["customer_value"] > first["customer_value"]
@@ -57,7 +61,7 @@ def test_predict_is_deterministic_and_grows_with_orders(service_url):
 def test_invalid_customer_gets_422_with_a_clear_message(service_url):
     """Does a negative tenure and a missing field get a 422 naming both problems?"""
     bad = {"tenure_months": -3, "orders_last_year": 8, "avg_order_value": 55.5}
-    response = requests.post(f"{service_url}/predict", json=bad, timeout=10)
+    response = requests.post(f"{service_url}/predict", json=bad, headers=AUTH, timeout=10)
     assert response.status_code == 422
     message = response.json()["message"]
     assert "tenure_months" in message and "greater than or equal to 0" in message

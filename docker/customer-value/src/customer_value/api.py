@@ -134,13 +134,14 @@ async def explain_data_problem(request: Request, exc: batch.DataProblem) -> JSON
 @app.exception_handler(RequestValidationError)
 async def explain_invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
     """Answer 422 with one readable sentence per problem, beside FastAPI's details."""
+    what = "customer" if request.url.path == "/predict" else "request"
     problems = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
         problems.append(f"{field}: {error['msg']}")
     return JSONResponse(
         status_code=422,
-        content={"message": "Invalid request. " + "; ".join(problems), "detail": exc.errors()},
+        content={"message": f"Invalid {what}. " + "; ".join(problems), "detail": exc.errors()},
     )
 
 
