@@ -725,7 +725,11 @@ def compose_up(
         say(f"--- last {log_lines} log lines of service {c.service} ({state}) ---")
         say(logs_by_service[c.service].rstrip() or "(no output)")
     try:
-        compose_down(file, project=project, env=env)
+        try:
+            compose_down(file, project=project, env=env)
+        except EngineError:
+            # A file compose rejects cannot be used to take the stack down; its name can.
+            compose_down(None, project=project)
         say(f"The stack {project} was taken down again (named volumes kept).")
     except EngineError as exc:
         say(f"Taking the stack down failed too: {exc}")
