@@ -216,3 +216,29 @@ def test_service_image_holds_no_secret_and_no_data():
         assert scan.scan_image(tag, secret_values=[FAKE_SECRET, "change-me-to-a-long-random-token"]) == []
     finally:
         engine.remove_image(tag)
+
+
+def test_history_findings_do_not_repeat_the_secret(monkeypatch):
+    """Are secret values masked in the instruction a history finding shows, given or only guessed by name?"""
+    name = _fake_image(monkeypatch, [("base", {"etc/hostname": b"x"})], extra_history=[
+        {"created_by": f"RUN |2 BUILD_TOKEN={FAKE_SECRET} DB_PASSWORD=fake-pw-123 /bin/sh -c make", "empty_layer": True},
+    ])
+    findings = scan.scan_image(name, secret_values=[FAKE_SECRET])
+    assert {f.kind for f in findings} == {scan.SECRET_VALUE, scan.SECRET_NAME}
+    for finding in findings:
+        assert FAKE_SECRET not in finding.instruction and "fake-pw-123" not in finding.instruction
+
+
+def test_cli_scan_lists_findings_and_exits_1(monkeypatch, capsys):
+    """Does `containerlab scan` print one line per finding and exit 1, and exit 1 with a message for a missing image?"""
+    from containerlab import cli
+
+    name = _fake_image(monkeypatch, [("COPY .env .", {"app/.env": b"X=1"})])
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["scan", name])
+    assert caught.value.code == 1
+    assert "secret-file" in capsys.readouterr().out
+
+    monkeypatch.undo()  # the real engine again: it has no such image
+    assert cli.main(["scan", f"cl-sec-no-such-image-{uuid.uuid4().hex[:8]}:x"]) == 1
+    assert "no local image" in capsys.readouterr().err

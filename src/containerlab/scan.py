@@ -49,12 +49,12 @@ PRIVATE_KEY_MARK = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 SECRET_NAME_PATTERN = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)$",
                                  re.IGNORECASE)
 #: BuildKit records the build arguments a RUN step used as ``|N NAME=value ... /bin/sh -c``.
-_RUN_ARGS = re.compile(r"^\|\d+ (.*?) (?:/bin/sh -c|/bin/bash -c|\S+/\S+ )")
+_RUN_ARGS = re.compile(r"^(?:RUN )?\|\d+ (.*?) (?:/bin/sh -c|/bin/bash -c|\S+/\S+ )")
 
 _CHUNK = 1 << 20
 
 
-class ScanError(RuntimeError):
+class ScanError(engine.EngineError):
     """The image could not be read (not there, or its archive is damaged)."""
 
 
@@ -315,16 +315,26 @@ def scan_image(
     for step in config.get("history", []):
         created_by = str(step.get("created_by", ""))
         text = created_by + " " + str(step.get("comment", ""))
-        for value in values:
-            if value in text:
-                findings.append(Finding(kind=SECRET_VALUE, where="history", path="", instruction=_short(created_by),
-                                        detail=f"the build step's record holds the secret value {mask(value)}"))
+        # Build arguments whose names say "secret", with values nobody told us about.
+        guessed: list[tuple[str, str, str]] = []
         if match := _RUN_ARGS.match(created_by):
             for assignment in match.group(1).split():
                 name, _, val = assignment.partition("=")
                 if SECRET_NAME_PATTERN.search(name) and val and not any(v in assignment for v in values):
-                    findings.append(Finding(kind=SECRET_NAME, where="history", path="", instruction=_short(created_by),
-                                            detail=f"the build argument {name} was used in this step ({mask(val)})"))
+                    guessed.append((assignment, name, val))
+        # The finding says where a secret is without repeating it.
+        shown = created_by
+        for value in values:
+            shown = shown.replace(value, f"<secret {mask(value)}>")
+        for assignment, name, val in guessed:
+            shown = shown.replace(assignment, f"{name}=<secret {mask(val)}>")
+        for value in values:
+            if value in text:
+                findings.append(Finding(kind=SECRET_VALUE, where="history", path="", instruction=_short(shown),
+                                        detail=f"the build step's record holds the secret value {mask(value)}"))
+        for _, name, val in guessed:
+            findings.append(Finding(kind=SECRET_NAME, where="history", path="", instruction=_short(shown),
+                                    detail=f"the build argument {name} was used in this step ({mask(val)})"))
     return findings
 
 
