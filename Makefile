@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 # Tool config and cache folders are pointed inside the project by the package
 # (containerlab.config.isolated_environment), not here.
 
-.PHONY: help env engine images book test lock clean
+.PHONY: help env engine images book test lock clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ book: images ## build the book into _build/html, executing every notebook
 
 test: book ## run the whole test suite (builds the book first)
 	$(BIN)/pytest tests _build/jupyter_execute/notebooks
+
+bench: images ## print build-time and image-size figures (benchmarks/layers.py)
+	$(BIN)/python benchmarks/layers.py
 
 lock: ## re-pin requirements/course.lock and every image's requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --quiet -o requirements/course.lock

@@ -181,8 +181,27 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
         )
     except engine.BuildFailed as exc:
         print(f"\nThe build failed at step: {exc.step or '(before any step ran)'}", flush=True)
+        said = _step_output(exc.log, exc.step)
+        if said:
+            print("Its last lines of output:", flush=True)
+            for line in said:
+                print(f"  {line}", flush=True)
+        print("The builder's error:", flush=True)
         for line in exc.error_lines or exc.log.splitlines()[-10:]:
             print(f"  {line}", flush=True)
         raise
     print(f"built {args.tag} in {measured.seconds:.1f} s", flush=True)
     return measured
+
+
+def _step_output(log: str, step: str, *, last: int = 10) -> list[str]:
+    """The last lines a failing step printed, from the builder's plain progress log (shown to people only)."""
+    if not step:
+        return []
+    numbers = {m.group(1) for line in log.splitlines() if (m := _BUILD_STEP.match(line)) and m.group(2) == step}
+    said = []
+    for line in log.splitlines():
+        match = re.match(r"^#(\d+) \d+\.\d+ (.*)$", line)
+        if match and match.group(1) in numbers:
+            said.append(match.group(2))
+    return said[-last:]
