@@ -37,7 +37,7 @@ book: images ## build the book into _build/html, executing every notebook
 	$(BIN)/containerlab book
 
 test: book ## run the whole test suite (builds the book first)
-	$(BIN)/pytest tests _build/jupyter_execute/notebooks
+	$(BIN)/pytest --nbval tests _build/jupyter_execute/notebooks
 
 bench: images ## print build-time and image-size figures (benchmarks/layers.py)
 	$(BIN)/python benchmarks/layers.py
