@@ -187,7 +187,9 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
             for line in said:
                 print(f"  {line}", flush=True)
         print("The builder's error:", flush=True)
-        for line in exc.error_lines or exc.log.splitlines()[-10:]:
+        # Error lines with a timestamp are the step's own output, already shown above.
+        errors = [line for line in exc.error_lines if not re.match(r"^\d+\.\d+ ", line)]
+        for line in errors or exc.log.splitlines()[-10:]:
             print(f"  {line}", flush=True)
         raise
     print(f"built {args.tag} in {measured.seconds:.1f} s", flush=True)
