@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 
-.PHONY: help env engine images book test lock clean
+.PHONY: help env engine images book test lock clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ book: images ## build the book into _build/html, executing every notebook
 
 test: book ## run the whole test suite (builds the book first)
 	$(BIN)/pytest tests _build/jupyter_execute/notebooks --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg
+
+bench: images ## print measured build times and image sizes (benchmarks/)
+	$(BIN)/python benchmarks/layers.py
+	$(BIN)/python benchmarks/book.py
 
 lock: ## re-pin requirements/course.lock and every image's requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --quiet -o requirements/course.lock

@@ -73,4 +73,55 @@ def build_book(*, warnings_as_errors: bool = True, execute_all: bool = False, ec
         problems = [line for line in lines if "WARNING:" in line or "ERROR:" in line]
         detail = "".join(problems[-15:]) or "".join(lines[-25:])
         raise BookBuildFailed(f"jupyter-book build failed after {seconds:.0f} s:\n{detail}")
+    if _merges_streams():
+        repair_merged_streams(config.ROOT / "_build" / "jupyter_execute")
     return BookBuild(html_dir=config.ROOT / "_build" / "html", seconds=seconds, log=log)
+
+
+def _merges_streams() -> bool:
+    """Whether ``_config.yml`` sets ``nb_merge_streams`` (only then are later streams duplicates)."""
+    import yaml
+
+    settings = yaml.safe_load((config.ROOT / "_config.yml").read_text(encoding="utf-8")) or {}
+    return bool(((settings.get("sphinx") or {}).get("config") or {}).get("nb_merge_streams"))
+
+
+def repair_merged_streams(folder: Path) -> int:
+    """Drop the duplicated stream outputs myst-nb leaves in the executed notebooks it writes.
+
+    With ``nb_merge_streams`` myst-nb (1.4) appends the text of every later
+    ``stdout``/``stderr`` output to the first one of the same name, in place, but
+    writes the notebook to ``_build/jupyter_execute`` with the later outputs still
+    there. Every line printed after the first ``print`` of a cell then appears
+    twice, and nbval, comparing a fresh run with that copy, reports a difference.
+    The first stream of each name already holds all the text, so the later ones go.
+
+    Args:
+        folder: the ``jupyter_execute`` folder of a book build.
+
+    Returns:
+        How many outputs were removed, over all notebooks.
+    """
+    import nbformat
+
+    removed = 0
+    for path in sorted(folder.rglob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        changed = False
+        for cell in notebook.cells:
+            if cell.cell_type != "code":
+                continue
+            seen: set[str] = set()
+            kept = []
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "stream":
+                    if output.get("name") in seen:
+                        changed = True
+                        removed += 1
+                        continue
+                    seen.add(output.get("name"))
+                kept.append(output)
+            cell.outputs = kept
+        if changed:
+            nbformat.write(notebook, path)
+    return removed
