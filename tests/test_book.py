@@ -53,7 +53,19 @@ def test_prediction_from_the_running_container_is_shown(built):
     assert "422 Invalid customer. tenure_months" in text
 
 
-def test_no_cell_raised(built):
-    """Does no executed cell show a Python traceback on any page?"""
+def test_base_image_variants_give_the_same_prediction(built):
+    """Does 14.3.2 show one and the same customer value from the full, slim and multi-stage containers?"""
+    text = page_text(built, "14-3-2-base-images")
+    values = re.findall(r"'(full|slim|multi-stage)': \{'customer_value': (\d+\.\d+)\}", text)
+    assert {variant for variant, _ in values} == {"full", "slim", "multi-stage"}
+    assert len({value for _, value in values}) == 1
+
+
+def test_only_cells_meant_to_fail_show_a_traceback(built):
+    """Does every traceback on every page sit in a cell tagged raises-exception (a deliberate failure)?"""
     for page in (built.html_dir / "notebooks").glob("*.html"):
-        assert "Traceback (most recent call last)" not in page.read_text(), page.name
+        html = page.read_text()
+        for match in re.finditer(r"Traceback \(most recent call last\)", html):
+            cell_start = html.rfind('<div class="cell ', 0, match.start())
+            cell_classes = html[cell_start: html.index(">", cell_start)]
+            assert "tag_raises-exception" in cell_classes, f"{page.name}: a cell raised unexpectedly"

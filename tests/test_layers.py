@@ -196,11 +196,14 @@ def edit_code(context: Path) -> None:
 
 def predict(image_tag: str, started: list) -> float:
     """Run ``image_tag`` on a random host port and return its /predict answer for CUSTOMER."""
-    container = engine.run(image_tag, ports={80: None}, name=f"cl-cache-test-{uuid.uuid4().hex[:10]}")
+    token = f"test-FAKE-{uuid.uuid4().hex[:8]}"
+    container = engine.run(image_tag, ports={80: None}, name=f"cl-cache-test-{uuid.uuid4().hex[:10]}",
+                           environment={"API_TOKEN": token})
     started.append(container)
     port = engine.host_port(container, 80)
     engine.wait_http(f"http://127.0.0.1:{port}/health", container=container, timeout=90)
-    answer = requests.post(f"http://127.0.0.1:{port}/predict", json=CUSTOMER, timeout=10)
+    answer = requests.post(f"http://127.0.0.1:{port}/predict", json=CUSTOMER, timeout=10,
+                           headers={"Authorization": f"Bearer {token}"})
     answer.raise_for_status()
     return answer.json()["customer_value"]
 
