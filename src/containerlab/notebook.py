@@ -232,7 +232,7 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
     :func:`containerlab.layers.build` (which steps were reused, how long it took).
 
     Args:
-        command: e.g. ``"docker build --tag cl-cache/customer-value:good-order .cache/caching-demo"``;
+        command: e.g. ``"docker build --tag customer-value:good-order .cache/caching-demo"``;
             understood options: ``--tag/-t`` (required), ``--file/-f``, ``--build-arg``,
             ``--no-cache``.
         previous: an earlier build (or image tag) of the same Dockerfile to compare with.
