@@ -1,0 +1,107 @@
+"""Show check results: HTML in JupyterLab, plain text in a terminal, feedback files.
+
+Checks and grading only produce data (:mod:`containerlab.checks`,
+:mod:`containerlab.grading`); everything that turns results into something a
+person reads lives here.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+
+from .checks import CheckResult, CheckResults
+
+_PASS, _FAIL = "\u2714", "\u2718"
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def render_text(results: CheckResults, *, show_hidden: bool = True) -> str:
+    """Render results as a plain-text checklist (for terminals and feedback files).
+
+    Args:
+        results: the results of one exercise.
+        show_hidden: include hidden checks (instructor feedback) or leave them out.
+
+    Returns:
+        Lines such as ``[PASS] 2/2  The image builds ...`` with a hint under each failure,
+        and the total.
+    """
+    shown = [r for r in results if show_hidden or not r.hidden]
+    lines = [f"Checks for {results.exercise}"]
+    for note in results.notes:
+        lines.append(f"  note: {note}")
+    for r in shown:
+        mark = "PASS" if r.passed else "FAIL"
+        hidden = " (hidden test)" if r.hidden else ""
+        lines.append(f"[{mark}] {_points(r.awarded)}/{_points(r.points)}  {r.description}{hidden}")
+        if r.message:
+            lines.append(f"         {r.message}")
+        if not r.passed and r.hint:
+            lines.append(f"         hint: {r.hint}")
+    score = sum(r.awarded for r in shown)
+    total = sum(r.points for r in shown)
+    lines.append(f"Score: {_points(score)} / {_points(total)}")
+    return "\n".join(lines)
+
+
+def render_html(results: CheckResults, *, show_hidden: bool = True) -> str:
+    """Render results as an HTML checklist table (for JupyterLab and feedback pages)."""
+    shown = [r for r in results if show_hidden or not r.hidden]
+    rows = []
+    for r in shown:
+        mark = _PASS if r.passed else _FAIL
+        color = "#1a7f37" if r.passed else "#cf222e"
+        detail = html.escape(r.message)
+        if not r.passed and r.hint:
+            detail += f"<br><b>Hint:</b> {html.escape(r.hint)}"
+        hidden = " <i>(hidden test)</i>" if r.hidden else ""
+        rows.append(
+            f"<tr><td style='color:{color};font-weight:bold'>{mark}</td>"
+            f"<td>{_points(r.awarded)}/{_points(r.points)}</td>"
+            f"<td style='text-align:left'>{html.escape(r.description)}{hidden}"
+            f"<div style='font-size:90%;opacity:.85'>{detail}</div></td></tr>"
+        )
+    notes = "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in results.notes)
+    score = sum(r.awarded for r in shown)
+    total = sum(r.points for r in shown)
+    return (
+        f"<div class='containerlab-checklist'><p><b>Checks for {html.escape(results.exercise)}</b></p>{notes}"
+        "<table><thead><tr><th></th><th>points</th><th style='text-align:left'>check</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<p><b>Score: {_points(score)} / {_points(total)}</b></p></div>"
+    )
+
+
+class Checklist:
+    """A displayable checklist: HTML in JupyterLab (``_repr_html_``), text in a terminal (``str``).
+
+    Args:
+        results: the results to show.
+        show_hidden: include hidden checks.
+    """
+
+    def __init__(self, results: CheckResults, *, show_hidden: bool = True):
+        self.results = results
+        self.show_hidden = show_hidden
+
+    def _repr_html_(self) -> str:
+        return render_html(self.results, show_hidden=self.show_hidden)
+
+    def __str__(self) -> str:
+        return render_text(self.results, show_hidden=self.show_hidden)
+
+    __repr__ = __str__
+
+
+def checklist(results: CheckResults) -> Checklist:
+    """Return a :class:`Checklist` of ``results`` (the last expression of a notebook cell shows it)."""
+    return Checklist(results)
+
+
+def failed(results: Iterable[CheckResult]) -> list[str]:
+    """Names of the failed checks (a small helper for tests and the grading summary)."""
+    return [r.name for r in results if not r.passed]
