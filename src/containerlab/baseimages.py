@@ -52,6 +52,7 @@ class BaseImage:
 BASE_IMAGES: tuple[BaseImage, ...] = (
     BaseImage(config.PYTHON_SLIM_IMAGE, "python-slim", needs_host_ca=True),
     BaseImage(config.POSTGRES_IMAGE, "postgres"),
+    BaseImage(config.PYTHON_FULL_IMAGE, "python-full", after=config.PYTHON_SLIM_IMAGE),
 )
 
 

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "images",
         help="make sure the course's base images exist (pull, or build local stand-ins)",
-        description="Pull python:3.13-slim and postgres:17, or build stand-ins from Debian 13 "
+        description="Pull python:3.13-slim, python:3.13 and postgres:17, or build stand-ins from Debian 13 "
         "packages when no registry can be reached. A second run changes nothing.",
     )
     p.add_argument("names", nargs="*", help="only these images (default: all)")

@@ -14,6 +14,8 @@ ROOT: Path = Path(__file__).resolve().parents[2]
 
 #: The slim Python base image every service Dockerfile starts from.
 PYTHON_SLIM_IMAGE = "python:3.13-slim"
+#: The full Python base image (compilers, headers), for size comparisons and builder stages.
+PYTHON_FULL_IMAGE = "python:3.13"
 #: The database image of the compose stack.
 POSTGRES_IMAGE = "postgres:17"
 

@@ -798,3 +798,67 @@ def _listening_elsewhere(container: Container, port: int) -> str:
     if not sockets or any(p == port and a in {"0.0.0.0", "::"} for a, p in sockets):
         return ""
     return ", ".join(f"{a}:{p}" for a, p in sockets)
+
+
+# --------------------------------------------------------------------------- image metadata
+
+
+def image_history(name: str) -> list[dict[str, object]]:
+    """Return the history of the local image ``name``, oldest step first.
+
+    Source: the engine's ``GET /images/{name}/history`` through the Docker SDK.
+
+    Args:
+        name: an image tag or id.
+
+    Returns:
+        One dict per history entry, oldest (the base image's first step) first, with
+        ``created_by`` (str, the instruction as the builder recorded it), ``created``
+        (int, seconds since the epoch, engine clock), ``size`` (int, bytes the step
+        added) and ``comment`` (str).
+
+    Raises:
+        EngineError: there is no image ``name``.
+    """
+    try:
+        entries = client().api.history(name)
+    except docker.errors.ImageNotFound as exc:
+        raise EngineError(f"There is no image {name!r} in the local engine.") from exc
+    return [
+        {
+            "created_by": entry.get("CreatedBy") or "",
+            "created": int(entry.get("Created") or 0),
+            "size": int(entry.get("Size") or 0),
+            "comment": entry.get("Comment") or "",
+        }
+        for entry in reversed(entries)
+    ]
+
+
+def image_layers(name: str) -> list[str]:
+    """Return the layer digests of the local image ``name``, bottom layer first.
+
+    Source: ``RootFS.Layers`` of ``docker image inspect`` (Docker SDK). Two images
+    that share a leading run of these digests share those layers on disk.
+
+    Raises:
+        EngineError: there is no image ``name``.
+    """
+    found = image(name)
+    if found is None:
+        raise EngineError(f"There is no image {name!r} in the local engine.")
+    return list(found.attrs.get("RootFS", {}).get("Layers") or [])
+
+
+def image_size(name: str) -> int:
+    """Return the size of the local image ``name`` in bytes, all its layers counted.
+
+    Source: ``Size`` of ``docker image inspect`` (uncompressed, as ``docker images`` shows it).
+
+    Raises:
+        EngineError: there is no image ``name``.
+    """
+    found = image(name)
+    if found is None:
+        raise EngineError(f"There is no image {name!r} in the local engine.")
+    return int(found.attrs["Size"])
