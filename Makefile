@@ -10,7 +10,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 # Tool config and cache folders are pointed inside the project by the package
-# (containerlab.config.isolated_environment), not here.
+# (containerlab.config.isolated_environment); these two are used before it exists.
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 
 .PHONY: help env engine images book test lock clean
 
@@ -37,7 +39,7 @@ book: images ## build the book into _build/html, executing every notebook
 	$(BIN)/containerlab book
 
 test: book ## run the whole test suite (builds the book first)
-	$(BIN)/pytest tests _build/jupyter_execute/notebooks
+	$(BIN)/pytest tests _build/jupyter_execute/notebooks --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg
 
 lock: ## re-pin requirements/course.lock and every image's requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --quiet -o requirements/course.lock

@@ -13,6 +13,9 @@ from containerlab import config
 # Keep Jupyter, IPython and matplotlib (also in nbval's kernels) inside the project.
 os.environ.update(config.isolated_environment())
 
+# Fixture files (broken notebooks, Dockerfiles) are inputs, never tests to collect.
+collect_ignore = ["fixtures"]
+
 #: Label put on every container, image, network and volume a test creates.
 TEST_LABEL = "org.containerlab.test-run"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -39,7 +40,8 @@ def build_book(*, warnings_as_errors: bool = True, execute_all: bool = False, ec
 
     Args:
         warnings_as_errors: pass ``-W -n --keep-going`` (fail on any Sphinx warning).
-        execute_all: pass ``--all`` to re-execute every notebook whatever the cache says.
+        execute_all: empty the execution cache first and rebuild every page
+            (``--all``), so that every notebook runs again.
         echo: stream jupyter-book's output to stdout while it runs.
 
     Returns:
@@ -52,6 +54,7 @@ def build_book(*, warnings_as_errors: bool = True, execute_all: bool = False, ec
     if warnings_as_errors:
         cmd += ["-W", "-n", "--keep-going"]
     if execute_all:
+        shutil.rmtree(config.ROOT / "_build" / ".jupyter_cache", ignore_errors=True)
         cmd.append("--all")
     env = {**os.environ, **config.isolated_environment()}
     start = time.monotonic()
@@ -67,6 +70,7 @@ def build_book(*, warnings_as_errors: bool = True, execute_all: bool = False, ec
     seconds = time.monotonic() - start
     log = "".join(lines)
     if returncode != 0:
-        tail = "".join(lines[-25:])
-        raise BookBuildFailed(f"jupyter-book build failed after {seconds:.0f} s:\n{tail}")
+        problems = [line for line in lines if "WARNING:" in line or "ERROR:" in line]
+        detail = "".join(problems[-15:]) or "".join(lines[-25:])
+        raise BookBuildFailed(f"jupyter-book build failed after {seconds:.0f} s:\n{detail}")
     return BookBuild(html_dir=config.ROOT / "_build" / "html", seconds=seconds, log=log)

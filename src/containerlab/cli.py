@@ -27,6 +27,20 @@ def _cmd_book(args: argparse.Namespace) -> None:
     print(f"\nBook built in {result.seconds:.1f} s: {result.html_dir / 'index.html'}")
 
 
+def _cmd_scan(args: argparse.Namespace) -> None:
+    from . import scan
+
+    findings = scan.scan_image(args.image, secret_values=args.secret, data_min_bytes=args.data_min_bytes,
+                               skip_layers_of=args.skip_base)
+    if not findings:
+        print(f"{args.image}: no secrets and no data files found.")
+        return
+    for f in findings:
+        place = f"layer {f.layer} ({f.instruction})" if f.where == "layer" else f.where
+        print(f"{f.kind:<13} {place}: {f.path or f.instruction}: {f.detail}")
+    raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``containerlab`` command."""
     parser = argparse.ArgumentParser(
@@ -51,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("book", help="build the book into _build/html, executing the notebooks (cached)")
     p.add_argument("--all", action="store_true", help="re-execute every notebook, ignoring the cache")
     p.set_defaults(func=_cmd_book)
+
+    p = sub.add_parser(
+        "scan",
+        help="look for secrets and data baked into an image (layers, config, history)",
+        description="Read every layer of IMAGE (via docker save), its config and its history for the "
+        "given secret values and for files that look like secrets or data. Exit status 1 when "
+        "anything is found.",
+    )
+    p.add_argument("image", help="a local image, e.g. customer-value:1.0")
+    p.add_argument("--secret", action="append", default=[], metavar="VALUE",
+                   help="a value that must not appear anywhere (repeat for several)")
+    p.add_argument("--data-min-bytes", type=int, default=1_000_000, metavar="BYTES",
+                   help="report CSV/Parquet files of at least this size (default: 1000000)")
+    p.add_argument("--skip-base", metavar="IMAGE", help="do not scan the layers shared with this base image")
+    p.set_defaults(func=_cmd_scan)
     return parser
 
 

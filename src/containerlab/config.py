@@ -48,14 +48,21 @@ def isolated_environment() -> dict[str, str]:
 
     Returns:
         Variable name to value; merge into ``os.environ`` or a subprocess's env.
+        The folders are created.
     """
     cache = CACHE_DIR
-    return {
+    env = {
         "MPLCONFIGDIR": str(cache / "matplotlib"),
         "IPYTHONDIR": str(cache / "ipython"),
         "JUPYTER_CONFIG_DIR": str(cache / "jupyter" / "config"),
         "JUPYTER_DATA_DIR": str(cache / "jupyter" / "data"),
         "JUPYTER_RUNTIME_DIR": str(cache / "jupyter" / "runtime"),
         "XDG_CACHE_HOME": str(cache / "xdg"),
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "PIP_CACHE_DIR": str(cache / "pip"),
+        "UV_CACHE_DIR": str(cache / "uv"),
     }
+    # IPython and Jupyter fall back to a temporary or home folder when these are missing.
+    for folder in env.values():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    return env

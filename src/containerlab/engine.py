@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import docker
 import docker.errors
@@ -202,7 +203,8 @@ class BuildResult:
     log: str
 
 
-_STEP = re.compile(r"^#\d+ (\[[^\]]+\] .*)$")
+_STEP_ID = re.compile(r"^#(\d+) (\[[^\]]+\] .*)$")
+_STEP_ERROR = re.compile(r"^#(\d+) ERROR")
 
 
 def build(
@@ -288,6 +290,11 @@ def build(
         seconds = time.monotonic() - start
         log = "\n".join(lines)
         if returncode != 0 or not iidfile.exists():
+            if not _engine_answers():
+                raise EngineUnavailable(
+                    f"The Docker engine stopped answering while {context} was being built. "
+                    f"Start it again, then re-run the build. {HOW_TO_GET_AN_ENGINE}"
+                )
             raise _build_failure(context, lines)
         built = image(iidfile.read_text().strip())
     if built is None:
@@ -295,25 +302,28 @@ def build(
     return BuildResult(image=built, seconds=seconds, log=log)
 
 
+def _engine_answers() -> bool:
+    """Whether the engine answers a ping right now (fresh connection, not the cached client)."""
+    try:
+        return bool(docker.from_env(timeout=10).ping())
+    except (docker.errors.DockerException, requests.RequestException):
+        return False
+
+
 def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFailed:
-    """Turn a failed build's output into a BuildFailed naming the step and the error."""
-    errors = [line for line in lines if line.startswith("ERROR") or " ERROR" in line[:12]]
-    step = ""
-    for line in lines:
-        match = _STEP.match(line)
-        if match and "ERROR" not in line:
-            step = match.group(1)
-        if line.startswith("ERROR") or re.match(r"^#\d+ ERROR", line):
-            break
-    if not lines or "Cannot connect to the Docker daemon" in "\n".join(lines):
-        return BuildFailed(
-            f"The build of {context} could not reach the Docker engine. {HOW_TO_GET_AN_ENGINE}",
-            step=step,
-            error_lines=errors,
-            log="\n".join(lines),
-        )
+    """Turn a failed build's output into a BuildFailed naming the step and its error.
+
+    BuildKit's plain progress numbers each step (``#7 [3/5] RUN ...``) and marks the
+    one that failed with ``#7 ERROR: ...``; its last output lines come just before.
+    """
+    headers = {m.group(1): m.group(2) for m in map(_STEP_ID.match, lines) if m}
+    failed = next((m.group(1) for m in map(_STEP_ERROR.match, lines) if m), None)
+    step = headers.get(failed, "") if failed else ""
+    step_output = [line.split(" ", 2)[-1] for line in lines
+                   if failed and re.match(rf"^#{failed} \d+\.\d+ ", line)]
+    errors = step_output[-8:] + [line for line in lines if line.startswith("ERROR")]
     where = f" at step {step}" if step else ""
-    detail = "\n".join(errors[-5:]) or "\n".join(lines[-5:])
+    detail = "\n".join(errors) or "\n".join(lines[-8:])
     return BuildFailed(
         f"The build of {context} failed{where}:\n{detail}",
         step=step,
@@ -862,3 +872,269 @@ def image_size(name: str) -> int:
     if found is None:
         raise EngineError(f"There is no image {name!r} in the local engine.")
     return int(found.attrs["Size"])
+
+
+# --------------------------------------------------------------------------- image archives
+
+
+class ImageNotFound(EngineError):
+    """The image asked for is not in the local engine."""
+
+
+@contextlib.contextmanager
+def image_archive(name: str) -> Iterator[IO[bytes]]:
+    """Stream an image as the tar archive ``docker save`` writes (layers, config, manifest).
+
+    The archive is read as it is produced, never written to disk. Engines up to
+    Docker 24 write one ``<id>/layer.tar`` per layer plus ``<config digest>.json``;
+    newer ones write an OCI layout (``blobs/sha256/<digest>``). Either way each
+    layer is the uncompressed tar whose sha256 is the layer's diff id in
+    ``RootFS.Layers``.
+
+    Args:
+        name: image tag or id.
+
+    Yields:
+        A binary stream to read once, front to back (e.g. ``tarfile.open(fileobj=..., mode="r|")``).
+
+    Raises:
+        ImageNotFound: there is no such local image. (A ``docker save`` that fails
+            half-way shows as a truncated archive to the reader.)
+    """
+    found = image(name)
+    if found is None:
+        raise ImageNotFound(f"There is no local image {name!r}; build it first (docker images lists what there is).")
+    proc = subprocess.Popen(["docker", "save", found.id], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        yield proc.stdout
+    finally:
+        # Closing our end first lets `docker save` stop when the reader stopped early.
+        proc.stdout.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------- compose
+
+
+class ComposeFailed(EngineError):
+    """A compose stack did not come up; it has been taken down again (volumes kept).
+
+    Attributes:
+        services: the services that failed (stopped, unhealthy or never ready).
+        logs: their last log lines, service name to text.
+    """
+
+    def __init__(self, message: str, *, services: list[str], logs: Mapping[str, str]):
+        super().__init__(message)
+        self.services = services
+        self.logs = dict(logs)
+
+
+@dataclass(frozen=True)
+class ComposeService:
+    """One container of a compose stack, as ``docker compose ps`` reports it.
+
+    Attributes:
+        service: the service name in the compose file (``api``, ``db``).
+        name: the container's name (``<project>-<service>-1``).
+        state: ``running``, ``exited``, ``restarting``, ...
+        health: ``healthy``, ``unhealthy``, ``starting``, or ``""`` without a healthcheck.
+        exit_code: the exit code once stopped (0 while running).
+    """
+
+    service: str
+    name: str
+    state: str
+    health: str
+    exit_code: int
+
+
+def compose(
+    args: list[str],
+    *,
+    file: str | os.PathLike[str] | None,
+    project: str,
+    env: Mapping[str, str] | None = None,
+    echo: Echo | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``docker compose -p PROJECT [-f FILE] ARGS``.
+
+    Args:
+        args: the subcommand and its options, e.g. ``["ps", "--all"]``.
+        file: the compose file; ``None`` finds the stack by its project name only (enough for ``down``).
+        project: the compose project name (prefixes every container, network and volume).
+        env: variables to add to the environment compose interpolates the file with.
+        echo: called with each output line as it arrives.
+        timeout: seconds after which the command is stopped.
+
+    Returns:
+        The completed process; merged output in ``stdout``.
+    """
+    cmd = ["compose", "-p", project]
+    if file is not None:
+        cmd += ["-f", str(file)]
+    full_env = {**os.environ, **(env or {})}
+    start = time.monotonic()
+    proc = subprocess.Popen(["docker", *cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=full_env)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if echo:
+            echo(line.rstrip("\n"))
+        if time.monotonic() - start > timeout:
+            proc.kill()
+            break
+    returncode = proc.wait()
+    return subprocess.CompletedProcess(["docker", *cmd, *args], returncode, "".join(lines), "")
+
+
+def compose_ps(file: str | os.PathLike[str] | None, *, project: str,
+               env: Mapping[str, str] | None = None) -> list[ComposeService]:
+    """List every container of a stack, running or not (``docker compose ps --all``).
+
+    Raises:
+        EngineError: compose could not list the stack.
+    """
+    result = compose(["ps", "--all", "--format", "json"], file=file, project=project, env=env, timeout=60)
+    if result.returncode != 0:
+        raise EngineError(f"`docker compose ps` failed for {project}: {result.stdout.strip()}")
+    text = result.stdout.strip()
+    rows: list[dict[str, object]] = []
+    if text.startswith("["):
+        rows = json.loads(text)
+    else:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
+    return [
+        ComposeService(
+            service=str(row.get("Service", "")),
+            name=str(row.get("Name", "")),
+            state=str(row.get("State", "")),
+            health=str(row.get("Health", "")),
+            exit_code=int(row.get("ExitCode", 0) or 0),
+        )
+        for row in rows
+    ]
+
+
+def compose_logs(file: str | os.PathLike[str] | None, *, project: str, service: str, tail: int = 20,
+                 env: Mapping[str, str] | None = None) -> str:
+    """Return the last ``tail`` log lines of one service of a stack (``""`` when there are none)."""
+    result = compose(["logs", "--no-color", "--tail", str(tail), service], file=file, project=project,
+                     env=env, timeout=60)
+    return result.stdout if result.returncode == 0 else ""
+
+
+def compose_down(file: str | os.PathLike[str] | None, *, project: str, volumes: bool = False,
+                 env: Mapping[str, str] | None = None, echo: Echo | None = None) -> None:
+    """Stop and remove a stack's containers and networks (``docker compose down``).
+
+    Args:
+        file: the compose file, or ``None`` to find the stack by project name.
+        project: the compose project name.
+        volumes: also remove the stack's named volumes (``down -v``): its data is gone.
+        env: variables compose interpolates the file with.
+        echo: called with each output line.
+
+    Raises:
+        EngineError: compose could not take the stack down.
+    """
+    args = ["down", "--remove-orphans"] + (["--volumes"] if volumes else [])
+    result = compose(args, file=file, project=project, env=env, echo=echo, timeout=300)
+    if result.returncode != 0:
+        raise EngineError(f"`docker compose down` failed for {project}: {result.stdout.strip()[-500:]}")
+
+
+def compose_up(
+    file: str | os.PathLike[str],
+    *,
+    project: str,
+    env: Mapping[str, str] | None = None,
+    build: bool = True,
+    wait_timeout: float = 240,
+    echo: Echo | None = None,
+    log_lines: int = 20,
+) -> list[ComposeService]:
+    """Start a stack and wait until every service runs and is healthy (``up -d --wait``).
+
+    When the stack does not come up, the failing services' last log lines are
+    shown (through ``echo``, or printed), the stack is taken down (its named
+    volumes are kept, so no data is lost), and ComposeFailed is raised.
+
+    Args:
+        file: the compose file.
+        project: the compose project name (prefix of every container, network and volume).
+        env: variables compose interpolates the file with (added to this process's environment).
+        build: build images whose service has a ``build:`` section first (``--build``).
+        wait_timeout: seconds to wait for running and healthy services.
+        echo: called with each output line; ``print`` when ``None``.
+        log_lines: how many log lines of each failing service to show.
+
+    Returns:
+        The stack's containers once they are all running (and healthy where they have a healthcheck).
+
+    Raises:
+        ComposeFailed: a service stopped, stayed unhealthy, or the file was rejected.
+        EngineUnavailable: no engine answers.
+    """
+    client()
+    say: Echo = echo or (lambda line: print(line, flush=True))
+    args = ["up", "--detach", "--wait", "--wait-timeout", str(int(wait_timeout))]
+    if build:
+        args.append("--build")
+    result = compose(args, file=file, project=project, env=env, echo=echo, timeout=wait_timeout + 900)
+    if result.returncode == 0:
+        return compose_ps(file, project=project, env=env)
+    try:
+        containers = compose_ps(file, project=project, env=env)
+    except EngineError:
+        containers = []
+    failing = [c for c in containers
+               if c.state != "running" or c.health in {"unhealthy", "starting"}] or containers
+    logs_by_service = {c.service: compose_logs(file, project=project, service=c.service, tail=log_lines, env=env)
+                       for c in failing}
+    output_tail = "\n".join(result.stdout.strip().splitlines()[-5:])
+    say(f"The stack {project} did not come up:\n{output_tail}")
+    for c in failing:
+        state = c.state + (f", {c.health}" if c.health else "") + (f", exit code {c.exit_code}"
+                                                                      if c.state == "exited" else "")
+        say(f"--- last {log_lines} log lines of service {c.service} ({state}) ---")
+        say(logs_by_service[c.service].rstrip() or "(no output)")
+    try:
+        try:
+            compose_down(file, project=project, env=env)
+        except EngineError:
+            # A file compose rejects cannot be used to take the stack down; its name can.
+            compose_down(None, project=project)
+        say(f"The stack {project} was taken down again (named volumes kept).")
+    except EngineError as exc:
+        say(f"Taking the stack down failed too: {exc}")
+    names = [c.service for c in failing]
+    raise ComposeFailed(
+        f"The compose stack {project} did not come up"
+        + (f"; failing service(s): {', '.join(names)}" if names else f": {output_tail}"),
+        services=names,
+        logs=logs_by_service,
+    )
+
+
+def compose_port(file: str | os.PathLike[str] | None, *, project: str, service: str, port: int = 80,
+                 env: Mapping[str, str] | None = None) -> int:
+    """Return the host port a stack's service publishes for container ``port``.
+
+    Raises:
+        EngineError: the port is not published.
+    """
+    result = compose(["port", service, str(port)], file=file, project=project, env=env, timeout=60)
+    match = re.search(r":(\d+)\s*$", result.stdout.strip())
+    if result.returncode != 0 or not match:
+        raise EngineError(f"Service {service} of {project} publishes no host port for {port}: "
+                          f"{result.stdout.strip()}")
+    return int(match.group(1))

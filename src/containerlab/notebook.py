@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 
 import pandas as pd
 
@@ -38,18 +39,25 @@ _BUILD_STEP = re.compile(r"^#(\d+) (\[[^\]]+\] .*)$")
 _BUILD_STATUS = re.compile(r"^#(\d+) (CACHED|DONE [\d.]+s|ERROR.*)$")
 
 
-def _condensed_progress() -> engine.Echo:
-    """Return a printer that shows builder output as one line per Dockerfile step and its outcome."""
+def _condensed_progress(emit: engine.Echo | None = None) -> engine.Echo:
+    """Return a printer that shows builder output as one line per Dockerfile step and its outcome.
+
+    Args:
+        emit: where the condensed lines go (default: printed at once).
+    """
     steps: dict[str, str] = {}
+    if emit is None:
+        def emit(text: str) -> None:
+            print(text, flush=True)
 
     def show(line: str) -> None:
         if match := _BUILD_STEP.match(line):
             if not match.group(2).startswith("[internal]"):
                 steps[match.group(1)] = match.group(2)
         elif (match := _BUILD_STATUS.match(line)) and match.group(1) in steps:
-            print(f"{steps.pop(match.group(1))}  -> {match.group(2)}", flush=True)
+            emit(f"{steps.pop(match.group(1))}  -> {match.group(2)}")
         elif line.startswith("ERROR") or "naming to" in line:
-            print(line.lstrip("#0123456789 "), flush=True)
+            emit(line.lstrip("#0123456789 "))
 
     return show
 
@@ -58,50 +66,71 @@ def _is_build(argv: list[str]) -> bool:
     return argv[:2] == ["docker", "build"] or argv[:3] == ["docker", "buildx", "build"]
 
 
-def sh(command: str, *, check: bool = True, full_log: bool = False) -> str:
+class _Batcher:
+    """Collects printed lines and prints them in batches: one output block per
+    couple of seconds instead of one per line, so pages stay readable while a
+    long build still shows progress as it goes."""
+
+    def __init__(self, every: float = 2.0):
+        self.every = every
+        self.lines: list[str] = []
+        self.last = time.monotonic()
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        if time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            print("\n".join(self.lines), flush=True)
+            self.lines.clear()
+        self.last = time.monotonic()
+
+
+def sh(command: str, *, check: bool = True, full_log: bool = False) -> None:
     """Print ``$ command``, run it from the repository root and print its output.
 
     For ``docker build`` the builder's progress is condensed to one line per
     Dockerfile step with its outcome (``CACHED`` or ``DONE`` and the seconds),
-    unless ``full_log`` is set; the full log is returned either way.
+    unless ``full_log`` is set. Nothing is returned, so a cell shows only what
+    a terminal would.
 
     Args:
         command: a shell-style command line, e.g. ``"docker run --rm python:3.13-slim python -V"``.
         check: raise when the command exits non-zero.
         full_log: print every line of builder output.
 
-    Returns:
-        The command's whole output (stdout and stderr merged).
-
     Raises:
         CommandFailed: the command exited non-zero and ``check`` is set.
     """
     argv = shlex.split(command)
-    print(f"$ {command}", flush=True)
+    out = _Batcher()
+    out.add(f"$ {command}")
     condensed = _is_build(argv) and not full_log
     if condensed and "--progress" not in command:
         argv.insert(2 if argv[1] == "build" else 3, "--progress=plain")
-    condense = _condensed_progress()
+    condense = _condensed_progress(out.add)
 
     def show(line: str) -> None:
         if not condensed:
-            print(line, flush=True)
+            out.add(line)
             return
         condense(line)
 
-    if argv[0] == "docker":
-        result = engine.docker_cli(argv[1:], echo=show, cwd=config.ROOT)
-        output = result.stdout
-    else:
-        proc = subprocess.run(argv, cwd=config.ROOT, capture_output=True, text=True)
-        output = proc.stdout + proc.stderr
-        result = subprocess.CompletedProcess(argv, proc.returncode, output, "")
-        for line in output.splitlines():
-            show(line)
+    try:
+        if argv[0] == "docker":
+            result = engine.docker_cli(argv[1:], echo=show, cwd=config.ROOT)
+        else:
+            proc = subprocess.run(argv, cwd=config.ROOT, capture_output=True, text=True)
+            result = subprocess.CompletedProcess(argv, proc.returncode, proc.stdout + proc.stderr, "")
+            for line in result.stdout.splitlines():
+                show(line)
+    finally:
+        out.flush()
     if check and result.returncode != 0:
-        tail = "\n".join(output.splitlines()[-15:])
+        tail = "\n".join(result.stdout.splitlines()[-15:])
         raise CommandFailed(f"`{command}` exited with status {result.returncode}:\n{tail}")
-    return output
 
 
 class BuildCommandError(ValueError):
@@ -186,3 +215,66 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
         raise
     print(f"built {args.tag} in {measured.seconds:.1f} s", flush=True)
     return measured
+
+
+def show_tower(left: dict[str, str], right: dict[str, str], *, names: tuple[str, str]):
+    """Show two environment towers side by side, rows that differ highlighted.
+
+    Args:
+        left, right: towers from :func:`containerlab.tower.host_tower` / ``image_tower``.
+        names: column titles.
+
+    Returns:
+        A pandas Styler (renders as an HTML table in notebooks and in the book).
+    """
+    from . import tower
+
+    table = tower.compare(left, right, names=names)
+    table["differs"] = table["differs"].map({True: "differs", False: ""})
+    return (
+        table.style.set_uuid("tower")
+        .apply(lambda row: ["background-color: #fdecc8" if row["differs"] else "" for _ in row], axis=1)
+        .set_caption("The environment tower, from the operating system up to the packages")
+    )
+
+
+def wait_for(url: str, *, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers with a 2xx status, then print that it did.
+
+    Args:
+        url: for example ``"http://localhost:8080/health"``.
+        timeout: seconds to wait at most.
+
+    Raises:
+        engine.ContainerFailed: nothing answered within ``timeout`` seconds.
+    """
+    response = engine.wait_http(url, timeout=timeout)
+    print(f"{url} answered {response.status_code}: {response.text}")
+
+
+def compose_up(file: str, *, project: str) -> None:
+    """Print and run ``docker compose -p PROJECT -f FILE up --detach --wait --build``.
+
+    Compose's own progress lines are shown; the builder's step-by-step log is
+    left out (``docker compose build`` shows it). When the stack does not come
+    up, the failing services' last log lines are printed and the stack is taken
+    down, volumes kept (see :func:`engine.compose_up`).
+
+    Args:
+        file: the compose file, relative to the repository root.
+        project: the compose project name.
+
+    Raises:
+        engine.ComposeFailed: the stack did not come up.
+    """
+    print(f"$ docker compose -p {project} -f {file} up --detach --wait --build", flush=True)
+    out = _Batcher()
+
+    def show(line: str) -> None:
+        if line.strip() and not line.startswith("#"):
+            out.add(line)
+
+    try:
+        engine.compose_up(config.ROOT / file, project=project, echo=show)
+    finally:
+        out.flush()

@@ -31,6 +31,9 @@ if [ "${1:-}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         psql -v ON_ERROR_STOP=1 --username="$user" --dbname=postgres \
             -c "CREATE DATABASE \"$db\"" >/dev/null
     fi
+    if [ -d /docker-entrypoint-initdb.d ] && [ ! -r /docker-entrypoint-initdb.d ]; then
+        echo "postgres stand-in: /docker-entrypoint-initdb.d is not readable by the postgres user; its scripts are skipped" >&2
+    fi
     for script in /docker-entrypoint-initdb.d/*; do
         case "$script" in
             *.sql) echo "postgres stand-in: running $script"

@@ -1,0 +1,394 @@
+"""Look inside an image for secrets and data that should never have been baked in.
+
+An image is a stack of layers plus a config. Deleting a file in a later layer
+only hides it: the earlier layer still holds its bytes, and anyone with the
+image can read them. Build arguments and ``ENV`` values end up in the image's
+history and config. :func:`scan_image` reads all three places:
+
+* every layer's files, streamed from ``docker save`` (engine.image_archive),
+  matched to ``RootFS.Layers`` by their sha256 (the layer's diff id);
+* the image config (``Env``, ``Labels``, ``Cmd``, ...);
+* the build history (each step's instruction, with the build arguments it used).
+
+It returns plain :class:`Finding` objects; it never prints. The exercise
+autograder imports :func:`scan_image`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from . import engine
+
+#: Finding kinds.
+SECRET_VALUE = "secret-value"  # one of the given secret values, found verbatim
+SECRET_FILE = "secret-file"  # a file that usually holds credentials (.env, private keys)
+SECRET_NAME = "secret-name"  # an ENV or build argument whose name says it is a secret
+DATA_FILE = "data-file"  # a large data file (CSV, Parquet, ...)
+
+#: Data files at least this big (bytes) are reported; small ones (a package's
+#: bundled sample data, test fixtures) are not.
+DATA_MIN_BYTES = 1_000_000
+
+DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".feather", ".csv.gz", ".tsv.gz")
+#: File names that hold credentials whatever their content.
+SECRET_FILE_NAMES = {
+    "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", ".netrc", ".pypirc", ".git-credentials", ".pgpass",
+}
+#: Suffixes of key files; reported only when the file holds a private key.
+KEY_SUFFIXES = (".pem", ".key", ".p12", ".pfx")
+PRIVATE_KEY_MARK = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+#: Names of variables that hold secrets (matched case-insensitively).
+SECRET_NAME_PATTERN = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)$",
+                                 re.IGNORECASE)
+#: BuildKit records the build arguments a RUN step used as ``|N NAME=value ... /bin/sh -c``.
+_RUN_ARGS = re.compile(r"^(?:RUN )?\|\d+ (.*?) (?:/bin/sh -c|/bin/bash -c|\S+/\S+ )")
+
+_CHUNK = 1 << 20
+
+
+class ScanError(engine.EngineError):
+    """The image could not be read (not there, or its archive is damaged)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing in an image that should not be there.
+
+    Attributes:
+        kind: ``"secret-value"``, ``"secret-file"``, ``"secret-name"`` or ``"data-file"``.
+        where: ``"layer"``, ``"config"`` or ``"history"``.
+        path: the file's path in the layer (``app/.env``) or the config field
+            (``Env``); ``""`` for history findings.
+        detail: one sentence for a person; secret values are shown masked.
+        layer: index into ``RootFS.Layers`` (0 = bottom) for layer findings, else ``None``.
+        instruction: the build step that made that layer, or the history step
+            that holds the secret (``created_by`` of the image history); ``""`` for config findings.
+    """
+
+    kind: str
+    where: str
+    path: str
+    detail: str
+    layer: int | None = None
+    instruction: str = ""
+
+
+def mask(value: str) -> str:
+    """Show a secret value safely: its first 3 characters and its length, e.g. ``'fak…' (24 chars)``."""
+    return f"'{value[:3]}…' ({len(value)} chars)"
+
+
+@dataclass
+class _Layer:
+    """What the scan saw in one layer archive, before it knows the layer's index."""
+
+    findings: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, path, detail)
+    whiteouts: set[str] = field(default_factory=set)  # paths deleted by this layer
+    opaque_dirs: set[str] = field(default_factory=set)  # directories emptied by this layer
+
+
+class _HashingReader:
+    """Wrap a stream: pass its bytes through and keep their sha256."""
+
+    def __init__(self, raw: IO[bytes]):
+        self.raw = raw
+        self.sha = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.sha.update(data)
+        return data
+
+    def drain(self) -> str:
+        while self.read(_CHUNK):
+            pass
+        return "sha256:" + self.sha.hexdigest()
+
+
+def _contains(stream: IO[bytes], needles: list[bytes], *, head: int = 0) -> tuple[set[bytes], bytes]:
+    """Read a file stream; return which needles occur in it and its first ``head`` bytes."""
+    found: set[bytes] = set()
+    keep = max((len(n) for n in needles), default=1) - 1
+    tail = b""
+    first = b""
+    while chunk := stream.read(_CHUNK):
+        if len(first) < head:
+            first += chunk[: head - len(first)]
+        window = tail + chunk
+        for needle in needles:
+            if needle not in found and needle in window:
+                found.add(needle)
+        tail = window[-keep:] if keep else b""
+    return found, first
+
+
+def _scan_layer(tar_stream: IO[bytes], values: list[str], data_min_bytes: int) -> _Layer:
+    """Scan one layer's tar, streamed; report files by path (no leading ``/``)."""
+    result = _Layer()
+    needles = [v.encode() for v in values]
+    with tarfile.open(fileobj=tar_stream, mode="r|") as layer:  # type: ignore[call-overload]
+        for member in layer:
+            path = member.name.lstrip("./") if member.name.startswith("./") else member.name
+            base = posixpath.basename(path)
+            parent = posixpath.dirname(path)
+            if base == ".wh..wh..opq":
+                result.opaque_dirs.add(parent)
+                continue
+            if base.startswith(".wh."):
+                result.whiteouts.add(posixpath.join(parent, base[4:]))
+                continue
+            if not member.isfile():
+                continue
+            lower = base.lower()
+            is_key_file = lower.endswith(KEY_SUFFIXES)
+            if lower in SECRET_FILE_NAMES:
+                result.findings.append((SECRET_FILE, path, f"a {base} file usually holds credentials"))
+            elif lower == ".env" or lower.startswith(".env.") or lower.endswith(".env"):
+                result.findings.append((SECRET_FILE, path, "an environment file: such files usually hold secrets"))
+            if lower.endswith(DATA_SUFFIXES) and member.size >= data_min_bytes:
+                result.findings.append(
+                    (DATA_FILE, path, f"a data file of {member.size / 1e6:.1f} MB baked into the image"))
+            if not needles and not is_key_file:
+                continue
+            stream = layer.extractfile(member)
+            if stream is None:
+                continue
+            found, first = _contains(stream, needles, head=8192 if is_key_file else 0)
+            if is_key_file and PRIVATE_KEY_MARK.search(first):
+                result.findings.append((SECRET_FILE, path, "a private key"))
+            for value in values:
+                if value.encode() in found:
+                    result.findings.append((SECRET_VALUE, path, f"the file contains the secret value {mask(value)}"))
+    return result
+
+
+def _is_tar(head: bytes) -> bool:
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+class _Peeked:
+    """A stream whose first bytes were already read (to tell a layer tar from a JSON blob)."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]):
+        self.head = head
+        self.rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            if size < 0 or size >= len(self.head):
+                data, self.head = self.head, b""
+                more = self.rest.read(-1 if size < 0 else size - len(data))
+                return data + more
+            data, self.head = self.head[:size], self.head[size:]
+            return data
+        return self.rest.read(size)
+
+
+def _read_archive(image_name: str, values: list[str], data_min_bytes: int) -> tuple[dict[str, _Layer], dict[str, Any]]:
+    """Stream ``docker save``; return the layers by diff id and the image config (with its history)."""
+    layers: dict[str, _Layer] = {}
+    config: dict[str, Any] | None = None
+    try:
+        with engine.image_archive(image_name) as raw, tarfile.open(fileobj=raw, mode="r|") as archive:  # type: ignore[call-overload]
+            for member in archive:
+                if not member.isfile():
+                    continue
+                stream = archive.extractfile(member)
+                if stream is None:
+                    continue
+                head = stream.read(512)
+                if _is_tar(head) or member.name.endswith("layer.tar"):
+                    reader = _HashingReader(_Peeked(head, stream))  # type: ignore[arg-type]
+                    scanned = _scan_layer(reader, values, data_min_bytes)  # type: ignore[arg-type]
+                    layers[reader.drain()] = scanned
+                elif head.lstrip().startswith(b"{") and member.size < 50_000_000:
+                    try:
+                        doc = json.loads(head + stream.read())
+                    except ValueError:
+                        continue
+                    if isinstance(doc, dict) and "rootfs" in doc:
+                        config = doc
+    except engine.ImageNotFound as exc:
+        raise ScanError(str(exc)) from exc
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ScanError(f"The archive of {image_name} could not be read ({exc}); is the engine still running?") from exc
+    if config is None:
+        raise ScanError(f"The archive of {image_name} has no image config; `docker save` may have failed.")
+    return layers, config
+
+
+def _deleted_later(path: str, index: int, layer_list: list[_Layer | None]) -> int | None:
+    """Index of the first later layer that deletes ``path`` (whiteout or opaque parent), or None."""
+    for later in range(index + 1, len(layer_list)):
+        scanned = layer_list[later]
+        if scanned is None:
+            continue
+        if path in scanned.whiteouts:
+            return later
+        parent = path
+        while parent:
+            parent = posixpath.dirname(parent)
+            if parent in scanned.whiteouts or parent in scanned.opaque_dirs:
+                return later
+            if not parent or parent == "/":
+                break
+    return None
+
+
+def scan_image(
+    image_name: str,
+    *,
+    secret_values: Iterable[str] = (),
+    data_min_bytes: int = DATA_MIN_BYTES,
+    skip_layers_of: str | None = None,
+) -> list[Finding]:
+    """Find secrets and data baked into an image: in its layers, its config and its history.
+
+    Args:
+        image_name: the local image to scan (tag or id).
+        secret_values: strings that must not appear anywhere (e.g. the token
+            you pass at run time); empty strings are ignored.
+        data_min_bytes: report data files (CSV, TSV, Parquet, Feather) of at least this many bytes.
+        skip_layers_of: a base image whose layers (the leading layers the two
+            images share) are not scanned, to look only at what a Dockerfile added.
+
+    Returns:
+        Findings in order: layers bottom to top, then config, then history. An
+        empty list means nothing was found. Files deleted by a later layer are
+        still reported, with the deleting layer named in ``detail``.
+
+    Raises:
+        ScanError: the image is not there or could not be read.
+    """
+    values = sorted({v for v in secret_values if v}, key=len, reverse=True)
+    layers, config = _read_archive(image_name, values, data_min_bytes)
+    diff_ids: list[str] = list(config.get("rootfs", {}).get("diff_ids", []))
+    history = [h for h in config.get("history", []) if not h.get("empty_layer")]
+    instructions = [str(h.get("created_by", "")) for h in history]
+    if len(instructions) != len(diff_ids):
+        instructions = [""] * len(diff_ids)
+    skip = 0
+    if skip_layers_of:
+        base = engine.image(skip_layers_of)
+        if base is None:
+            raise ScanError(f"There is no local image {skip_layers_of!r} to compare with.")
+        base_layers = base.attrs["RootFS"].get("Layers", [])
+        while skip < min(len(base_layers), len(diff_ids)) and base_layers[skip] == diff_ids[skip]:
+            skip += 1
+
+    layer_list = [layers.get(d) for d in diff_ids]
+    findings: list[Finding] = []
+    for index, scanned in enumerate(layer_list):
+        if scanned is None or index < skip:
+            continue
+        for kind, path, detail in scanned.findings:
+            deleted = _deleted_later(path, index, layer_list)
+            if deleted is not None:
+                detail += (f"; a later layer ({deleted}) deletes it, but layer {index} still stores it "
+                           "and anyone with the image can read it")
+            findings.append(Finding(kind=kind, where="layer", path=path, detail=detail, layer=index,
+                                    instruction=_short(instructions[index])))
+
+    image_config = config.get("config") or {}
+    for key, item in image_config.items():
+        entries = item if isinstance(item, list) else list(item.items()) if isinstance(item, dict) else [item]
+        for entry in entries:
+            text = "=".join(map(str, entry)) if isinstance(entry, tuple) else str(entry)
+            for value in values:
+                if value in text:
+                    findings.append(Finding(kind=SECRET_VALUE, where="config", path=key,
+                                            detail=f"{key} holds the secret value {mask(value)}"))
+            if key == "Env" and "=" in text:
+                name, _, val = text.partition("=")
+                if SECRET_NAME_PATTERN.search(name) and val and not any(v in text for v in values):
+                    findings.append(Finding(kind=SECRET_NAME, where="config", path=key,
+                                            detail=f"the variable {name} is set in the image ({mask(val)})"))
+
+    for step in config.get("history", []):
+        created_by = str(step.get("created_by", ""))
+        text = created_by + " " + str(step.get("comment", ""))
+        # Build arguments whose names say "secret", with values nobody told us about.
+        guessed: list[tuple[str, str, str]] = []
+        if match := _RUN_ARGS.match(created_by):
+            for assignment in match.group(1).split():
+                name, _, val = assignment.partition("=")
+                if SECRET_NAME_PATTERN.search(name) and val and not any(v in assignment for v in values):
+                    guessed.append((assignment, name, val))
+        # The finding says where a secret is without repeating it.
+        shown = created_by
+        for value in values:
+            shown = shown.replace(value, f"<secret {mask(value)}>")
+        for assignment, name, val in guessed:
+            shown = shown.replace(assignment, f"{name}=<secret {mask(val)}>")
+        for value in values:
+            if value in text:
+                findings.append(Finding(kind=SECRET_VALUE, where="history", path="", instruction=_short(shown),
+                                        detail=f"the build step's record holds the secret value {mask(value)}"))
+        for _, name, val in guessed:
+            findings.append(Finding(kind=SECRET_NAME, where="history", path="", instruction=_short(shown),
+                                    detail=f"the build argument {name} was used in this step ({mask(val)})"))
+    return findings
+
+
+def _short(instruction: str, width: int = 120) -> str:
+    """A history instruction without BuildKit's comment suffix, cut to ``width`` characters."""
+    text = instruction.replace(" # buildkit", "").strip()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def layer_file(image_name: str, layer: int, path: str, *, max_bytes: int = 1_000_000) -> bytes:
+    """Read one file as a given layer stores it, even when a later layer deleted it.
+
+    Args:
+        image_name: the local image (tag or id).
+        layer: index into ``RootFS.Layers`` (0 = bottom), as in :attr:`Finding.layer`.
+        path: the file's path inside the layer, e.g. ``"app/.env"``.
+        max_bytes: read at most this many bytes.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        ScanError: no such image, layer, or file in that layer.
+    """
+    found = engine.image(image_name)
+    if found is None:
+        raise ScanError(f"There is no local image {image_name!r}.")
+    diff_ids = found.attrs["RootFS"].get("Layers", [])
+    if not 0 <= layer < len(diff_ids):
+        raise ScanError(f"{image_name} has layers 0 to {len(diff_ids) - 1}, not {layer}.")
+    wanted = path.lstrip("/")
+    try:
+        with engine.image_archive(image_name) as raw, tarfile.open(fileobj=raw, mode="r|") as archive:  # type: ignore[call-overload]
+            for member in archive:
+                if not member.isfile():
+                    continue
+                stream = archive.extractfile(member)
+                if stream is None:
+                    continue
+                head = stream.read(512)
+                if not (_is_tar(head) or member.name.endswith("layer.tar")):
+                    continue
+                reader = _HashingReader(_Peeked(head, stream))  # type: ignore[arg-type]
+                content: bytes | None = None
+                with tarfile.open(fileobj=reader, mode="r|") as inner:  # type: ignore[call-overload]
+                    for entry in inner:
+                        name = entry.name[2:] if entry.name.startswith("./") else entry.name
+                        if name == wanted and entry.isfile():
+                            data = inner.extractfile(entry)
+                            content = data.read(max_bytes) if data else b""
+                if reader.drain() == diff_ids[layer]:
+                    if content is None:
+                        raise ScanError(f"Layer {layer} of {image_name} has no file {wanted}.")
+                    return content
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ScanError(f"The archive of {image_name} could not be read ({exc}).") from exc
+    raise ScanError(f"Layer {layer} of {image_name} was not found in its archive.")

@@ -1,0 +1,47 @@
+"""The containerlab command without an engine: does it say what is missing, without a traceback?"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    return subprocess.run(
+        [sys.executable, "-m", "containerlab.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+@pytest.mark.parametrize("command", [["engine"], ["images"], ["book"]])
+def test_no_engine_gives_a_clear_message(command):
+    """Does each command that needs the engine exit 1 with a message naming the cause and the fix?"""
+    result = run_cli(*command)
+    assert result.returncode == 1
+    assert "No Docker engine answers" in result.stderr
+    assert "scripts/ensure-engine.sh" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_the_subcommands():
+    """Does --help list every subcommand?"""
+    result = subprocess.run([sys.executable, "-m", "containerlab.cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for name in ("engine", "images", "book"):
+        assert name in result.stdout
+
+
+def test_engine_script_check_mode_reports_missing_engine(tmp_path):
+    """Does `ensure-engine.sh --check` fail with the install hint when no engine answers?"""
+    from containerlab import config
+
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    result = subprocess.run(
+        ["bash", str(config.ROOT / "scripts" / "ensure-engine.sh"), "--check"],
+        capture_output=True, text=True, env=env,
+    )
+    assert result.returncode == 1
+    assert "docs.docker.com/engine/install" in result.stderr

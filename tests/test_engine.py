@@ -1,0 +1,51 @@
+"""The engine module against a real engine: are failures reported clearly and cleaned up?"""
+
+from __future__ import annotations
+
+import pytest
+
+from containerlab import config, engine
+
+pytestmark = pytest.mark.docker
+
+
+def test_failed_build_names_the_step_and_the_error(tmp_path, unique_tag):
+    """Does a failing RUN raise BuildFailed naming that step and the command's own error?"""
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {config.PYTHON_SLIM_IMAGE}\nRUN echo fine\nRUN python -c 'import no_such_module_here'\n"
+    )
+    with pytest.raises(engine.BuildFailed) as caught:
+        engine.build(tmp_path, tag=unique_tag)
+    error = caught.value
+    assert "import no_such_module_here" in error.step
+    assert "[3/3]" in error.step
+    assert any("did not complete successfully" in line or "exit code" in line for line in error.error_lines)
+    assert "No module named 'no_such_module_here'" in error.log
+    assert engine.image(unique_tag) is None
+
+
+def test_successful_build_returns_image_and_seconds(tmp_path, unique_tag):
+    """Does a build return the tagged image, a positive wall time and stream its log?"""
+    (tmp_path / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\nLABEL purpose=test\n")
+    seen: list[str] = []
+    result = engine.build(tmp_path, tag=unique_tag, echo=seen.append)
+    assert result.seconds > 0
+    assert unique_tag in result.image.tags
+    assert result.image.labels["purpose"] == "test"
+    assert seen and seen == result.log.splitlines()
+
+
+def test_wait_http_reports_a_container_that_exits():
+    """Does waiting on a container that crashes stop early and carry its last log lines?"""
+    container = engine.run(
+        config.PYTHON_SLIM_IMAGE,
+        ["python", "-c", "print('starting'); raise SystemExit('model file missing')"],
+        ports={80: None},
+    )
+    try:
+        with pytest.raises(engine.ContainerFailed) as caught:
+            engine.wait_http("http://127.0.0.1:9/health", container=container, timeout=30)
+        assert "stopped" in str(caught.value)
+        assert "model file missing" in caught.value.logs
+    finally:
+        engine.remove_container(container)

@@ -1,0 +1,50 @@
+"""The MyST notebooks: are the paired .ipynb files in step, and does each page keep the house shape?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+from containerlab import config
+
+NOTEBOOKS = sorted((config.ROOT / "notebooks").glob("*.md"))
+
+
+def _sources(notebook) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source.strip()) for cell in notebook.cells]
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=lambda p: p.name)
+def test_paired_ipynb_matches_its_markdown_source(md: Path):
+    """Does the committed .ipynb hold exactly the cells of its .md source (no drift, no outputs)?"""
+    ipynb = md.with_suffix(".ipynb")
+    assert ipynb.exists(), f"run `jupytext --sync {md.relative_to(config.ROOT)}`"
+    from_md = jupytext.read(md)
+    from_ipynb = jupytext.read(ipynb)
+    assert _sources(from_ipynb) == _sources(from_md), f"{ipynb.name} drifted: run `jupytext --sync`"
+    assert all(not cell.get("outputs") for cell in from_ipynb.cells if cell.cell_type == "code")
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=lambda p: p.name)
+def test_page_has_label_objectives_setup_and_key_points(md: Path):
+    """Does each page open with a label and objectives, hide its setup cell and end with key points?"""
+    notebook = jupytext.read(md)
+    text = md.read_text()
+    assert text.split("---", 2)[2].lstrip().startswith("(")
+    assert "Learning objectives" in text
+    assert "Key points" in text.rsplit(":::{admonition}", 1)[-1]
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert "remove-cell" in code[0].metadata.get("tags", [])
+    assert "setup()" in code[0].source
+
+
+def test_every_notebook_is_in_the_table_of_contents():
+    """Is every notebook listed in _toc.yml, and every listed file present?"""
+    toc = yaml.safe_load((config.ROOT / "_toc.yml").read_text())
+    files = {chapter["file"] for part in toc["parts"] for chapter in part["chapters"]}
+    assert {f"notebooks/{md.stem}" for md in NOTEBOOKS} <= files
+    for name in files:
+        assert (config.ROOT / f"{name}.md").exists(), name

@@ -1,0 +1,244 @@
+"""scan.scan_image: does it find baked secrets and data where they hide, and only there?
+
+Unit tests feed it a hand-made ``docker save`` archive (the engine faked);
+integration tests build the book's demo images on the real engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import tarfile
+import uuid
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+
+from containerlab import config, engine, scan
+
+#: Made up for the tests; it is nobody's credential.
+FAKE_SECRET = "cl-sec-FAKE-token-0000-not-real"
+BAKED = config.DOCKER_DIR / "baked-secrets"
+
+
+# --------------------------------------------------------------------------- a fake engine
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    """An uncompressed tar holding ``files`` (path -> content), like one image layer."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _fake_image(monkeypatch: pytest.MonkeyPatch, layers: list[tuple[str, dict[str, bytes]]],
+                config_extra: dict | None = None, extra_history: list[dict] | None = None) -> str:
+    """Make engine.image_archive/engine.image serve an image with these (instruction, files) layers."""
+    blobs = [_tar(files) for _, files in layers]
+    diff_ids = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in blobs]
+    image_config = {
+        "config": {"Env": ["PATH=/usr/bin"], **(config_extra or {})},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created_by": instruction} for instruction, _ in layers] + (extra_history or []),
+    }
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        # Layers first and the config last, as an engine may write them: the scan must not care.
+        for index, blob in enumerate(blobs):
+            info = tarfile.TarInfo(f"layer{index}/layer.tar")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+        raw = json.dumps(image_config).encode()
+        info = tarfile.TarInfo("0123abcd.json")
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+
+    @contextlib.contextmanager
+    def fake_archive(name: str) -> Iterator[io.BytesIO]:
+        yield io.BytesIO(archive.getvalue())
+
+    monkeypatch.setattr(engine, "image_archive", fake_archive)
+    monkeypatch.setattr(engine, "image", lambda name: SimpleNamespace(attrs={"RootFS": {"Layers": diff_ids}}))
+    return "fake:image"
+
+
+PRIVATE_KEY = b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAfakefakefake\n-----END OPENSSH PRIVATE KEY-----\n"
+PUBLIC_CERT = b"-----BEGIN CERTIFICATE-----\nMIIfakefake\n-----END CERTIFICATE-----\n"
+
+
+def test_deleted_file_is_reported_in_the_layer_that_stores_it(monkeypatch):
+    """Is a .env removed by a later layer still reported, in its own layer, with the deleting layer named?"""
+    name = _fake_image(monkeypatch, [
+        ("base", {"etc/os-release": b"fake"}),
+        ("COPY .env .", {"app/.env": f"TOKEN={FAKE_SECRET}\n".encode()}),
+        ("RUN rm .env", {"app/.wh..env": b""}),
+    ])
+    findings = scan.scan_image(name, secret_values=[FAKE_SECRET])
+    assert {(f.kind, f.where, f.layer, f.path) for f in findings} == {
+        (scan.SECRET_FILE, "layer", 1, "app/.env"),
+        (scan.SECRET_VALUE, "layer", 1, "app/.env"),
+    }
+    assert all(f.instruction == "COPY .env ." and "later layer (2)" in f.detail for f in findings)
+    assert all(FAKE_SECRET not in f.detail for f in findings), "the secret itself must be masked"
+
+
+def test_private_keys_and_key_names_are_found_but_public_certificates_are_not(monkeypatch):
+    """Are id_rsa and a .pem holding a private key reported, and a .pem certificate left alone?"""
+    name = _fake_image(monkeypatch, [
+        ("COPY keys", {"root/.ssh/id_rsa": b"anything", "srv/tls/server.pem": PRIVATE_KEY,
+                       "etc/ssl/certs/ca.pem": PUBLIC_CERT}),
+    ])
+    found = {(f.kind, f.path) for f in scan.scan_image(name)}
+    assert found == {(scan.SECRET_FILE, "root/.ssh/id_rsa"), (scan.SECRET_FILE, "srv/tls/server.pem")}
+
+
+def test_only_data_files_at_or_above_the_size_limit_are_reported(monkeypatch):
+    """Is a CSV at the size limit reported while a smaller one (a package's sample data) is not?"""
+    name = _fake_image(monkeypatch, [
+        ("COPY data", {"app/data/customers.csv": b"x" * 2000, "lib/pkg/iris.csv": b"x" * 1999,
+                       "app/data/big.parquet": b"p" * 5000}),
+    ])
+    found = {f.path for f in scan.scan_image(name, data_min_bytes=2000) if f.kind == scan.DATA_FILE}
+    assert found == {"app/data/customers.csv", "app/data/big.parquet"}
+
+
+def test_secret_split_across_read_chunks_is_still_found(monkeypatch):
+    """Is a secret value found when it straddles the scanner's 1 MiB read boundary?"""
+    boundary = 1 << 20
+    content = b"a" * (boundary - 10) + FAKE_SECRET.encode() + b"b" * 100
+    name = _fake_image(monkeypatch, [("COPY blob", {"app/model.bin": content})])
+    findings = scan.scan_image(name, secret_values=[FAKE_SECRET])
+    assert [(f.kind, f.path) for f in findings] == [(scan.SECRET_VALUE, "app/model.bin")]
+
+
+def test_secrets_in_config_and_history_are_found(monkeypatch):
+    """Are a secret in ENV (config) and in a RUN step's build arguments (history) both reported?"""
+    name = _fake_image(
+        monkeypatch,
+        [("base", {"etc/hostname": b"x"})],
+        config_extra={"Env": ["PATH=/usr/bin", f"API_TOKEN={FAKE_SECRET}", "DB_PASSWORD=hunter-fake"]},
+        extra_history=[{"created_by": "ARG BUILD_TOKEN", "empty_layer": True},
+                       {"created_by": f"RUN |1 BUILD_TOKEN={FAKE_SECRET} /bin/sh -c make", "empty_layer": True}],
+    )
+    findings = scan.scan_image(name, secret_values=[FAKE_SECRET])
+    kinds = {(f.kind, f.where) for f in findings}
+    assert (scan.SECRET_VALUE, "config") in kinds
+    assert (scan.SECRET_VALUE, "history") in kinds
+    # A variable named like a secret is reported even when its value was not given.
+    assert any(f.kind == scan.SECRET_NAME and "DB_PASSWORD" in f.detail for f in findings)
+    history = [f for f in findings if f.where == "history"]
+    assert history[0].instruction.startswith("RUN |1 BUILD_TOKEN=")
+
+
+def test_clean_image_gives_no_findings(monkeypatch):
+    """Does an image with ordinary files, a certificate and small CSVs give an empty list?"""
+    name = _fake_image(monkeypatch, [
+        ("base", {"usr/bin/python3": b"\x7fELF", "etc/ssl/certs/ca.pem": PUBLIC_CERT}),
+        ("COPY src/ src/", {"app/src/api.py": b"print('hello')", "app/src/lookup.csv": b"a,b\n1,2\n"}),
+    ])
+    assert scan.scan_image(name, secret_values=[FAKE_SECRET, ""]) == []
+
+
+def test_missing_image_raises_a_clear_error():
+    """Does scanning an image that does not exist raise ScanError naming it?"""
+    missing = f"cl-sec-no-such-image-{uuid.uuid4().hex[:8]}:nope"
+    with pytest.raises(scan.ScanError, match="no local image"):
+        scan.scan_image(missing)
+
+
+# --------------------------------------------------------------------------- the real engine
+
+
+@pytest.fixture(scope="module")
+def demo_images() -> Iterator[dict[str, str]]:
+    """Build the three baked-secrets demo images under test tags; remove the tags afterwards."""
+    run = uuid.uuid4().hex[:8]
+    tags = {kind: f"cl-sec-test-{kind}-{run}:test" for kind in ("copy", "env", "mount")}
+    try:
+        engine.build(BAKED, tag=tags["copy"], dockerfile=BAKED / "copy-then-delete.Dockerfile")
+        engine.build(BAKED, tag=tags["env"], dockerfile=BAKED / "env-and-arg.Dockerfile",
+                     build_args={"BUILD_TOKEN": FAKE_SECRET})
+        engine.build(BAKED, tag=tags["mount"], dockerfile=BAKED / "secret-mount.Dockerfile",
+                     secrets={"build_token": BAKED / "build_token.txt"})
+        yield tags
+    finally:
+        for tag in tags.values():
+            engine.remove_image(tag)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_scan_recovers_the_secret_a_later_layer_deleted(demo_images):
+    """Does the scan find the .env (and the token in it) that copy-then-delete removed, and can it be read back?"""
+    findings = scan.scan_image(demo_images["copy"], secret_values=[FAKE_SECRET])
+    in_layers = [f for f in findings if f.where == "layer"]
+    assert {(f.kind, f.path) for f in in_layers} == {(scan.SECRET_FILE, "app/.env"), (scan.SECRET_VALUE, "app/.env")}
+    layer = in_layers[0].layer
+    assert in_layers[0].instruction.startswith("COPY .env")
+    assert "deletes it" in in_layers[0].detail
+    # The running container cannot see the file, but the layer still holds it.
+    assert FAKE_SECRET in scan.layer_file(demo_images["copy"], layer, "app/.env").decode()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_scan_finds_the_env_and_arg_secret_in_config_and_history(demo_images):
+    """Does the scan report the token in the image config (ENV) and in the history (ARG used by RUN)?"""
+    findings = scan.scan_image(demo_images["env"], secret_values=[FAKE_SECRET])
+    where = {(f.kind, f.where) for f in findings}
+    assert (scan.SECRET_VALUE, "config") in where
+    assert (scan.SECRET_VALUE, "history") in where
+    assert any(f.instruction.startswith("RUN |1 BUILD_TOKEN=") for f in findings if f.where == "history")
+    assert not any(f.where == "layer" for f in findings)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_secret_mount_image_keeps_nothing(demo_images):
+    """Does the image built with a BuildKit secret mount hold the token nowhere?"""
+    assert scan.scan_image(demo_images["mount"], secret_values=[FAKE_SECRET]) == []
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_service_image_holds_no_secret_and_no_data():
+    """Does the customer-value service image hold no token, .env, key or data file in any layer?"""
+    tag = f"cl-sec-test-service-{uuid.uuid4().hex[:8]}:test"
+    try:
+        engine.build(config.SERVICE_DIR, tag=tag)
+        assert scan.scan_image(tag, secret_values=[FAKE_SECRET, "change-me-to-a-long-random-token"]) == []
+    finally:
+        engine.remove_image(tag)
+
+
+def test_history_findings_do_not_repeat_the_secret(monkeypatch):
+    """Are secret values masked in the instruction a history finding shows, given or only guessed by name?"""
+    name = _fake_image(monkeypatch, [("base", {"etc/hostname": b"x"})], extra_history=[
+        {"created_by": f"RUN |2 BUILD_TOKEN={FAKE_SECRET} DB_PASSWORD=fake-pw-123 /bin/sh -c make", "empty_layer": True},
+    ])
+    findings = scan.scan_image(name, secret_values=[FAKE_SECRET])
+    assert {f.kind for f in findings} == {scan.SECRET_VALUE, scan.SECRET_NAME}
+    for finding in findings:
+        assert FAKE_SECRET not in finding.instruction and "fake-pw-123" not in finding.instruction
+
+
+def test_cli_scan_lists_findings_and_exits_1(monkeypatch, capsys):
+    """Does `containerlab scan` print one line per finding and exit 1, and exit 1 with a message for a missing image?"""
+    from containerlab import cli
+
+    name = _fake_image(monkeypatch, [("COPY .env .", {"app/.env": b"X=1"})])
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["scan", name])
+    assert caught.value.code == 1
+    assert "secret-file" in capsys.readouterr().out
+
+    monkeypatch.undo()  # the real engine again: it has no such image
+    assert cli.main(["scan", f"cl-sec-no-such-image-{uuid.uuid4().hex[:8]}:x"]) == 1
+    assert "no local image" in capsys.readouterr().err
