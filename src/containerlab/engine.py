@@ -536,9 +536,9 @@ class HttpAnswer:
 # Run with the image's own Python: no tool has to be installed in the student's image.
 _HTTP_PROBE = """
 import json, sys, urllib.error, urllib.request
-method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
+method, url, body, headers = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 data = body.encode() if body else None
-req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **headers})
 try:
     with urllib.request.urlopen(req, timeout=5) as r:
         print(json.dumps({"status": r.status, "body": r.read().decode("utf-8", "replace")}))
@@ -618,7 +618,8 @@ def container_address(container: Container) -> str:
 
 
 def http_from_inside(
-    container: Container, method: str, path: str, *, port: int = 80, body: str = ""
+    container: Container, method: str, path: str, *, port: int = 80, body: str = "",
+    headers: Mapping[str, str] | None = None,
 ) -> HttpAnswer:
     """Send one HTTP request to a container's own network address, from inside it.
 
@@ -632,6 +633,7 @@ def http_from_inside(
         path: e.g. ``"/health"``.
         port: the container port.
         body: a JSON request body, or ``""``.
+        headers: extra request headers (e.g. ``Authorization``).
 
     Returns:
         The status and body, or why nothing answered (5 s timeout per request).
@@ -639,7 +641,9 @@ def http_from_inside(
     address = container_address(container) or "127.0.0.1"
     url = f"http://{address}:{port}{path}"
     try:
-        result = container.exec_run(["python", "-c", _HTTP_PROBE, method, url, body], demux=False)
+        result = container.exec_run(
+            ["python", "-c", _HTTP_PROBE, method, url, body, json.dumps(dict(headers or {}))], demux=False
+        )
     except docker.errors.APIError as exc:
         return HttpAnswer(None, "", f"could not run python in the container ({exc.explanation})")
     text = (result.output or b"").decode("utf-8", "replace").strip()
@@ -804,7 +808,8 @@ def _decode_proc_address(hex_addr: str) -> str:
 
 def _listening_elsewhere(container: Container, port: int) -> str:
     """Describe where the container listens when it is not on all interfaces at ``port``, else ``""``."""
-    sockets = listening_sockets(container)
+    # 127.0.0.11 is the engine's own DNS resolver on user-defined networks, not the student's server.
+    sockets = [(a, p) for a, p in listening_sockets(container) if a != "127.0.0.11"]
     if not sockets or any(p == port and a in {"0.0.0.0", "::"} for a, p in sockets):
         return ""
     return ", ".join(f"{a}:{p}" for a, p in sockets)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,7 +174,13 @@ def explain_build_failure(exc: engine.BuildFailed, *, timeout: float) -> tuple[s
             "Read the error above, fix that step, and run the check again.")
 
 
+def new_token() -> str:
+    """A fresh random API token for one check run (the service refuses /predict without one)."""
+    return "cl-ex-" + secrets.token_hex(12)
+
+
 def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *, port: int = 80,
+                  token: str | None = None,
                   environment: Mapping[str, str] | None = None,
                   volumes: Mapping[str, Mapping[str, str]] | None = None,
                   limits: engine.SandboxLimits = engine.SandboxLimits()) -> Probe:
@@ -185,6 +192,8 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
         image: the image tag.
         cases: customers to send with the expected ``customer_value``.
         port: the container port the service must listen on.
+        token: the API token; passed to the container as ``API_TOKEN`` (unless ``environment``
+            sets it) and sent as ``Authorization: Bearer ...``. A fresh one when ``None``.
         environment: environment variables for the container.
         volumes: bind mounts (Docker SDK spec, absolute host paths).
         limits: sandbox limits.
@@ -193,6 +202,9 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
         The health outcome, the answers, and logs when something went wrong.
     """
     probe = Probe()
+    token = token or new_token()
+    environment = {"API_TOKEN": token, **(environment or {})}
+    auth = {"Authorization": f"Bearer {token}"}
     with engine.sandboxed_container(image, environment=environment, volumes=volumes, limits=limits,
                                     labels={CHECK_LABEL: "probe"}) as container:
         try:
@@ -205,7 +217,8 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
         container.reload()
         probe.container_attrs = container.attrs
         for customer, expected in cases:
-            answer = engine.http_from_inside(container, "POST", "/predict", port=port, body=json.dumps(customer))
+            answer = engine.http_from_inside(container, "POST", "/predict", port=port, body=json.dumps(customer),
+                                             headers=auth)
             got: float | str
             if answer.status == 200:
                 try:
