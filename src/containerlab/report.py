@@ -105,3 +105,63 @@ def checklist(results: CheckResults) -> Checklist:
 def failed(results: Iterable[CheckResult]) -> list[str]:
     """Names of the failed checks (a small helper for tests and the grading summary)."""
     return [r.name for r in results if not r.passed]
+
+
+# --------------------------------------------------------------------------- class reports (grading)
+
+
+def write_gradebook(grades, path) -> None:  # type: ignore[no-untyped-def]
+    """Write the gradebook as CSV: one row per student, automatic points per exercise.
+
+    Args:
+        grades: :class:`containerlab.grading.StudentGrade` objects.
+        path: the CSV file to write (``pathlib.Path``).
+
+    Columns: ``student``, one per exercise (points given), ``total``, ``max``,
+    ``problems`` (why an exercise could not be graded; empty when all went well).
+    """
+    import csv
+
+    from .grading import EXERCISES
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student", *(e.key for e in EXERCISES), "total", "max", "problems"])
+        for grade in grades:
+            row = [grade.student]
+            for exercise in EXERCISES:
+                found = grade.results.get(exercise.key)
+                row.append(_points(found.score) if found is not None else "0")
+            problems = "; ".join(f"{k}: {v}" for k, v in grade.problems.items())
+            writer.writerow([*row, _points(grade.score), _points(grade.max_score), problems])
+
+
+def write_feedback(grade, folder) -> tuple:  # type: ignore[no-untyped-def]
+    """Write one student's feedback as ``<student>.txt`` and ``<student>.html`` in ``folder``.
+
+    Hidden checks are included: feedback goes out after grading.
+
+    Returns:
+        The two paths written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    text_parts = [f"Feedback for {grade.student}: {_points(grade.score)} / {_points(grade.max_score)} "
+                  "automatic points (free-text answers are graded by a person)."]
+    html_parts = [f"<h1>Feedback for {html.escape(grade.student)}</h1>",
+                  f"<p>{_points(grade.score)} / {_points(grade.max_score)} automatic points "
+                  "(free-text answers are graded by a person).</p>"]
+    for key, res in grade.results.items():
+        text_parts.append(render_text(res))
+        html_parts.append(render_html(res))
+    text_path = folder / f"{grade.student}.txt"
+    html_path = folder / f"{grade.student}.html"
+    text_path.write_text("\n\n".join(text_parts) + "\n", encoding="utf-8")
+    html_path.write_text("<!doctype html><meta charset='utf-8'>" + "\n".join(html_parts), encoding="utf-8")
+    return text_path, html_path
+
+
+def summary_line(grade) -> str:  # type: ignore[no-untyped-def]
+    """One line per graded student for the terminal, e.g. ``alice  10/10  (35.2 s)``."""
+    problems = f"  problems: {', '.join(grade.problems)}" if grade.problems else ""
+    return (f"{grade.student:<20} {_points(grade.score):>4} / {_points(grade.max_score):<4}"
+            f" ({grade.seconds:.1f} s){problems}")
