@@ -14,7 +14,10 @@ import nbformat
 import pytest
 
 from containerlab import config, exercises
-from containerlab.checks import ex1
+from containerlab.checks import ex1, ex2
+
+#: notebook stem -> the check module whose POINTS its graded code cells give
+GRADED = {"ex1-write-a-dockerfile": ex1, "ex2-improve-the-image": ex2}
 
 SOURCES = sorted((exercises.SOLUTIONS_DIR / exercises.ASSIGNMENT).glob("*.md"))
 NOTEBOOKS = [md.with_suffix(".ipynb") for md in SOURCES]
@@ -59,26 +62,29 @@ def test_student_versions_hold_no_solution_or_hidden_test() -> None:
     assert not list(folder.rglob("*.Dockerfile")) and not list(folder.rglob("*.md"))
 
 
-def test_solution_dockerfile_is_the_answer_cell() -> None:
-    """Is solutions/ch14/ex1.Dockerfile (the real file) exactly what the answer cell writes?"""
-    cell = _cell(NOTEBOOKS[0], "ex1-dockerfile")
-    first, _, body = cell.source.partition("\n")
-    assert first == "%%writefile ex1.Dockerfile"
-    assert (exercises.SOLUTIONS_DIR / "ch14" / "ex1.Dockerfile").read_text().rstrip("\n") == body.rstrip("\n")
+@pytest.mark.parametrize("key", ["ex1", "ex2"])
+def test_solution_dockerfile_is_the_answer_cell(key: str) -> None:
+    """Is each real solution Dockerfile in solutions/ch14 exactly what its answer cell writes?"""
+    notebook = next(exercises.SOLUTIONS_DIR.glob(f"ch14/{key}-*.ipynb"))
+    first, _, body = _cell(notebook, f"{key}-dockerfile").source.partition("\n")
+    assert first == f"%%writefile {key}.Dockerfile"
+    assert (exercises.SOLUTIONS_DIR / "ch14" / f"{key}.Dockerfile").read_text().rstrip("\n") == body.rstrip("\n")
 
 
-def test_cell_points_equal_check_points() -> None:
-    """Do the points of exercise 1's graded cells equal the points of the checks they require?"""
-    nb = nbformat.read(exercises.SOLUTIONS_DIR / "ch14" / "ex1-write-a-dockerfile.ipynb", as_version=4)
+@pytest.mark.parametrize("stem", sorted(GRADED))
+def test_cell_points_equal_check_points(stem: str) -> None:
+    """Do the points of each graded cell equal the points of the checks it requires?"""
+    module = GRADED[stem]
+    nb = nbformat.read(exercises.SOLUTIONS_DIR / "ch14" / f"{stem}.ipynb", as_version=4)
     total = 0.0
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade") and cell.cell_type == "code":
             names = [a.value for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Call)
                      and getattr(node.func, "attr", "") == "require" for a in node.args]
-            assert meta["points"] == sum(ex1.POINTS[n] for n in names), meta["grade_id"]
+            assert meta["points"] == sum(module.POINTS[n] for n in names), meta["grade_id"]
             total += meta["points"]
-    assert total == sum(ex1.POINTS.values())
+    assert total == sum(module.POINTS.values())
 
 
 def test_hidden_cases_of_the_tests_are_the_solution_notebooks() -> None:
@@ -126,10 +132,10 @@ def test_nbgrader_round_trip_scores_solution_full_and_starter_zero(scratch_cours
     with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
         solution = gb.find_submission("ch14", "solution")
         starter = gb.find_submission("ch14", "starter")
-        auto_max = sum(ex1.POINTS.values())
+        auto_max = sum(ex1.POINTS.values()) + sum(ex2.POINTS.values())
         ex1_solution = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "solution")
         ex1_starter = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "starter")
-        assert ex1_solution.code_score == auto_max
+        assert ex1_solution.code_score == sum(ex1.POINTS.values())
         assert ex1_starter.code_score == 0
         assert starter.score == 0
         # The free-text answers of the solution wait for a person; the starter's are 0 (placeholder).

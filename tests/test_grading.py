@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from containerlab import cli, exercises
-from containerlab.checks import ex1
+from containerlab.checks import ex1, ex2
 from containerlab.grading import StudentGrade
 from containerlab import report
 from containerlab.checks import CheckResult, results
@@ -57,6 +57,9 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
     rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
     full = sum(ex1.POINTS.values())
     assert rows["alice"]["ex1"] == f"{full:g}" and rows["alice"]["problems"] == ""
+    # The solution computes its reported reduction; the batch grader reads only written numbers.
+    assert rows["alice"]["ex2"] == f"{sum(ex2.POINTS.values()) - ex2.POINTS['reported-reduction']:g}"
+    assert "only reads a number" in (out / "feedback" / "alice.txt").read_text()
     assert rows["bob"]["total"] == "0"
     assert rows["carol"]["ex1"] == "0" and "not a valid notebook" in rows["carol"]["problems"]
     assert "There is no notebook ex5" in rows["carol"]["problems"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config, engine
-from .checks import CheckResult, CheckResults, conceptual, ex1, results, service
+from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, results, service
 
 ASSIGNMENT = "ch14"
 SOLUTIONS = config.ROOT / "solutions" / ASSIGNMENT
@@ -48,6 +48,7 @@ class Exercise:
 
 EXERCISES: tuple[Exercise, ...] = (
     Exercise("ex1", "ex1-write-a-dockerfile.ipynb", sum(ex1.POINTS.values())),
+    Exercise("ex2", "ex2-improve-the-image.ipynb", sum(ex2.POINTS.values())),
     Exercise("ex4", "ex4-the-lockfile-analogy.ipynb", 0),
     Exercise("ex5", "ex5-when-not-to-containerise.ipynb", 0),
 )
@@ -151,6 +152,48 @@ def grade_ex1(notebook: Path, work: Path, *, tag: str, cases: list[tuple[dict[st
     return visible + hidden
 
 
+def reported_number(notebook: Path, grade_id: str, name: str) -> float | str:
+    """Read ``NAME = <number>`` from an answer cell without running it.
+
+    Returns:
+        The number, or a sentence saying why none could be read (the grader never
+        runs a student's code, so a computed value cannot be read).
+    """
+    source = conceptual.read_cell(notebook, grade_id)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return f"the cell {grade_id} is not valid Python ({exc.msg}, line {exc.lineno})"
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == name:
+            try:
+                return float(ast.literal_eval(node.value))
+            except (ValueError, TypeError):
+                return (f"{name} is computed in the cell; the batch grader only reads a number written "
+                        "there (e.g. 12.5)")
+    return f"the cell {grade_id} sets no {name}"
+
+
+def grade_ex2(notebook: Path, work: Path, *, tag: str, ex1_image: str,
+              limits: engine.SandboxLimits, build_timeout: float) -> CheckResults:
+    """Grade exercise 2 of one submission against the student's own exercise-1 image."""
+    dockerfile = work / "ex2.Dockerfile"
+    dockerfile.write_text(answer_file(notebook, "ex2-dockerfile", magic="%%writefile"), encoding="utf-8")
+    context = work / "service"
+    if not context.exists():
+        shutil.copytree(SOLUTIONS / "service", context)
+    checked = ex2.check(dockerfile, context, tag=tag, ex1_image=ex1_image, limits=limits,
+                        build_timeout=build_timeout)
+    reported = reported_number(notebook, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT")
+    if isinstance(reported, str):
+        report = results("ex2", [CheckResult("reported-reduction", ex2.DESCRIPTIONS["reported-reduction"], False,
+                                             ex2.POINTS["reported-reduction"], reported.capitalize() + ".",
+                                             "Write the measured reduction as a number.")])
+    else:
+        report = ex2.check_report(checked, reported, ex1_image=ex1_image)
+    return checked + report
+
+
 def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tuple[dict[str, float], float]],
                   limits: engine.SandboxLimits = engine.SandboxLimits(),
                   build_timeout: float = service.BUILD_TIMEOUT, keep_images: bool = False) -> StudentGrade:
@@ -179,11 +222,16 @@ def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tu
         for exercise in EXERCISES:
             notebook = folder / exercise.notebook
             try:
+                tag = f"cl-ex-grade-{_slug(student)}-{exercise.key}:latest"
                 if exercise.key == "ex1":
-                    tag = f"cl-ex-grade-{_slug(student)}-ex1:latest"
                     tags.append(tag)
                     grade.results["ex1"] = grade_ex1(notebook, work, tag=tag, cases=cases, limits=limits,
                                                      build_timeout=build_timeout)
+                elif exercise.key == "ex2":
+                    tags.append(tag)
+                    ex1_image = grade.results["ex1"].image if "ex1" in grade.results else ""
+                    grade.results["ex2"] = grade_ex2(notebook, work, tag=tag, ex1_image=ex1_image,
+                                                     limits=limits, build_timeout=build_timeout)
                 else:
                     grade.results[exercise.key] = conceptual.check(
                         notebook, f"{exercise.key}-answer", exercise=exercise.key, manual_points=4)

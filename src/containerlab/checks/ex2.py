@@ -174,7 +174,7 @@ def check_report(checked: CheckResults, reported_percent: object, *, ex1_image: 
         One ``reported-reduction`` result.
     """
     name = "reported-reduction"
-    if not checked.image or engine.image(ex1_image) is None:
+    if not checked.image or not ex1_image or engine.image(ex1_image) is None:
         return results(EXERCISE, [_result(name, False, "There are not two images to compare.",
                                            "Make both builds pass first.")])
     measured = measured_reduction(checked.image, ex1_image)
