@@ -14,10 +14,10 @@ import nbformat
 import pytest
 
 from containerlab import config, exercises
-from containerlab.checks import ex1, ex2
+from containerlab.checks import ex1, ex2, ex3
 
 #: notebook stem -> the check module whose POINTS its graded code cells give
-GRADED = {"ex1-write-a-dockerfile": ex1, "ex2-improve-the-image": ex2}
+GRADED = {"ex1-write-a-dockerfile": ex1, "ex2-improve-the-image": ex2, "ex3-data-and-secrets-out": ex3}
 
 SOURCES = sorted((exercises.SOLUTIONS_DIR / exercises.ASSIGNMENT).glob("*.md"))
 NOTEBOOKS = [md.with_suffix(".ipynb") for md in SOURCES]
@@ -62,13 +62,16 @@ def test_student_versions_hold_no_solution_or_hidden_test() -> None:
     assert not list(folder.rglob("*.Dockerfile")) and not list(folder.rglob("*.md"))
 
 
-@pytest.mark.parametrize("key", ["ex1", "ex2"])
-def test_solution_dockerfile_is_the_answer_cell(key: str) -> None:
-    """Is each real solution Dockerfile in solutions/ch14 exactly what its answer cell writes?"""
+@pytest.mark.parametrize("key,cell,file", [("ex1", "ex1-dockerfile", "ex1.Dockerfile"),
+                                           ("ex2", "ex2-dockerfile", "ex2.Dockerfile"),
+                                           ("ex3", "ex3-dockerfile", "ex3.Dockerfile"),
+                                           ("ex3", "ex3-run-command", "ex3-run.sh")])
+def test_solution_file_is_the_answer_cell(key: str, cell: str, file: str) -> None:
+    """Is each real solution file in solutions/ch14 exactly what its answer cell writes?"""
     notebook = next(exercises.SOLUTIONS_DIR.glob(f"ch14/{key}-*.ipynb"))
-    first, _, body = _cell(notebook, f"{key}-dockerfile").source.partition("\n")
-    assert first == f"%%writefile {key}.Dockerfile"
-    assert (exercises.SOLUTIONS_DIR / "ch14" / f"{key}.Dockerfile").read_text().rstrip("\n") == body.rstrip("\n")
+    first, _, body = _cell(notebook, cell).source.partition("\n")
+    assert first == f"%%writefile {file}"
+    assert (exercises.SOLUTIONS_DIR / "ch14" / file).read_text().rstrip("\n") == body.rstrip("\n")
 
 
 @pytest.mark.parametrize("stem", sorted(GRADED))
@@ -132,7 +135,7 @@ def test_nbgrader_round_trip_scores_solution_full_and_starter_zero(scratch_cours
     with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
         solution = gb.find_submission("ch14", "solution")
         starter = gb.find_submission("ch14", "starter")
-        auto_max = sum(ex1.POINTS.values()) + sum(ex2.POINTS.values())
+        auto_max = sum(sum(m.POINTS.values()) for m in (ex1, ex2, ex3))
         ex1_solution = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "solution")
         ex1_starter = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "starter")
         assert ex1_solution.code_score == sum(ex1.POINTS.values())

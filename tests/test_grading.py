@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from containerlab import cli, exercises
-from containerlab.checks import ex1, ex2
+from containerlab.checks import ex1, ex2, ex3
 from containerlab.grading import StudentGrade
 from containerlab import report
 from containerlab.checks import CheckResult, results
@@ -60,6 +60,7 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
     # The solution computes its reported reduction; the batch grader reads only written numbers.
     assert rows["alice"]["ex2"] == f"{sum(ex2.POINTS.values()) - ex2.POINTS['reported-reduction']:g}"
     assert "only reads a number" in (out / "feedback" / "alice.txt").read_text()
+    assert rows["alice"]["ex3"] == f"{sum(ex3.POINTS.values()):g}"
     assert rows["bob"]["total"] == "0"
     assert rows["carol"]["ex1"] == "0" and "not a valid notebook" in rows["carol"]["problems"]
     assert "There is no notebook ex5" in rows["carol"]["problems"]
@@ -68,7 +69,9 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
     assert "more than 15 s" in dave and "never ends" in dave
     bob = (out / "feedback" / "bob.txt").read_text()
     assert "placeholder" in bob
-    assert (out / "feedback" / "alice.html").read_text().count("\u2714") == len(ex1.POINTS) + 2
+    # Every check of alice passed but the computed report: ex1, ex2, ex3, and the three free-text answers.
+    passed = len(ex1.POINTS) + len(ex2.POINTS) - 1 + len(ex3.POINTS) + 3
+    assert (out / "feedback" / "alice.html").read_text().count("\u2714") == passed
     assert "alice" in capsys.readouterr().out
     # Nothing of the batch is left on the engine.
     assert docker_client.containers.list(all=True, filters={"label": "org.containerlab.exercise-check"}) == []

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config, engine
-from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, results, service
+from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, ex3, results, service
 
 ASSIGNMENT = "ch14"
 SOLUTIONS = config.ROOT / "solutions" / ASSIGNMENT
@@ -49,6 +49,7 @@ class Exercise:
 EXERCISES: tuple[Exercise, ...] = (
     Exercise("ex1", "ex1-write-a-dockerfile.ipynb", sum(ex1.POINTS.values())),
     Exercise("ex2", "ex2-improve-the-image.ipynb", sum(ex2.POINTS.values())),
+    Exercise("ex3", "ex3-data-and-secrets-out.ipynb", sum(ex3.POINTS.values())),
     Exercise("ex4", "ex4-the-lockfile-analogy.ipynb", 0),
     Exercise("ex5", "ex5-when-not-to-containerise.ipynb", 0),
 )
@@ -194,6 +195,21 @@ def grade_ex2(notebook: Path, work: Path, *, tag: str, ex1_image: str,
     return checked + report
 
 
+def grade_ex3(notebook: Path, work: Path, *, tag: str, limits: engine.SandboxLimits,
+              build_timeout: float) -> CheckResults:
+    """Grade exercise 3 of one submission: the Dockerfile, the run command, the free-text answer's presence."""
+    (work / "ex3.Dockerfile").write_text(answer_file(notebook, "ex3-dockerfile", magic="%%writefile"),
+                                         encoding="utf-8")
+    (work / "ex3-run.sh").write_text(answer_file(notebook, "ex3-run-command", magic="%%writefile"),
+                                     encoding="utf-8")
+    context = work / "service"
+    if not context.exists():
+        shutil.copytree(SOLUTIONS / "service", context)
+    checked = ex3.check(work / "ex3.Dockerfile", work / "ex3-run.sh", context, folder=work, tag=tag,
+                        limits=limits, build_timeout=build_timeout)
+    return checked + conceptual.check(notebook, "ex3-answer", exercise="ex3", manual_points=3)
+
+
 def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tuple[dict[str, float], float]],
                   limits: engine.SandboxLimits = engine.SandboxLimits(),
                   build_timeout: float = service.BUILD_TIMEOUT, keep_images: bool = False) -> StudentGrade:
@@ -232,6 +248,10 @@ def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tu
                     ex1_image = grade.results["ex1"].image if "ex1" in grade.results else ""
                     grade.results["ex2"] = grade_ex2(notebook, work, tag=tag, ex1_image=ex1_image,
                                                      limits=limits, build_timeout=build_timeout)
+                elif exercise.key == "ex3":
+                    tags.append(tag)
+                    grade.results["ex3"] = grade_ex3(notebook, work, tag=tag, limits=limits,
+                                                     build_timeout=build_timeout)
                 else:
                     grade.results[exercise.key] = conceptual.check(
                         notebook, f"{exercise.key}-answer", exercise=exercise.key, manual_points=4)
