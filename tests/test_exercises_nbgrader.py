@@ -174,3 +174,13 @@ def test_solution_notebooks_pass_nbval(scratch_course: Path) -> None:
     executed = json.loads((folder / "ex1-write-a-dockerfile.ipynb").read_text())
     outputs = json.dumps([c.get("outputs") for c in executed["cells"]])
     assert "Score: 8 / 8" in outputs  # the visible checks, all passed
+
+
+@pytest.mark.parametrize("dockerfile", sorted((exercises.SOLUTIONS_DIR / "ch14").glob("*.Dockerfile")),
+                         ids=lambda p: p.name)
+def test_solution_dockerfiles_pass_hadolint(dockerfile: Path) -> None:
+    """Does hadolint, with the repository's one config, find nothing in each solution Dockerfile?"""
+    hadolint = Path(sys.executable).with_name("hadolint")
+    proc = subprocess.run([str(hadolint), "--config", str(config.ROOT / ".hadolint.yaml"), str(dockerfile)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

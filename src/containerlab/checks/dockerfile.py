@@ -152,7 +152,7 @@ def parse(text: str) -> list[Instruction]:
         if not pending:
             start = number
         if stripped.endswith("\\"):
-            pending.append(stripped[:-1])
+            pending.append(stripped[:-1].strip())
             continue
         pending.append(stripped)
         joined = " ".join(part for part in pending if part)
