@@ -18,5 +18,7 @@ WORKDIR /app
 COPY src/ src/
 USER 10001:10001
 EXPOSE 80
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1/health', timeout=2)"]
 CMD ["uvicorn", "src.customer_value.api:app", "--host", "0.0.0.0", "--port", "80"]
 ### END SOLUTION
