@@ -54,9 +54,16 @@ def _mb(size: int) -> str:
 
 
 def reference_image(context: Path) -> str:
-    """Build (or reuse from the cache) the course's single-stage image of the service; return its tag."""
-    engine.build(context, tag=REFERENCE_TAG, dockerfile=config.SERVICE_DIR / "Dockerfile",
-                 labels={service.CHECK_LABEL: "reference"})
+    """Build the course's single-stage image of the service (from the build cache after the first time).
+
+    Returns:
+        Its tag, or ``""`` when it cannot be built from this context.
+    """
+    try:
+        engine.build(context, tag=REFERENCE_TAG, dockerfile=config.SERVICE_DIR / "Dockerfile",
+                     labels={service.CHECK_LABEL: "reference"})
+    except engine.BuildFailed:
+        return ""
     return REFERENCE_TAG
 
 
@@ -155,6 +162,8 @@ def check(dockerfile: str | Path = "ex2.Dockerfile", context: str | Path = "serv
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem, built.hint or "Fix the problem above and check again."))
     reference = reference_image(context) if context.is_dir() else ""
+    # The reference image is kept beside the student's: removing an image can drop the build-cache
+    # records its layers came from, and the next check would then reinstall the dependencies.
     items = [builds, dependency_reuse(built, context),
              *size_checks(built.image, ex1_image=ex1_image, reference=reference)]
     for r in _runtime(built, service.VISIBLE_CASES, limits=limits):
