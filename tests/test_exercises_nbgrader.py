@@ -184,3 +184,11 @@ def test_solution_dockerfiles_pass_hadolint(dockerfile: Path) -> None:
     proc = subprocess.run([str(hadolint), "--config", str(config.ROOT / ".hadolint.yaml"), str(dockerfile)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_exercises_check_command_says_in_sync(capsys) -> None:
+    """Does `containerlab exercises check` exit 0 and say the student versions are up to date?"""
+    from containerlab import cli
+
+    assert cli.main(["exercises", "check"]) == 0
+    assert "is what solutions/ch14 generates" in capsys.readouterr().out
