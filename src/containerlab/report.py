@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .checks import CheckResult, CheckResults
+
+if TYPE_CHECKING:  # grading imports the checks; only the type is needed here
+    from .grading import StudentGrade
 
 _PASS, _FAIL = "\u2714", "\u2718"
 
@@ -110,12 +115,12 @@ def failed(results: Iterable[CheckResult]) -> list[str]:
 # --------------------------------------------------------------------------- class reports (grading)
 
 
-def write_gradebook(grades, path) -> None:  # type: ignore[no-untyped-def]
+def write_gradebook(grades: Iterable[StudentGrade], path: Path) -> None:
     """Write the gradebook as CSV: one row per student, automatic points per exercise.
 
     Args:
-        grades: :class:`containerlab.grading.StudentGrade` objects.
-        path: the CSV file to write (``pathlib.Path``).
+        grades: the graded students.
+        path: the CSV file to write.
 
     Columns: ``student``, one per exercise (points given), ``total``, ``max``,
     ``problems`` (why an exercise could not be graded; empty when all went well).
@@ -136,7 +141,7 @@ def write_gradebook(grades, path) -> None:  # type: ignore[no-untyped-def]
             writer.writerow([*row, _points(grade.score), _points(grade.max_score), problems])
 
 
-def write_feedback(grade, folder) -> tuple:  # type: ignore[no-untyped-def]
+def write_feedback(grade: StudentGrade, folder: Path) -> tuple[Path, Path]:
     """Write one student's feedback as ``<student>.txt`` and ``<student>.html`` in ``folder``.
 
     Hidden checks are included: feedback goes out after grading.
@@ -160,7 +165,7 @@ def write_feedback(grade, folder) -> tuple:  # type: ignore[no-untyped-def]
     return text_path, html_path
 
 
-def summary_line(grade) -> str:  # type: ignore[no-untyped-def]
+def summary_line(grade: StudentGrade) -> str:
     """One line per graded student for the terminal, e.g. ``alice  10/10  (35.2 s)``."""
     problems = f"  problems: {', '.join(grade.problems)}" if grade.problems else ""
     return (f"{grade.student:<20} {_points(grade.score):>4} / {_points(grade.max_score):<4}"
