@@ -192,3 +192,31 @@ def test_exercises_check_command_says_in_sync(capsys) -> None:
 
     assert cli.main(["exercises", "check"]) == 0
     assert "is what solutions/ch14 generates" in capsys.readouterr().out
+
+
+def test_nbgrader_config_allows_image_builds() -> None:
+    """Does the course's nbgrader config raise the per-cell timeout well above the 30 s default?"""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    loaded = PyFileConfigLoader("nbgrader_config.py", path=str(config.ROOT)).load_config()
+    assert loaded.Execute.timeout >= 600 and loaded.ExecutePreprocessor.timeout >= 600
+
+
+@pytest.mark.slow
+def test_autograde_stops_a_cell_that_loops_forever(scratch_course: Path) -> None:
+    """Does nbgrader's autograde stop a student's endless cell at the timeout and still grade the notebook?"""
+    import time
+
+    release = exercises.generate(scratch_course)
+    folder = scratch_course / "submitted" / "looper" / "ch14"
+    folder.mkdir(parents=True)
+    nb = nbformat.read(release / "ex4-the-lockfile-analogy.ipynb", as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_code_cell("while True:\n    pass"))
+    nbformat.write(nb, folder / "ex4-the-lockfile-analogy.ipynb")
+    exercises.nbgrader(["db", "student", "add", "looper"], course_dir=scratch_course)
+    start = time.monotonic()
+    exercises.nbgrader(["autograde", "ch14", "--notebook=ex4-the-lockfile-analogy", "--Execute.timeout=5"],
+                       course_dir=scratch_course, timeout=300)
+    assert time.monotonic() - start < 120
+    graded = (scratch_course / "autograded" / "looper" / "ch14" / "ex4-the-lockfile-analogy.ipynb").read_text()
+    assert "CellTimeoutError" in graded or "timed out" in graded.lower()
