@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import baseimages, book, engine
+from . import baseimages, book, engine, exercises
 
 
 def _cmd_engine(args: argparse.Namespace) -> None:
@@ -39,6 +39,44 @@ def _cmd_scan(args: argparse.Namespace) -> None:
         place = f"layer {f.layer} ({f.instruction})" if f.where == "layer" else f.where
         print(f"{f.kind:<13} {place}: {f.path or f.instruction}: {f.detail}")
     raise SystemExit(1)
+
+
+def _cmd_grade(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from . import grading, report
+
+    out = Path(args.out)
+    limits = engine.SandboxLimits(memory_bytes=int(args.memory_mb * 1024**2), cpus=args.cpus,
+                                  ready_timeout=args.ready_timeout)
+    feedback = out / "feedback"
+
+    def progress(grade: grading.StudentGrade) -> None:
+        report.write_feedback(grade, feedback)
+        print(report.summary_line(grade), flush=True)
+
+    grades = grading.grade_submissions(Path(args.submissions), limits=limits, build_timeout=args.build_timeout,
+                                       keep_images=args.keep_images, only=args.student, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_gradebook(grades, out / "gradebook.csv")
+    print(f"\nGraded {len(grades)} submission(s): {out / 'gradebook.csv'}, feedback in {feedback}/")
+
+
+def _cmd_exercises(args: argparse.Namespace) -> None:
+    if args.action == "generate":
+        print(f"Student versions written to {exercises.write_student_versions()}")
+        return
+    course = exercises.scratch_course()
+    try:
+        diffs = exercises.differences(exercises.generate(course), exercises.EXERCISES_DIR / exercises.ASSIGNMENT)
+    finally:
+        import shutil
+
+        shutil.rmtree(course, ignore_errors=True)
+    if diffs:
+        raise exercises.NbgraderFailed("exercises/ch14 is out of date; run `containerlab exercises generate`:\n"
+                                       + "\n".join(diffs))
+    print("exercises/ch14 is what solutions/ch14 generates.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +118,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report CSV/Parquet files of at least this size (default: 1000000)")
     p.add_argument("--skip-base", metavar="IMAGE", help="do not scan the layers shared with this base image")
     p.set_defaults(func=_cmd_scan)
+
+    p = sub.add_parser(
+        "grade",
+        help="grade a folder of exercise submissions: gradebook.csv and per-student feedback",
+        description="Grade every student folder in SUBMISSIONS (nbgrader's submitted/ layout or one "
+        "folder of notebooks per student). Answers are read from the notebooks without running them; "
+        "Dockerfiles are built with a timeout and run in a sandbox (internal network, memory, CPU and "
+        "process limits). A submission that cannot be graded gets a row saying why; the batch goes on.",
+    )
+    p.add_argument("submissions", help="folder with one subfolder per student")
+    p.add_argument("--out", default="grades", help="where to write gradebook.csv and feedback/ (default: grades)")
+    p.add_argument("--student", action="append", default=[], metavar="ID", help="grade only this student (repeat)")
+    p.add_argument("--build-timeout", type=float, default=900, metavar="SECONDS",
+                   help="stop a build after this long (default: 900)")
+    p.add_argument("--ready-timeout", type=float, default=90, metavar="SECONDS",
+                   help="wait this long at most for a service to answer (default: 90)")
+    p.add_argument("--memory-mb", type=float, default=1024, help="memory limit per container (default: 1024)")
+    p.add_argument("--cpus", type=float, default=1.0, help="CPU limit per container (default: 1.0)")
+    p.add_argument("--keep-images", action="store_true", help="keep the images built from submissions")
+    p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("exercises", help="generate the student versions of the exercises, or check them",
+                       description="`generate` runs nbgrader's generate_assignment on solutions/ch14 and "
+                       "writes exercises/ch14; `check` says whether exercises/ch14 is up to date.")
+    p.add_argument("action", choices=["generate", "check"])
+    p.set_defaults(func=_cmd_exercises)
     return parser
 
 
@@ -88,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (engine.EngineError, baseimages.BaseImageError, book.BookBuildFailed) as exc:
+    except (engine.EngineError, baseimages.BaseImageError, book.BookBuildFailed, FileNotFoundError,
+            exercises.NbgraderFailed) as exc:
         print(f"containerlab {args.command}: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import re
 import shlex
 import subprocess
+import tarfile
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,15 +265,17 @@ def build(
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
+        # A step that loops silently prints nothing: a timer, not the output loop, enforces the timeout.
+        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog.start()
         try:
             for line in proc.stdout:
                 line = line.rstrip("\n")
                 lines.append(line)
                 if echo:
                     echo(line)
-                if time.monotonic() - start > timeout:
-                    proc.kill()
-                    raise BuildFailed(
+            if time.monotonic() - start > timeout:
+                raise BuildFailed(
                         f"The build of {context} took more than {timeout:.0f} s and was stopped.",
                         step="",
                         error_lines=[],
@@ -277,6 +283,7 @@ def build(
                     )
             returncode = proc.wait()
         finally:
+            watchdog.cancel()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -489,6 +496,387 @@ def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathL
             break
     returncode = proc.wait()
     return subprocess.CompletedProcess(["docker", *args], returncode, "".join(lines), "")
+
+
+# --------------------------------------------------------------------------- sandboxed runs (grading)
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits put on a container started from an untrusted image (a student's submission).
+
+    Attributes:
+        memory_bytes: memory limit of the container, in bytes.
+        cpus: CPU share (1.0 = one core).
+        pids: most processes the container may have at once (stops fork bombs).
+        ready_timeout: seconds to wait for the service to answer at most.
+    """
+
+    memory_bytes: int = 1024**3
+    cpus: float = 1.0
+    pids: int = 256
+    ready_timeout: float = 90.0
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """One HTTP exchange made from inside a container.
+
+    Attributes:
+        status: the HTTP status code, or ``None`` when nothing answered.
+        body: the response body as text, or ``""``.
+        error: why nothing answered (``"connection refused"``...), or ``""``.
+    """
+
+    status: int | None
+    body: str
+    error: str = ""
+
+
+# Run with the image's own Python: no tool has to be installed in the student's image.
+_HTTP_PROBE = """
+import json, sys, urllib.error, urllib.request
+method, url, body, headers = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+data = body.encode() if body else None
+req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **headers})
+try:
+    with urllib.request.urlopen(req, timeout=5) as r:
+        print(json.dumps({"status": r.status, "body": r.read().decode("utf-8", "replace")}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read().decode("utf-8", "replace")}))
+except Exception as e:
+    print(json.dumps({"status": None, "body": "", "error": str(getattr(e, "reason", e))}))
+"""
+
+
+@contextlib.contextmanager
+def sandboxed_container(
+    image_name: str,
+    *,
+    environment: Mapping[str, str] | None = None,
+    volumes: Mapping[str, Mapping[str, str]] | None = None,
+    limits: SandboxLimits = SandboxLimits(),
+    name_prefix: str = "cl-ex",
+    labels: Mapping[str, str] | None = None,
+) -> Iterator[Container]:
+    """Start a container from an untrusted image, isolated, and remove it afterwards.
+
+    The container runs on its own *internal* bridge network (it gets an address
+    but no route to the outside world), with memory, CPU and process limits, no
+    new privileges and no published ports. Both the container and the network
+    are removed when the ``with`` block ends, also on errors.
+
+    Args:
+        image_name: the image to run (its own ``CMD``).
+        environment: environment variables.
+        volumes: Docker SDK volume spec (absolute host path to ``{"bind": ..., "mode": ...}``).
+        limits: the resource limits.
+        name_prefix: start of the container and network names.
+        labels: labels for the container and the network.
+
+    Yields:
+        The running container (Docker SDK object).
+
+    Raises:
+        EngineError: the engine refused to start it.
+    """
+    suffix = uuid.uuid4().hex[:10]
+    network = client().networks.create(
+        f"{name_prefix}-net-{suffix}", driver="bridge", internal=True, labels=dict(labels or {})
+    )
+    container: Container | None = None
+    try:
+        container = run(
+            image_name,
+            environment=environment,
+            volumes=volumes,
+            name=f"{name_prefix}-{suffix}",
+            labels=labels,
+            network=network.name,
+            mem_limit=limits.memory_bytes,
+            nano_cpus=int(limits.cpus * 1e9),
+            pids_limit=limits.pids,
+            security_opt=["no-new-privileges"],
+        )
+        yield container
+    finally:
+        if container is not None:
+            remove_container(container)
+        try:
+            network.remove()
+        except docker.errors.NotFound:
+            pass
+
+
+def container_address(container: Container) -> str:
+    """Return the container's IP address on its (first) network, or ``""`` when it has none."""
+    container.reload()
+    for settings in (container.attrs["NetworkSettings"].get("Networks") or {}).values():
+        if settings.get("IPAddress"):
+            return str(settings["IPAddress"])
+    return ""
+
+
+def http_from_inside(
+    container: Container, method: str, path: str, *, port: int = 80, body: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> HttpAnswer:
+    """Send one HTTP request to a container's own network address, from inside it.
+
+    The request goes to the container's network address (not 127.0.0.1), so a
+    server that listens on the loopback interface only does not answer, just as
+    it would not answer a published port. It uses the image's ``python``.
+
+    Args:
+        container: a running container.
+        method: ``"GET"`` or ``"POST"``.
+        path: e.g. ``"/health"``.
+        port: the container port.
+        body: a JSON request body, or ``""``.
+        headers: extra request headers (e.g. ``Authorization``).
+
+    Returns:
+        The status and body, or why nothing answered (5 s timeout per request).
+    """
+    address = container_address(container) or "127.0.0.1"
+    url = f"http://{address}:{port}{path}"
+    try:
+        result = container.exec_run(
+            ["python", "-c", _HTTP_PROBE, method, url, body, json.dumps(dict(headers or {}))], demux=False
+        )
+    except docker.errors.APIError as exc:
+        return HttpAnswer(None, "", f"could not run python in the container ({exc.explanation})")
+    text = (result.output or b"").decode("utf-8", "replace").strip()
+    if result.exit_code != 0:
+        return HttpAnswer(None, "", f"python in the container failed: {text[-300:]}")
+    try:
+        answer = json.loads(text.splitlines()[-1])
+    except (ValueError, IndexError):
+        return HttpAnswer(None, "", f"unexpected probe output: {text[-300:]}")
+    return HttpAnswer(answer.get("status"), answer.get("body", ""), answer.get("error", ""))
+
+
+def wait_http_inside(
+    container: Container, path: str = "/health", *, port: int = 80, timeout: float = 90
+) -> HttpAnswer:
+    """Poll ``path`` from inside ``container`` until it answers 2xx, with a deadline.
+
+    Returns:
+        The first 2xx answer.
+
+    Raises:
+        ContainerFailed: the container stopped, or nothing answered within ``timeout`` seconds
+            (the message holds the last error, ``logs`` the container's output).
+    """
+    deadline = time.monotonic() + timeout
+    last = HttpAnswer(None, "", "no answer yet")
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status in {"exited", "dead"}:
+            raise ContainerFailed(
+                f"The container stopped (exit code {container.attrs['State']['ExitCode']}) "
+                f"before port {port} answered.",
+                logs=logs(container),
+            )
+        if container.status == "running":
+            last = http_from_inside(container, "GET", path, port=port)
+            if last.status is not None and 200 <= last.status < 300:
+                return last
+            if last.status is None:
+                # A server that is up but listens elsewhere will never answer: say so at once.
+                elsewhere = _listening_elsewhere(container, port)
+                if elsewhere:
+                    raise ContainerFailed(
+                        f"Nothing answered {path} on port {port}: the server listens on {elsewhere} only.",
+                        logs=logs(container),
+                    )
+        time.sleep(0.5)
+    why = f"HTTP {last.status}" if last.status is not None else last.error
+    raise ContainerFailed(
+        f"Nothing answered {path} on port {port} within {timeout:.0f} s (last: {why}).",
+        logs=logs(container),
+    )
+
+
+def image_files(image_name: str) -> Iterator[tuple[str, int]]:
+    """List the regular files of an image's final file system (``docker export`` of a container).
+
+    Args:
+        image_name: the image.
+
+    Yields:
+        ``(path, size_bytes)`` for every regular file, path without a leading ``/``.
+
+    Raises:
+        EngineError: the image does not exist.
+    """
+    try:
+        container = client().containers.create(image_name, command=["true"], entrypoint=[])
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"Could not open image {image_name}: {exc}") from exc
+    try:
+        stream = _ChunkReader(container.export(chunk_size=1 << 20))
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if member.isfile():
+                    yield member.name.lstrip("./"), member.size
+    finally:
+        remove_container(container)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file-like view of an iterator of byte chunks (for streaming tar reads)."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buffer))
+        b[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+def remove_unused_image(image_id: str) -> bool:
+    """Remove an image by id unless a container or another tag still uses it.
+
+    Returns:
+        ``True`` when it was removed.
+    """
+    try:
+        client().images.remove(image_id, force=False, noprune=False)
+    except docker.errors.DockerException:
+        return False
+    return True
+
+
+_LISTENING_PROBE = """
+import sys
+found = []
+for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        lines = open(name).read().splitlines()[1:]
+    except OSError:
+        continue
+    for line in lines:
+        parts = line.split()
+        if parts[3] != "0A":  # LISTEN
+            continue
+        addr, port = parts[1].rsplit(":", 1)
+        found.append(f"{addr} {int(port, 16)}")
+print("\\n".join(found))
+"""
+
+
+def listening_sockets(container: Container) -> list[tuple[str, int]]:
+    """Return the TCP sockets listening inside a container, from its ``/proc/net/tcp`` files.
+
+    Returns:
+        ``(address, port)`` pairs; the address is ``"0.0.0.0"``, ``"::"``, ``"127.0.0.1"``,
+        ``"::1"`` or another address in dotted/hex form. Empty when nothing listens
+        or the image has no ``python`` to read the files with.
+    """
+    try:
+        result = container.exec_run(["python", "-c", _LISTENING_PROBE])
+    except docker.errors.APIError:
+        return []
+    if result.exit_code != 0:
+        return []
+    sockets = []
+    for line in (result.output or b"").decode().splitlines():
+        hex_addr, _, port = line.partition(" ")
+        sockets.append((_decode_proc_address(hex_addr), int(port)))
+    return sockets
+
+
+def _decode_proc_address(hex_addr: str) -> str:
+    """Turn a /proc/net/tcp address (little-endian hex) into a readable one."""
+    if len(hex_addr) == 8:
+        return ".".join(str(int(hex_addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
+    known = {"0" * 32: "::", "0" * 24 + "01000000": "::1"}
+    return known.get(hex_addr, hex_addr)
+
+
+def _listening_elsewhere(container: Container, port: int) -> str:
+    """Describe where the container listens when it is not on all interfaces at ``port``, else ``""``."""
+    # 127.0.0.11 is the engine's own DNS resolver on user-defined networks, not the student's server.
+    sockets = [(a, p) for a, p in listening_sockets(container) if a != "127.0.0.11"]
+    if not sockets or any(p == port and a in {"0.0.0.0", "::"} for a, p in sockets):
+        return ""
+    return ", ".join(f"{a}:{p}" for a, p in sockets)
+
+
+# --------------------------------------------------------------------------- image metadata
+
+
+def image_history(name: str) -> list[dict[str, object]]:
+    """Return the history of the local image ``name``, oldest step first.
+
+    Source: the engine's ``GET /images/{name}/history`` through the Docker SDK.
+
+    Args:
+        name: an image tag or id.
+
+    Returns:
+        One dict per history entry, oldest (the base image's first step) first, with
+        ``created_by`` (str, the instruction as the builder recorded it), ``created``
+        (int, seconds since the epoch, engine clock), ``size`` (int, bytes the step
+        added) and ``comment`` (str).
+
+    Raises:
+        EngineError: there is no image ``name``.
+    """
+    try:
+        entries = client().api.history(name)
+    except docker.errors.ImageNotFound as exc:
+        raise EngineError(f"There is no image {name!r} in the local engine.") from exc
+    return [
+        {
+            "created_by": entry.get("CreatedBy") or "",
+            "created": int(entry.get("Created") or 0),
+            "size": int(entry.get("Size") or 0),
+            "comment": entry.get("Comment") or "",
+        }
+        for entry in reversed(entries)
+    ]
+
+
+def image_layers(name: str) -> list[str]:
+    """Return the layer digests of the local image ``name``, bottom layer first.
+
+    Source: ``RootFS.Layers`` of ``docker image inspect`` (Docker SDK). Two images
+    that share a leading run of these digests share those layers on disk.
+
+    Raises:
+        EngineError: there is no image ``name``.
+    """
+    found = image(name)
+    if found is None:
+        raise EngineError(f"There is no image {name!r} in the local engine.")
+    return list(found.attrs.get("RootFS", {}).get("Layers") or [])
+
+
+def image_size(name: str) -> int:
+    """Return the size of the local image ``name`` in bytes, all its layers counted.
+
+    Source: ``Size`` of ``docker image inspect`` (uncompressed, as ``docker images`` shows it).
+
+    Raises:
+        EngineError: there is no image ``name``.
+    """
+    found = image(name)
+    if found is None:
+        raise EngineError(f"There is no image {name!r} in the local engine.")
+    return int(found.attrs["Size"])
 
 
 # --------------------------------------------------------------------------- image archives
@@ -755,66 +1143,3 @@ def compose_port(file: str | os.PathLike[str] | None, *, project: str, service: 
         raise EngineError(f"Service {service} of {project} publishes no host port for {port}: "
                           f"{result.stdout.strip()}")
     return int(match.group(1))
-
-# --------------------------------------------------------------------------- image metadata
-
-
-def image_history(name: str) -> list[dict[str, object]]:
-    """Return the history of the local image ``name``, oldest step first.
-
-    Source: the engine's ``GET /images/{name}/history`` through the Docker SDK.
-
-    Args:
-        name: an image tag or id.
-
-    Returns:
-        One dict per history entry, oldest (the base image's first step) first, with
-        ``created_by`` (str, the instruction as the builder recorded it), ``created``
-        (int, seconds since the epoch, engine clock), ``size`` (int, bytes the step
-        added) and ``comment`` (str).
-
-    Raises:
-        EngineError: there is no image ``name``.
-    """
-    try:
-        entries = client().api.history(name)
-    except docker.errors.ImageNotFound as exc:
-        raise EngineError(f"There is no image {name!r} in the local engine.") from exc
-    return [
-        {
-            "created_by": entry.get("CreatedBy") or "",
-            "created": int(entry.get("Created") or 0),
-            "size": int(entry.get("Size") or 0),
-            "comment": entry.get("Comment") or "",
-        }
-        for entry in reversed(entries)
-    ]
-
-
-def image_layers(name: str) -> list[str]:
-    """Return the layer digests of the local image ``name``, bottom layer first.
-
-    Source: ``RootFS.Layers`` of ``docker image inspect`` (Docker SDK). Two images
-    that share a leading run of these digests share those layers on disk.
-
-    Raises:
-        EngineError: there is no image ``name``.
-    """
-    found = image(name)
-    if found is None:
-        raise EngineError(f"There is no image {name!r} in the local engine.")
-    return list(found.attrs.get("RootFS", {}).get("Layers") or [])
-
-
-def image_size(name: str) -> int:
-    """Return the size of the local image ``name`` in bytes, all its layers counted.
-
-    Source: ``Size`` of ``docker image inspect`` (uncompressed, as ``docker images`` shows it).
-
-    Raises:
-        EngineError: there is no image ``name``.
-    """
-    found = image(name)
-    if found is None:
-        raise EngineError(f"There is no image {name!r} in the local engine.")
-    return int(found.attrs["Size"])

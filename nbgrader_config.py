@@ -1,0 +1,37 @@
+"""nbgrader configuration of the Chapter 14 exercises (the course directory is the repository root).
+
+Instructors keep the source versions (solutions, hidden tests) in solutions/;
+`nbgrader generate_assignment ch14` writes the student versions into
+exercises/ (what is committed there). The other nbgrader steps (release,
+collect, autograde, formgrader, export) use nbgrader's usual folders
+(submitted/, autograded/, feedback/, gradebook.db), which git ignores.
+"""
+
+from pathlib import Path
+
+c = get_config()  # noqa: F821  (defined by nbgrader when it loads this file)
+
+c.CourseDirectory.root = str(Path(__file__).resolve().parent)
+c.CourseDirectory.course_id = "ch14-containerisation"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+
+# Never copied into the student version nor over a submission: the MyST sources
+# of the notebooks, and the files the answer cells write (the solution
+# Dockerfiles and run commands are real files in solutions/ch14/).
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "feedback",
+    "*.md",
+    "*.Dockerfile",
+    "*.dockerfile",
+    "ex*-run.sh",
+    "ex2-report.json",
+]
+
+# Image builds inside cells take minutes on a cold build cache: the default
+# 30 s per cell would kill them. A cell that loops forever is still stopped.
+c.Execute.timeout = 1800
+c.ExecutePreprocessor.timeout = 1800

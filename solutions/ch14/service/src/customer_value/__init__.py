@@ -1,0 +1,1 @@
+"""customer_value: the Chapter 12 prediction service, packaged in Chapter 14."""

@@ -1,0 +1,114 @@
+"""Checks for the Chapter 14 exercises: plain functions that return results.
+
+Each exercise has its own module (:mod:`.ex1` ... :mod:`.conceptual`). A check
+measures what the student's work does on the real engine and returns a
+:class:`CheckResult`; it never prints or renders. Grading adds results up
+(:mod:`containerlab.grading`); showing them is the job of
+:mod:`containerlab.report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check.
+
+    Attributes:
+        name: short identifier, stable across versions (``"builds"``, ``"exec-form-cmd"``).
+        description: what was checked, as one line a student reads in the checklist.
+        passed: whether the check passed.
+        points: the points this check is worth (given in full when passed, else 0).
+        message: what was measured or found (shown for passed and failed checks).
+        hint: for a failed check, what to change, in plain language (not the answer).
+        hidden: whether the check belongs to the instructor's hidden tests.
+    """
+
+    name: str
+    description: str
+    passed: bool
+    points: float
+    message: str = ""
+    hint: str = ""
+    hidden: bool = False
+
+    @property
+    def awarded(self) -> float:
+        """Points given: ``points`` when passed, else 0."""
+        return self.points if self.passed else 0.0
+
+
+class CheckFailed(AssertionError):
+    """A required check failed; the message is the student's hint.
+
+    An ``AssertionError`` so that nbgrader's autograder gives the test cell 0 points.
+    """
+
+
+@dataclass(frozen=True)
+class CheckResults(Sequence[CheckResult]):
+    """The results of one run of an exercise's checks, in checklist order.
+
+    Attributes:
+        exercise: which exercise, e.g. ``"ex1"``.
+        results: the results.
+        image: the tag of the student's image that was checked (``""`` when none was built).
+    """
+
+    exercise: str
+    results: tuple[CheckResult, ...]
+    image: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        return self.results[index]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[CheckResult]:
+        return iter(self.results)
+
+    def get(self, name: str) -> CheckResult:
+        """Return the result named ``name``.
+
+        Raises:
+            KeyError: no check has that name (the message lists the names).
+        """
+        for result in self.results:
+            if result.name == name:
+                return result
+        raise KeyError(f"No check named {name!r}; the checks are {[r.name for r in self.results]}")
+
+    def require(self, *names: str) -> None:
+        """Raise :class:`CheckFailed` when one of the named checks failed (for nbgrader test cells).
+
+        Raises:
+            CheckFailed: naming the first failed check and its hint.
+        """
+        for name in names:
+            result = self.get(name)
+            if not result.passed:
+                raise CheckFailed(f"{result.description}: {result.message} {result.hint}".strip())
+
+    @property
+    def score(self) -> float:
+        """Points given, summed over the results."""
+        return sum(r.awarded for r in self.results)
+
+    @property
+    def max_score(self) -> float:
+        """Points available, summed over the results."""
+        return sum(r.points for r in self.results)
+
+    def __add__(self, other: CheckResults) -> CheckResults:  # type: ignore[override]
+        return CheckResults(self.exercise, self.results + tuple(other.results), self.image or other.image,
+                            self.notes + other.notes)
+
+
+def results(exercise: str, items: Iterable[CheckResult], *, image: str = "", notes: Iterable[str] = ()) -> CheckResults:
+    """Bundle check results of one exercise (a convenience for the exercise modules)."""
+    return CheckResults(exercise, tuple(items), image, tuple(notes))

@@ -1,0 +1,153 @@
+"""Exercise 1: write a Dockerfile for the customer-value service.
+
+Visible checks: it builds; the base is a slim Python image; ``CMD`` is exec
+form; a container answers ``/health`` on port 80; ``/predict`` gives the
+reference answers. Hidden checks (:func:`check_hidden`): a second set of
+customers, and no file of the service's ``data/`` folder inside the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import engine
+from . import CheckResult, CheckResults, results
+from . import service
+from .dockerfile import exec_form, is_slim_python
+
+EXERCISE = "ex1"
+#: The tag the check gives the student's image (kept after the check).
+DEFAULT_TAG = "cl-ex-ex1:latest"
+#: Points of each check, as the notebook's graded cells give them.
+POINTS = {"builds": 2, "slim-base": 1, "exec-form-cmd": 1, "health": 2, "predict": 2,
+          "predict-hidden": 1, "no-test-data": 1}
+
+DESCRIPTIONS = {
+    "builds": "The image builds from your Dockerfile",
+    "slim-base": "The final image starts from a slim Python base image",
+    "exec-form-cmd": "CMD is in exec form (a JSON list)",
+    "health": "A container answers GET /health on port 80",
+    "predict": "POST /predict gives the right answers",
+    "predict-hidden": "POST /predict gives the right answers for more customers",
+    "no-test-data": "The image holds none of the files in the service's data/ folder",
+}
+
+
+def _result(name: str, passed: bool, message: str = "", hint: str = "", *, hidden: bool = False) -> CheckResult:
+    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, hidden)
+
+
+def static_checks(built: service.Built) -> list[CheckResult]:
+    """Checks read from the Dockerfile itself: slim base, exec-form CMD."""
+    parsed = built.dockerfile
+    if parsed is None:
+        why = built.problem or "The Dockerfile could not be read."
+        return [_result("slim-base", False, why, "Fix the Dockerfile first."),
+                _result("exec-form-cmd", False, why, "Fix the Dockerfile first.")]
+    base = parsed.final_base()
+    slim = _result("slim-base", is_slim_python(base), f"The final stage starts FROM {base or 'nothing'}.",
+                   "Use a slim variant of the official Python image (its tag ends in -slim): the full "
+                   "image carries compilers and tools the service never uses.")
+    cmd = parsed.last("CMD")
+    if cmd is None:
+        form = _result("exec-form-cmd", False, "There is no CMD instruction.",
+                       "End with a CMD that starts the web server, written as a JSON list of strings.")
+    elif exec_form(cmd.args) is None:
+        form = _result("exec-form-cmd", False, f"Line {cmd.line}: CMD {cmd.args} is shell form.",
+                       "Write CMD as a JSON list, e.g. [\"program\", \"arg\", ...]: then the server runs as "
+                       "the container's main process and receives stop signals.")
+    else:
+        form = _result("exec-form-cmd", True, f"Line {cmd.line}: CMD {cmd.args}")
+    return [slim, form]
+
+
+def runtime_checks(built: service.Built, cases: Sequence[tuple[dict[str, float], float]],
+                   *, health: str = "health", predict: str = "predict", hidden: bool = False,
+                   limits: engine.SandboxLimits = engine.SandboxLimits()) -> list[CheckResult]:
+    """Run the built image and check ``/health`` and ``/predict`` (named ``health``/``predict`` checks)."""
+    names = [n for n in (health, predict) if n]
+    if not built.image:
+        return [_result(n, False, "There is no image to run.", "Make the build pass first.", hidden=hidden)
+                for n in names]
+    probe = service.probe_service(built.image, cases, limits=limits)
+    out = []
+    if health:
+        if probe.healthy:
+            out.append(_result(health, True, "GET /health answered 200.", hidden=hidden))
+        else:
+            logs = f" Last container output: {probe.logs.strip()[-300:]}" if probe.logs.strip() else ""
+            out.append(_result(health, False, probe.problem + logs,
+                               "Start the server so that it listens on all interfaces (host 0.0.0.0) and "
+                               "port 80 inside the container, with the app from src/customer_value/api.py.",
+                               hidden=hidden))
+    if predict:
+        if not probe.healthy:
+            out.append(_result(predict, False, "The service never became ready.",
+                               "Make the health check pass first.", hidden=hidden))
+        else:
+            wrong = probe.wrong_answers()
+            out.append(_result(predict, not wrong, service.describe_wrong(probe),
+                               "Serve the unchanged service code with the locked requirements installed.",
+                               hidden=hidden))
+    return out
+
+
+def check(dockerfile: str | Path = "ex1.Dockerfile", context: str | Path = "service", *,
+          tag: str = DEFAULT_TAG, limits: engine.SandboxLimits = engine.SandboxLimits(),
+          build_timeout: float = service.BUILD_TIMEOUT) -> CheckResults:
+    """Run the visible checks of exercise 1.
+
+    Builds the image (tagged ``tag``, which is kept), runs a container in the
+    sandbox, asks it three customers, and removes the container.
+
+    Args:
+        dockerfile: the student's Dockerfile.
+        context: the build context (the service folder).
+        tag: the tag for the student's image.
+        limits: sandbox limits for the container.
+        build_timeout: seconds after which the build is stopped.
+
+    Returns:
+        The results, in checklist order, with the image tag (``""`` when the build failed).
+    """
+    built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout)
+    builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
+              _result("builds", False, built.problem,
+                      built.hint or "Fix the problem above and run the answer cell, then this check, again."))
+    items = [builds, *static_checks(built),
+             *runtime_checks(built, service.VISIBLE_CASES, limits=limits)]
+    return results(EXERCISE, items, image=built.image, notes=built.notes)
+
+
+def check_hidden(image: str, cases: Sequence[tuple[dict[str, float], float]], *,
+                 data_dir: str | Path = "service/data",
+                 limits: engine.SandboxLimits = engine.SandboxLimits()) -> CheckResults:
+    """Run the hidden checks of exercise 1 on an image the visible checks built.
+
+    Args:
+        image: the student's image tag (``CheckResults.image``; ``""`` when it did not build).
+        cases: the second set of customers with their expected answers.
+        data_dir: the service's data folder; none of its files may be in the image.
+        limits: sandbox limits.
+
+    Returns:
+        The ``predict-hidden`` and ``no-test-data`` results.
+    """
+    built = service.Built(image)
+    items = runtime_checks(built, cases, health="", predict="predict-hidden", hidden=True, limits=limits)
+    items.append(data_check(image, data_dir))
+    return results(EXERCISE, items, image=image)
+
+
+def data_check(image: str, data_dir: str | Path, *, name: str = "no-test-data") -> CheckResult:
+    """Check that no file of ``data_dir`` (same name and size) is in the image's file system."""
+    if not image:
+        return _result(name, False, "There is no image to look into.", "Make the build pass first.", hidden=True)
+    data = {(p.name, p.stat().st_size) for p in Path(data_dir).rglob("*") if p.is_file()}
+    found = [path for path, size in engine.image_files(image) if (Path(path).name, size) in data]
+    if found:
+        return _result(name, False, f"The image holds {len(found)} data file(s), e.g. /{found[0]}.",
+                       "Copy only what the service needs to run (the requirements file and the code), or "
+                       "exclude the data folder with .dockerignore; data comes in at run time.", hidden=True)
+    return _result(name, True, f"None of the {len(data)} data file(s) is in the image.", hidden=True)

@@ -1,0 +1,203 @@
+"""Exercise 2: improve the image: cache-friendly order, smaller, same answers.
+
+Checks, all measured on the engine: it builds; after an edit to the code only,
+the dependency layer (the largest layer the build adds) comes from the build
+cache, read from the image history (:func:`containerlab.layers.build`: a
+cached step keeps the creation time of the build that made it); the image is smaller than the
+student's exercise-1 image and than the course's single-stage reference image
+by at least :data:`MARGIN`; the reduction the student reports matches the
+measured one within :data:`TOLERANCE_POINTS`; it still answers the same.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from .. import config, engine, layers
+from . import CheckResult, CheckResults, results, service
+from .ex1 import runtime_checks as _runtime
+
+EXERCISE = "ex2"
+DEFAULT_TAG = "cl-ex-ex2:latest"
+#: The student's exercise-1 image, compared with.
+EX1_TAG = "cl-ex-ex1:latest"
+#: The course's single-stage image of the same service (docker/customer-value/Dockerfile).
+REFERENCE_TAG = "cl-ex-reference:single-stage"
+#: The improved image must be at least this fraction smaller (0.10 = 10 %).
+MARGIN = 0.10
+#: The reported reduction may differ from the measured one by this many percentage points.
+TOLERANCE_POINTS = 2.0
+#: The file the check edits (in a copy of the context) to simulate a code change.
+EDITED_FILE = "src/customer_value/api.py"
+
+POINTS = {"builds": 1, "deps-reused": 3, "smaller-than-ex1": 1, "smaller-than-reference": 1,
+          "health": 1, "predict": 1, "reported-reduction": 1}
+DESCRIPTIONS = {
+    "builds": "The improved image builds",
+    "deps-reused": "After a code-only edit, the rebuild reuses the dependency layer",
+    "smaller-than-ex1": f"The image is at least {MARGIN:.0%} smaller than your exercise-1 image",
+    "smaller-than-reference": f"The image is at least {MARGIN:.0%} smaller than the course's single-stage image",
+    "health": "A container still answers GET /health on port 80",
+    "predict": "POST /predict still gives the right answers",
+    "reported-reduction": f"Your reported reduction matches the measured one (within {TOLERANCE_POINTS:g} points)",
+}
+
+
+def _result(name: str, passed: bool, message: str = "", hint: str = "") -> CheckResult:
+    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.0f} MB"
+
+
+def reference_image(context: Path) -> str:
+    """Build the course's single-stage image of the service (from the build cache after the first time).
+
+    Returns:
+        Its tag, or ``""`` when it cannot be built from this context.
+    """
+    try:
+        engine.build(context, tag=REFERENCE_TAG, dockerfile=config.SERVICE_DIR / "Dockerfile",
+                     labels={service.CHECK_LABEL: "reference"})
+    except engine.BuildFailed:
+        return ""
+    return REFERENCE_TAG
+
+
+def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
+    """Edit the code in a copy of the context, rebuild, and compare layers with the first build.
+
+    The dependency layer is the largest layer the build adds on top of its base
+    (installed packages dwarf the code). The edited image is removed afterwards.
+    """
+    if not built.image or built.dockerfile is None:
+        return _result("deps-reused", False, "There is no image to rebuild.", "Make the build pass first.")
+    config.CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="cl-ex-edit-", dir=config.CACHE_DIR))
+    tag = f"cl-ex-edited-{uuid.uuid4().hex[:8]}:check"
+    try:
+        copy = scratch / "context"
+        shutil.copytree(context, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        target = copy / EDITED_FILE
+        if not target.is_file():
+            return _result("deps-reused", False, f"The context has no {EDITED_FILE} to edit.",
+                           "Build from the service folder, with its code in src/.")
+        with target.open("a", encoding="utf-8") as handle:
+            # Unique each time: an edit seen before could be served whole from the build cache.
+            handle.write(f"\n# A code-only edit made by the exercise 2 check ({uuid.uuid4().hex}).\n")
+        dockerfile = scratch / "Dockerfile"
+        dockerfile.write_text(built.dockerfile.text, encoding="utf-8")
+        try:
+            measured = layers.build(copy, tag=tag, dockerfile=dockerfile)
+        except engine.BuildFailed as exc:
+            return _result("deps-reused", False, f"The rebuild after the edit failed: {exc}",
+                           "The Dockerfile must build from any copy of the service folder.")
+        own = [s for s in measured.steps if s.layer is not None]
+        if not own:
+            return _result("deps-reused", False, "The build adds no layer of its own.", "Install the requirements.")
+        deps = max(own, key=lambda s: s.size_bytes)
+        # A step taken from the build cache keeps the creation time of the build that first made it;
+        # a step that ran again is newer than the start of this build (image history, engine clock).
+        # Layer digests alone cannot tell: a cached step may come from another, equal cache record.
+        rebuilt = [s.instruction for s in own if not s.reused]
+        if deps.reused:
+            return _result("deps-reused", True, f"Reused the dependency layer ({_mb(deps.size_bytes)}, "
+                           f"step {deps.instruction!r}); rebuilt only: {', '.join(rebuilt) or 'nothing'}.")
+        return _result("deps-reused", False,
+                       f"The dependency layer ({_mb(deps.size_bytes)}, step {deps.instruction!r}) was rebuilt "
+                       f"after a code-only edit; rebuilt: {', '.join(rebuilt)}.",
+                       "Copy the requirements file and install it before you copy the code: a step is "
+                       "reused only when nothing it depends on, nor any step before it, changed.")
+    finally:
+        engine.remove_image(tag)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def size_checks(image: str, *, ex1_image: str, reference: str) -> list[CheckResult]:
+    """Compare the improved image's size with the exercise-1 image and the reference image."""
+    if not image:
+        return [_result(n, False, "There is no image to measure.", "Make the build pass first.")
+                for n in ("smaller-than-ex1", "smaller-than-reference")]
+    size = engine.image_size(image)
+    out = []
+    for name, other, label in (("smaller-than-ex1", ex1_image, "your exercise-1 image"),
+                               ("smaller-than-reference", reference, "the single-stage image")):
+        if not other or engine.image(other) is None:
+            out.append(_result(name, False, f"There is no {label} ({other or 'none'}) to compare with.",
+                               "Run the check of exercise 1 first: it builds the image compared with."))
+            continue
+        theirs = engine.image_size(other)
+        shrink = (theirs - size) / theirs
+        message = f"{_mb(size)} against {_mb(theirs)} for {label}: {shrink:.1%} smaller."
+        out.append(_result(name, shrink >= MARGIN, message,
+                           "Shrink the image: a multi-stage build that copies only the installed packages "
+                           "into a slim final stage, no caches or build tools left behind."))
+    return out
+
+
+def measured_reduction(image: str, ex1_image: str) -> float:
+    """Percent by which ``image`` is smaller than ``ex1_image`` (sizes from the engine)."""
+    before, after = engine.image_size(ex1_image), engine.image_size(image)
+    return 100.0 * (before - after) / before
+
+
+def check(dockerfile: str | Path = "ex2.Dockerfile", context: str | Path = "service", *,
+          tag: str = DEFAULT_TAG, ex1_image: str = EX1_TAG,
+          limits: engine.SandboxLimits = engine.SandboxLimits(),
+          build_timeout: float = service.BUILD_TIMEOUT) -> CheckResults:
+    """Run the checks of exercise 2 that need no report from the student.
+
+    Args:
+        dockerfile: the improved Dockerfile.
+        context: the service folder.
+        tag: tag for the improved image (kept).
+        ex1_image: the student's exercise-1 image.
+        limits: sandbox limits.
+        build_timeout: seconds after which a build is stopped.
+
+    Returns:
+        builds, deps-reused, smaller-than-ex1, smaller-than-reference, health, predict.
+    """
+    context = Path(context)
+    built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout)
+    builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
+              _result("builds", False, built.problem, built.hint or "Fix the problem above and check again."))
+    reference = reference_image(context) if context.is_dir() else ""
+    # The reference image is kept beside the student's: removing an image can drop the build-cache
+    # records its layers came from, and the next check would then reinstall the dependencies.
+    items = [builds, dependency_reuse(built, context),
+             *size_checks(built.image, ex1_image=ex1_image, reference=reference)]
+    for r in _runtime(built, service.VISIBLE_CASES, limits=limits):
+        items.append(CheckResult(r.name, DESCRIPTIONS[r.name], r.passed, POINTS[r.name], r.message, r.hint))
+    return results(EXERCISE, items, image=built.image, notes=built.notes)
+
+
+def check_report(checked: CheckResults, reported_percent: object, *, ex1_image: str = EX1_TAG) -> CheckResults:
+    """Compare the reduction the student reports with the measured one.
+
+    Args:
+        checked: the results of :func:`check` (for the image tag).
+        reported_percent: what the student wrote, in percent (e.g. ``18.5``).
+        ex1_image: the exercise-1 image.
+
+    Returns:
+        One ``reported-reduction`` result.
+    """
+    name = "reported-reduction"
+    if not checked.image or not ex1_image or engine.image(ex1_image) is None:
+        return results(EXERCISE, [_result(name, False, "There are not two images to compare.",
+                                           "Make both builds pass first.")])
+    measured = measured_reduction(checked.image, ex1_image)
+    try:
+        reported = float(reported_percent)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return results(EXERCISE, [_result(name, False, f"{reported_percent!r} is not a number.",
+                                           "Write the reduction as a number of percent, e.g. 12.5.")])
+    ok = abs(reported - measured) <= TOLERANCE_POINTS
+    return results(EXERCISE, [_result(name, ok, f"You reported {reported:g} %; measured {measured:.1f} %.",
+                                       "Compare the sizes `docker image ls` shows for both images: "
+                                       "(before - after) / before, in percent.")])

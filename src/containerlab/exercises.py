@@ -1,0 +1,126 @@
+"""The exercise notebooks and nbgrader: generate the student versions, compare them.
+
+The course directory of nbgrader is the repository root (``nbgrader_config.py``
+there): source versions in ``solutions/ch14``, student versions in
+``exercises/ch14``. :func:`generate` runs nbgrader's own ``generate_assignment``
+in a scratch course directory, so the repository's gradebook is never touched.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import config
+
+ASSIGNMENT = "ch14"
+SOLUTIONS_DIR: Path = config.ROOT / "solutions"
+EXERCISES_DIR: Path = config.ROOT / "exercises"
+NBGRADER_CONFIG: Path = config.ROOT / "nbgrader_config.py"
+
+
+class NbgraderFailed(RuntimeError):
+    """An nbgrader command failed; the message holds the end of its output."""
+
+
+def nbgrader(args: list[str], *, course_dir: Path, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    """Run ``nbgrader ARGS`` in ``course_dir`` (which holds an ``nbgrader_config.py``).
+
+    The venv's ``bin`` folder goes first on ``PATH`` (nbgrader starts ``alembic``
+    and kernels from there), and Jupyter's folders stay inside the project.
+
+    Args:
+        args: e.g. ``["autograde", "ch14"]``.
+        course_dir: the nbgrader course directory.
+        timeout: seconds after which the command is stopped.
+
+    Returns:
+        The finished process (output merged into ``stdout``).
+
+    Raises:
+        NbgraderFailed: nbgrader exited non-zero or took longer than ``timeout``.
+    """
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, **config.isolated_environment(), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    try:
+        proc = subprocess.run([str(bin_dir / "nbgrader"), *args], cwd=course_dir, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise NbgraderFailed(f"`nbgrader {' '.join(args)}` took more than {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-20:])
+        raise NbgraderFailed(f"`nbgrader {' '.join(args)}` failed in {course_dir}:\n{tail}")
+    return proc
+
+
+def scratch_course(parent: Path | None = None) -> Path:
+    """Make a fresh nbgrader course directory: the course's config and a copy of the sources.
+
+    Args:
+        parent: where to make it (default: the project's ``.cache`` folder).
+
+    Returns:
+        The course directory, holding ``nbgrader_config.py`` and ``solutions/ch14``.
+    """
+    parent = parent or config.CACHE_DIR
+    parent.mkdir(parents=True, exist_ok=True)
+    course = Path(tempfile.mkdtemp(prefix="cl-ex-course-", dir=parent))
+    shutil.copy(NBGRADER_CONFIG, course / "nbgrader_config.py")
+    shutil.copytree(SOLUTIONS_DIR / ASSIGNMENT, course / "solutions" / ASSIGNMENT,
+                    ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    return course
+
+
+def generate(course: Path | None = None) -> Path:
+    """Generate the student versions with ``nbgrader generate_assignment`` in a scratch course.
+
+    Returns:
+        The generated assignment folder (``<course>/exercises/ch14``).
+
+    Raises:
+        NbgraderFailed: nbgrader failed.
+    """
+    course = course or scratch_course()
+    nbgrader(["generate_assignment", ASSIGNMENT, "--force"], course_dir=course)
+    return course / "exercises" / ASSIGNMENT
+
+
+def write_student_versions() -> Path:
+    """Regenerate ``exercises/ch14`` from ``solutions/ch14`` (replacing what is there).
+
+    Returns:
+        The written folder.
+    """
+    course = scratch_course()
+    try:
+        generated = generate(course)
+        target = EXERCISES_DIR / ASSIGNMENT
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(generated, target)
+    finally:
+        shutil.rmtree(course, ignore_errors=True)
+    return target
+
+
+def differences(generated: Path, committed: Path) -> list[str]:
+    """Compare two assignment folders file by file.
+
+    Returns:
+        One line per difference (``"only in generated: x"``, ``"differs: y"``); empty when in sync.
+    """
+    def files(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in root.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
+
+    mine, theirs = files(generated), files(committed)
+    out = [f"only in generated: {f}" for f in sorted(mine - theirs)]
+    out += [f"only in committed: {f}" for f in sorted(theirs - mine)]
+    out += [f"differs: {f}" for f in sorted(mine & theirs)
+            if not filecmp.cmp(generated / f, committed / f, shallow=False)]
+    return out

@@ -1,0 +1,317 @@
+"""Grade a class: every student's submission, every exercise, into results (never rendered here).
+
+A submissions folder holds one folder per student, in nbgrader's layout
+(``submitted/<student>/ch14/*.ipynb``) or flat (``<student>/*.ipynb``). The
+grader reads each answer cell straight from the notebook JSON and never runs a
+student's Python: the Dockerfile of an answer cell is written to a scratch
+folder and built with the course's own copy of the service as context, and the
+image runs in the engine's sandbox (internal network, memory/CPU/process
+limits, timeouts). Whatever goes wrong with one student is recorded for that
+student and the batch goes on. Rendering the gradebook and the feedback is
+the job of :mod:`containerlab.report`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config, engine
+from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, ex3, results, service
+
+ASSIGNMENT = "ch14"
+SOLUTIONS = config.ROOT / "solutions" / ASSIGNMENT
+
+
+class SubmissionsNotFound(FileNotFoundError):
+    """The submissions folder does not exist or holds no student folder."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """How to grade one exercise of a submission.
+
+    Attributes:
+        key: ``"ex1"`` ... ``"ex5"``.
+        notebook: the notebook's file name.
+        max_points: automatic points available (for rows of ungradable submissions).
+    """
+
+    key: str
+    notebook: str
+    max_points: float
+
+
+EXERCISES: tuple[Exercise, ...] = (
+    Exercise("ex1", "ex1-write-a-dockerfile.ipynb", sum(ex1.POINTS.values())),
+    Exercise("ex2", "ex2-improve-the-image.ipynb", sum(ex2.POINTS.values())),
+    Exercise("ex3", "ex3-data-and-secrets-out.ipynb", sum(ex3.POINTS.values())),
+    Exercise("ex4", "ex4-the-lockfile-analogy.ipynb", 0),
+    Exercise("ex5", "ex5-when-not-to-containerise.ipynb", 0),
+)
+
+
+@dataclass
+class StudentGrade:
+    """One student's graded submission.
+
+    Attributes:
+        student: the student's id (their folder's name).
+        results: per exercise key, the check results (visible and hidden).
+        problems: per exercise key, why it could not be graded (a sentence).
+        seconds: wall time spent on this student, in seconds.
+    """
+
+    student: str
+    results: dict[str, CheckResults] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        """Automatic points given over all exercises."""
+        return sum(r.score for r in self.results.values())
+
+    @property
+    def max_score(self) -> float:
+        """Automatic points available over all exercises."""
+        return sum(e.max_points for e in EXERCISES)
+
+
+def student_folders(submissions: Path) -> dict[str, Path]:
+    """Find each student's folder of notebooks.
+
+    Returns:
+        Student id to the folder holding their notebooks, sorted by id.
+
+    Raises:
+        SubmissionsNotFound: the folder is missing or holds no student folder.
+    """
+    if not submissions.is_dir():
+        raise SubmissionsNotFound(f"There is no submissions folder {submissions}.")
+    found = {}
+    for folder in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        inner = folder / ASSIGNMENT
+        found[folder.name] = inner if inner.is_dir() else folder
+    if not found:
+        raise SubmissionsNotFound(f"{submissions} holds no student folder (one folder per student expected).")
+    return found
+
+
+def answer_file(notebook: Path, grade_id: str, *, magic: str) -> str:
+    """Return the text an answer cell writes with ``%%writefile`` (the cell minus its first line).
+
+    Raises:
+        conceptual.NotebookUnreadable: the notebook is missing or not valid JSON.
+        ValueError: the cell is missing or does not start with ``magic``.
+    """
+    source = conceptual.read_cell(notebook, grade_id)
+    first, _, body = source.partition("\n")
+    if not first.strip().startswith(magic):
+        raise ValueError(f"The answer cell {grade_id} of {notebook.name} is missing or no longer starts "
+                         f"with `{magic}`.")
+    return body
+
+
+def hidden_cases(solutions: Path = SOLUTIONS) -> list[tuple[dict[str, float], float]]:
+    """Read exercise 1's hidden request set from the instructor's source notebook.
+
+    Raises:
+        FileNotFoundError: the solutions are not there (they are needed to grade).
+    """
+    notebook = solutions / "ex1-write-a-dockerfile.ipynb"
+    source = conceptual.read_cell(notebook, "ex1-test-hidden-predict")
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HIDDEN_CASES":
+            return [(dict(c), float(v)) for c, v in ast.literal_eval(node.value)]
+    raise FileNotFoundError(f"{notebook} has no HIDDEN_CASES in its hidden test cell.")
+
+
+def _slug(student: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", student.lower()).strip("-")[:40] or "student"
+
+
+def _not_graded(exercise: Exercise, problem: str) -> CheckResults:
+    return results(exercise.key, [CheckResult("graded", "The exercise could be graded", False, exercise.max_points,
+                                              problem, "Fix the problem named above and submit again.")])
+
+
+def grade_ex1(notebook: Path, work: Path, *, tag: str, cases: list[tuple[dict[str, float], float]],
+              limits: engine.SandboxLimits, build_timeout: float) -> CheckResults:
+    """Grade exercise 1 of one submission: visible and hidden checks."""
+    dockerfile = work / "ex1.Dockerfile"
+    dockerfile.write_text(answer_file(notebook, "ex1-dockerfile", magic="%%writefile"), encoding="utf-8")
+    context = work / "service"
+    if not context.exists():
+        shutil.copytree(SOLUTIONS / "service", context)
+    visible = ex1.check(dockerfile, context, tag=tag, limits=limits, build_timeout=build_timeout)
+    hidden = ex1.check_hidden(visible.image, cases, data_dir=context / "data", limits=limits)
+    return visible + hidden
+
+
+def reported_number(notebook: Path, grade_id: str, name: str) -> float | str:
+    """Read ``NAME = <number>`` from an answer cell without running it.
+
+    Returns:
+        The number, or a sentence saying why none could be read (the grader never
+        runs a student's code, so a computed value cannot be read).
+    """
+    source = conceptual.read_cell(notebook, grade_id)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        return f"the cell {grade_id} is not valid Python ({exc.msg}, line {exc.lineno})"
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == name:
+            try:
+                return float(ast.literal_eval(node.value))
+            except (ValueError, TypeError):
+                return (f"{name} is computed in the cell; the batch grader only reads a number written "
+                        "there (e.g. 12.5)")
+    return f"the cell {grade_id} sets no {name}"
+
+
+def grade_ex2(notebook: Path, work: Path, *, tag: str, ex1_image: str,
+              limits: engine.SandboxLimits, build_timeout: float) -> CheckResults:
+    """Grade exercise 2 of one submission against the student's own exercise-1 image."""
+    dockerfile = work / "ex2.Dockerfile"
+    dockerfile.write_text(answer_file(notebook, "ex2-dockerfile", magic="%%writefile"), encoding="utf-8")
+    context = work / "service"
+    if not context.exists():
+        shutil.copytree(SOLUTIONS / "service", context)
+    checked = ex2.check(dockerfile, context, tag=tag, ex1_image=ex1_image, limits=limits,
+                        build_timeout=build_timeout)
+    reported = reported_number(notebook, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT")
+    if isinstance(reported, str):
+        report = results("ex2", [CheckResult("reported-reduction", ex2.DESCRIPTIONS["reported-reduction"], False,
+                                             ex2.POINTS["reported-reduction"], reported.capitalize() + ".",
+                                             "Write the measured reduction as a number.")])
+    else:
+        report = ex2.check_report(checked, reported, ex1_image=ex1_image)
+    return checked + report
+
+
+def grade_ex3(notebook: Path, work: Path, *, tag: str, limits: engine.SandboxLimits,
+              build_timeout: float) -> CheckResults:
+    """Grade exercise 3 of one submission: the Dockerfile, the run command, the free-text answer's presence."""
+    (work / "ex3.Dockerfile").write_text(answer_file(notebook, "ex3-dockerfile", magic="%%writefile"),
+                                         encoding="utf-8")
+    (work / "ex3-run.sh").write_text(answer_file(notebook, "ex3-run-command", magic="%%writefile"),
+                                     encoding="utf-8")
+    context = work / "service"
+    if not context.exists():
+        shutil.copytree(SOLUTIONS / "service", context)
+    checked = ex3.check(work / "ex3.Dockerfile", work / "ex3-run.sh", context, folder=work, tag=tag,
+                        limits=limits, build_timeout=build_timeout)
+    return checked + conceptual.check(notebook, "ex3-answer", exercise="ex3", manual_points=3)
+
+
+def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tuple[dict[str, float], float]],
+                  limits: engine.SandboxLimits = engine.SandboxLimits(),
+                  build_timeout: float = service.BUILD_TIMEOUT, keep_images: bool = False) -> StudentGrade:
+    """Grade every exercise of one student; a problem in one exercise is recorded, not raised.
+
+    Args:
+        student: the student's id.
+        folder: the folder holding their notebooks.
+        work_root: scratch folder (a subfolder per student is made and removed).
+        cases: exercise 1's hidden request set.
+        limits: sandbox limits for containers.
+        build_timeout: seconds after which a build is stopped.
+        keep_images: keep the images built from the submission (default: removed).
+
+    Returns:
+        The student's results and problems.
+    """
+    import time
+
+    start = time.monotonic()
+    grade = StudentGrade(student)
+    work = work_root / _slug(student)
+    work.mkdir(parents=True, exist_ok=True)
+    tags = []
+    try:
+        for exercise in EXERCISES:
+            notebook = folder / exercise.notebook
+            try:
+                tag = f"cl-ex-grade-{_slug(student)}-{exercise.key}:latest"
+                if exercise.key == "ex1":
+                    tags.append(tag)
+                    grade.results["ex1"] = grade_ex1(notebook, work, tag=tag, cases=cases, limits=limits,
+                                                     build_timeout=build_timeout)
+                elif exercise.key == "ex2":
+                    tags.append(tag)
+                    ex1_image = grade.results["ex1"].image if "ex1" in grade.results else ""
+                    grade.results["ex2"] = grade_ex2(notebook, work, tag=tag, ex1_image=ex1_image,
+                                                     limits=limits, build_timeout=build_timeout)
+                elif exercise.key == "ex3":
+                    tags.append(tag)
+                    grade.results["ex3"] = grade_ex3(notebook, work, tag=tag, limits=limits,
+                                                     build_timeout=build_timeout)
+                else:
+                    grade.results[exercise.key] = conceptual.check(
+                        notebook, f"{exercise.key}-answer", exercise=exercise.key, manual_points=4)
+                    first = grade.results[exercise.key].results[0]
+                    if "not a valid notebook" in first.message or "There is no notebook" in first.message:
+                        grade.problems[exercise.key] = first.message
+            except (conceptual.NotebookUnreadable, ValueError, OSError) as exc:
+                grade.problems[exercise.key] = str(exc)
+                grade.results[exercise.key] = _not_graded(exercise, str(exc))
+            except engine.EngineUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001  (one submission must never stop the batch)
+                problem = f"The grader failed on this exercise ({type(exc).__name__}: {exc})."
+                grade.problems[exercise.key] = problem
+                grade.results[exercise.key] = _not_graded(exercise, problem)
+    finally:
+        if not keep_images:
+            for tag in tags:
+                engine.remove_image(tag)
+        shutil.rmtree(work, ignore_errors=True)
+    grade.seconds = time.monotonic() - start
+    return grade
+
+
+def grade_submissions(submissions: Path, *, work_root: Path | None = None,
+                      limits: engine.SandboxLimits = engine.SandboxLimits(),
+                      build_timeout: float = service.BUILD_TIMEOUT, keep_images: bool = False,
+                      only: Iterable[str] = (),
+                      progress: Callable[[StudentGrade], None] | None = None) -> list[StudentGrade]:
+    """Grade every student folder under ``submissions``.
+
+    Args:
+        submissions: one folder per student (nbgrader ``submitted/`` layout or flat).
+        work_root: scratch folder (default: ``.cache/grading``); emptied afterwards.
+        limits: sandbox limits.
+        build_timeout: seconds after which one build is stopped.
+        keep_images: keep the students' images.
+        only: grade only these student ids (default: all).
+        progress: called with each student's grade as soon as it is done.
+
+    Returns:
+        One :class:`StudentGrade` per student, sorted by id.
+
+    Raises:
+        SubmissionsNotFound: no submissions folder or no student in it.
+        EngineUnavailable: no Docker engine answers (nothing can be graded).
+    """
+    folders = student_folders(submissions)
+    wanted = set(only)
+    if wanted:
+        folders = {s: f for s, f in folders.items() if s in wanted}
+    engine.client()
+    cases = hidden_cases()
+    work_root = work_root or config.CACHE_DIR / "grading"
+    grades = []
+    for student, folder in folders.items():
+        grade = grade_student(student, folder, work_root=work_root, cases=cases, limits=limits,
+                              build_timeout=build_timeout, keep_images=keep_images)
+        grades.append(grade)
+        if progress:
+            progress(grade)
+    return grades
+

@@ -1,0 +1,63 @@
+"""Exercise 3's checks: Dockerfiles and run commands named by outcome, on the real engine."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from containerlab import config, engine
+from containerlab.checks import ex3
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ex3"
+FOLDER = config.ROOT / "solutions" / "ch14"
+SERVICE = FOLDER / "service"
+
+#: (dockerfile fixture, run-command fixture) -> (checks that must fail, {check: words in its hint})
+EXPECTED: dict[tuple[str, str], tuple[set[str], dict[str, str]]] = {
+    ("passes_all", "passes_all"): (set(), {}),
+    ("fails_secret_in_env", "passes_all"): ({"no-secret-in-image"}, {"no-secret-in-image": "no ENV or ARG"}),
+    ("fails_baked_secret_removed_later", "passes_all"): ({"no-secret-in-image"},
+                                                         {"no-secret-in-image": "does not remove it"}),
+    ("fails_data_copied", "passes_all"): ({"no-data-in-image"}, {"no-data-in-image": "mount the data folder"}),
+    ("passes_all", "fails_no_mount"): ({"data-mounted"}, {"data-mounted": "service/data"}),
+    ("passes_all", "fails_no_secret"): ({"secret-from-env"}, {"secret-from-env": "--env-file"}),
+    ("passes_all", "fails_mounted_elsewhere"): ({"data-mounted"}, {"data-mounted": "DATA_DIR"}),
+    ("passes_all", "fails_refused_option"): ({"data-mounted", "secret-from-env"}, {}),
+}
+
+
+@pytest.fixture
+def student_tag():
+    """A unique tag for the student's image; removed after the test, pass or fail."""
+    tag = f"cl-ex-test-{uuid.uuid4().hex[:10]}:ex3"
+    yield tag
+    engine.remove_image(tag)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("dockerfile,command", sorted(EXPECTED), ids=lambda v: v)
+def test_fixture_fails_exactly_its_checks(dockerfile: str, command: str, student_tag: str, docker_client) -> None:
+    """Does each Dockerfile/run-command pair fail exactly the checks its names say, with the intended hint?"""
+    must_fail, words = EXPECTED[(dockerfile, command)]
+    res = ex3.check(FIXTURES / f"{dockerfile}.dockerfile", FIXTURES / f"{command}.run.sh", SERVICE,
+                    folder=FOLDER, tag=student_tag)
+    assert {r.name for r in res if not r.passed} == must_fail, [(r.name, r.message) for r in res]
+    for name, word in words.items():
+        assert word in res.get(name).hint, res.get(name)
+    assert docker_client.containers.list(all=True, filters={"label": "org.containerlab.exercise-check"}) == []
+
+
+def test_run_command_refuses_options_and_paths_outside() -> None:
+    """Are privileged options and mounts from outside the exercise folder refused with a clear message?"""
+    with pytest.raises(ex3.RunCommandProblem, match="--privileged"):
+        ex3.parse_run_command("docker run --privileged img", FOLDER)
+    with pytest.raises(ex3.RunCommandProblem, match="outside your exercise folder"):
+        ex3.parse_run_command("docker run -v /etc:/x img", FOLDER)
+    with pytest.raises(ex3.RunCommandProblem, match="docker run"):
+        ex3.parse_run_command("podman run img", FOLDER)
+    spec = ex3.parse_run_command('docker run -d \\\n  -e API_TOKEN=abc -v "$PWD/service/data:/data:ro" img', FOLDER)
+    assert spec.environment == {"API_TOKEN": "abc"} and spec.image == "img"
+    assert spec.volumes == {str((FOLDER / "service" / "data").resolve()): {"bind": "/data", "mode": "ro"}}

@@ -1,0 +1,102 @@
+"""`containerlab grade` over a folder of submissions: good, untouched and broken ones in one batch."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from containerlab import cli, exercises
+from containerlab.checks import ex1, ex2, ex3
+from containerlab.grading import StudentGrade
+from containerlab import report
+from containerlab.checks import CheckResult, results
+
+RELEASE = exercises.EXERCISES_DIR / "ch14"
+SOURCE = exercises.SOLUTIONS_DIR / "ch14"
+
+
+def _fill(student_dir: Path, *, answers_from: Path | None, dockerfile: str | None = None) -> None:
+    """Copy the student versions into student_dir, answer cells filled from a source notebook."""
+    student_dir.mkdir(parents=True)
+    for release in RELEASE.glob("*.ipynb"):
+        nb = nbformat.read(release, as_version=4)
+        if answers_from is not None:
+            answers = {c.metadata["nbgrader"]["grade_id"]: c.source
+                       for c in nbformat.read(answers_from / release.name, as_version=4).cells
+                       if c.metadata.get("nbgrader", {}).get("solution")}
+            for cell in nb.cells:
+                gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if gid in answers:
+                    cell.source = answers[gid]
+        for cell in nb.cells:
+            if dockerfile is not None and cell.metadata.get("nbgrader", {}).get("grade_id") == "ex1-dockerfile":
+                cell.source = "%%writefile ex1.Dockerfile\n" + dockerfile
+        nbformat.write(nb, student_dir / release.name)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
+    """Does one batch grade a solution fully, a starter at zero, and name the problem of broken ones?"""
+    submitted = tmp_path / "submitted"
+    _fill(submitted / "alice" / "ch14", answers_from=SOURCE)           # nbgrader layout, full solution
+    _fill(submitted / "bob", answers_from=None)                        # flat layout, untouched starter
+    _fill(submitted / "carol", answers_from=SOURCE)
+    (submitted / "carol" / "ex1-write-a-dockerfile.ipynb").write_text("{ this is not json")
+    (submitted / "carol" / "ex5-when-not-to-containerise.ipynb").unlink()
+    _fill(submitted / "dave", answers_from=SOURCE,
+          dockerfile="FROM python:3.13-slim\nRUN while true; do sleep 1; done\n")
+    out = tmp_path / "grades"
+
+    status = cli.main(["grade", str(submitted), "--out", str(out), "--build-timeout", "15"])
+    assert status == 0
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
+    full = sum(ex1.POINTS.values())
+    assert rows["alice"]["ex1"] == f"{full:g}" and rows["alice"]["problems"] == ""
+    # The solution computes its reported reduction; the batch grader reads only written numbers.
+    assert rows["alice"]["ex2"] == f"{sum(ex2.POINTS.values()) - ex2.POINTS['reported-reduction']:g}"
+    assert "only reads a number" in (out / "feedback" / "alice.txt").read_text()
+    assert rows["alice"]["ex3"] == f"{sum(ex3.POINTS.values()):g}"
+    assert rows["bob"]["total"] == "0"
+    assert rows["carol"]["ex1"] == "0" and "not a valid notebook" in rows["carol"]["problems"]
+    assert "There is no notebook ex5" in rows["carol"]["problems"]
+    assert rows["dave"]["ex1"] == f"{ex1.POINTS['slim-base']:g}"  # the one static check it passes
+    dave = (out / "feedback" / "dave.txt").read_text()
+    assert "more than 15 s" in dave and "never ends" in dave
+    bob = (out / "feedback" / "bob.txt").read_text()
+    assert "placeholder" in bob
+    # Every check of alice passed but the computed report: ex1, ex2, ex3, and the three free-text answers.
+    passed = len(ex1.POINTS) + len(ex2.POINTS) - 1 + len(ex3.POINTS) + 3
+    assert (out / "feedback" / "alice.html").read_text().count("\u2714") == passed
+    assert "alice" in capsys.readouterr().out
+    # Nothing of the batch is left on the engine.
+    assert docker_client.containers.list(all=True, filters={"label": "org.containerlab.exercise-check"}) == []
+    assert not [i for i in docker_client.images.list() if any(t.startswith("cl-ex-grade-") for t in i.tags)]
+
+
+def test_grade_reports_a_missing_folder(tmp_path: Path, capsys) -> None:
+    """Does grading a folder that does not exist exit 1 with a message naming it?"""
+    assert cli.main(["grade", str(tmp_path / "nope")]) == 1
+    assert "nope" in capsys.readouterr().err
+
+
+def test_rendering_shows_points_hints_and_hidden_marks() -> None:
+    """Do the text and HTML checklists show marks, points, hints of failures and hidden tests?"""
+    res = results("ex1", [
+        CheckResult("builds", "The image builds", True, 2, "Built in 3 s."),
+        CheckResult("health", "Answers /health", False, 2, "Nothing answered.", "Listen on 0.0.0.0 <port 80>."),
+        CheckResult("no-test-data", "No data inside", True, 1, "", hidden=True),
+    ], notes=["CRLF line endings were changed"])
+    text = report.render_text(res)
+    assert "[PASS] 2/2  The image builds" in text
+    assert "[FAIL] 0/2  Answers /health" in text and "hint: Listen on 0.0.0.0 <port 80>." in text
+    assert "(hidden test)" in text and "Score: 3 / 5" in text and "CRLF" in text
+    assert "(hidden test)" not in report.render_text(res, show_hidden=False)
+    page = report.Checklist(res)._repr_html_()
+    assert "&lt;port 80&gt;" in page and "Hint:" in page and "Score: 3 / 5" in page
+    assert str(report.Checklist(res)) == text
+    grade = StudentGrade("zoe", {"ex1": res})
+    assert "zoe" in report.summary_line(grade)
