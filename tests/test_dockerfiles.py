@@ -15,13 +15,16 @@ from containerlab import config
 HADOLINT = Path(sys.executable).with_name("hadolint")
 HADOLINT_CONFIG = config.ROOT / ".hadolint.yaml"
 SKIP_DIRS = {".git", ".venv", "_build", ".cache", "node_modules", ".pytest_cache"}
+#: Submissions that are wrong on purpose (the graders' test inputs), not the course's Dockerfiles.
+SUBMISSION_FIXTURES = Path("tests") / "fixtures"
 
 
 def repo_dockerfiles() -> list[Path]:
     """Every file named ``Dockerfile``, ``Dockerfile.<variant>`` or ``<name>.dockerfile`` in the repository."""
     found = []
     for path in config.ROOT.rglob("*"):
-        if any(part in SKIP_DIRS for part in path.relative_to(config.ROOT).parts):
+        relative = path.relative_to(config.ROOT)
+        if any(part in SKIP_DIRS for part in relative.parts) or relative.is_relative_to(SUBMISSION_FIXTURES):
             continue
         if path.is_file() and (
             path.name == "Dockerfile" or path.name.startswith("Dockerfile.") or path.name.endswith(".dockerfile")

@@ -220,3 +220,13 @@ def test_autograde_stops_a_cell_that_loops_forever(scratch_course: Path) -> None
     assert time.monotonic() - start < 120
     graded = (scratch_course / "autograded" / "looper" / "ch14" / "ex4-the-lockfile-analogy.ipynb").read_text()
     assert "CellTimeoutError" in graded or "timed out" in graded.lower()
+
+
+def test_exercise_service_is_the_course_service():
+    """Are the exercises' service code and lockfile the same as docker/customer-value's (no drifted copy)?"""
+    for name in exercises.SERVICE_SHARED:
+        source, copy = config.SERVICE_DIR / name, exercises.SERVICE_COPY / name
+        if source.is_dir():
+            assert exercises.differences(source, copy) == [], f"run `containerlab exercises generate`"
+        else:
+            assert source.read_bytes() == copy.read_bytes(), f"run `containerlab exercises generate`"

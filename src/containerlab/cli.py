@@ -8,6 +8,7 @@ clear message (exit status 1), never as a traceback.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
 from . import baseimages, book, engine, exercises
@@ -70,8 +71,6 @@ def _cmd_exercises(args: argparse.Namespace) -> None:
     try:
         diffs = exercises.differences(exercises.generate(course), exercises.EXERCISES_DIR / exercises.ASSIGNMENT)
     finally:
-        import shutil
-
         shutil.rmtree(course, ignore_errors=True)
     if diffs:
         raise exercises.NbgraderFailed("exercises/ch14 is out of date; run `containerlab exercises generate`:\n"

@@ -22,6 +22,10 @@ ASSIGNMENT = "ch14"
 SOLUTIONS_DIR: Path = config.ROOT / "solutions"
 EXERCISES_DIR: Path = config.ROOT / "exercises"
 NBGRADER_CONFIG: Path = config.ROOT / "nbgrader_config.py"
+#: The exercises' copy of the service; its code and lockfile come from the course's service.
+SERVICE_COPY: Path = SOLUTIONS_DIR / ASSIGNMENT / "service"
+#: What the copy takes over from ``docker/customer-value`` (the rest, its data and .env, is the exercise's own).
+SERVICE_SHARED = ("src", "requirements.txt")
 
 
 class NbgraderFailed(RuntimeError):
@@ -90,12 +94,30 @@ def generate(course: Path | None = None) -> Path:
     return course / "exercises" / ASSIGNMENT
 
 
+def sync_service_copy() -> None:
+    """Refresh the exercises' service code and lockfile from ``docker/customer-value``.
+
+    The service students package is the chapter's own service; copying it here
+    (instead of editing a second version by hand) keeps the two from drifting.
+    """
+    for name in SERVICE_SHARED:
+        source, target = config.SERVICE_DIR / name, SERVICE_COPY / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
+
+
 def write_student_versions() -> Path:
-    """Regenerate ``exercises/ch14`` from ``solutions/ch14`` (replacing what is there).
+    """Regenerate ``exercises/ch14`` from ``solutions/ch14`` (replacing what is there),
+    after refreshing the service copy with :func:`sync_service_copy`.
 
     Returns:
         The written folder.
     """
+    sync_service_copy()
     course = scratch_course()
     try:
         generated = generate(course)

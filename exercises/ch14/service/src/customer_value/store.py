@@ -104,6 +104,24 @@ class PredictionStore:
             self._schema_ready = True
         return conn
 
+    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Run one statement on a fresh connection and return its rows.
+
+        A database that was replaced (a new, empty volume) while the service ran
+        has no table yet: the schema is then made again and the statement retried once.
+        """
+        for attempt in (1, 2):
+            try:
+                with self._connect() as conn:
+                    return conn.execute(sql, params).fetchall()
+            except psycopg.errors.UndefinedTable:
+                self._schema_ready = False
+                if attempt == 2:
+                    raise
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise DatabaseUnavailable(f"The database at {self.where()} stopped answering: {exc}") from exc
+        raise AssertionError("unreachable")
+
     def save(self, customer: dict[str, Any], customer_value: float) -> int:
         """Store one prediction.
 
@@ -118,16 +136,11 @@ class PredictionStore:
             DatabaseNotConfigured: no usable DATABASE_URL.
             DatabaseUnavailable: the database does not answer.
         """
-        try:
-            with self._connect() as conn:
-                row = conn.execute(
-                    "INSERT INTO predictions (customer, customer_value) VALUES (%s, %s) RETURNING id",
-                    (json.dumps(customer), customer_value),
-                ).fetchone()
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise DatabaseUnavailable(f"The database at {self.where()} stopped answering: {exc}") from exc
-        assert row is not None
-        return int(row[0])
+        row = self._run(
+            "INSERT INTO predictions (customer, customer_value) VALUES (%s, %s) RETURNING id",
+            (json.dumps(customer), customer_value),
+        )
+        return int(row[0][0])
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         """Return the ``limit`` most recent predictions, newest first.
@@ -139,15 +152,10 @@ class PredictionStore:
             DatabaseNotConfigured: no usable DATABASE_URL.
             DatabaseUnavailable: the database does not answer.
         """
-        try:
-            with self._connect() as conn:
-                rows = conn.execute(
-                    "SELECT id, created_at, customer, customer_value FROM predictions "
-                    "ORDER BY id DESC LIMIT %s",
-                    (limit,),
-                ).fetchall()
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise DatabaseUnavailable(f"The database at {self.where()} stopped answering: {exc}") from exc
+        rows = self._run(
+            "SELECT id, created_at, customer, customer_value FROM predictions ORDER BY id DESC LIMIT %s",
+            (limit,),
+        )
         return [
             {"id": r[0], "created_at": r[1].isoformat(), "customer": r[2], "customer_value": r[3]}
             for r in rows
