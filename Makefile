@@ -17,7 +17,7 @@ export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 .PHONY: help env engine images book test lock clean bench exercises
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements/course.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python >= 3.11 is needed ($(PYTHON) not found)"; exit 1; }

@@ -83,6 +83,14 @@ def test_grade_reports_a_missing_folder(tmp_path: Path, capsys) -> None:
     assert "nope" in capsys.readouterr().err
 
 
+def test_grade_refuses_an_unknown_student(tmp_path: Path, capsys) -> None:
+    """Does asking for a student with no submission exit 1 naming them and the students there?"""
+    (tmp_path / "alice").mkdir()
+    assert cli.main(["grade", str(tmp_path), "--student", "zed"]) == 1
+    err = capsys.readouterr().err
+    assert "zed" in err and "alice" in err
+
+
 def test_rendering_shows_points_hints_and_hidden_marks() -> None:
     """Do the text and HTML checklists show marks, points, hints of failures and hidden tests?"""
     res = results("ex1", [

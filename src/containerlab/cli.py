@@ -86,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("engine", help="check that a Docker engine with buildx and compose answers")
+    p = sub.add_parser(
+        "engine",
+        help="check that a Docker engine with buildx and compose answers",
+        description="Print the versions of the engine and of the buildx and compose plugins, or say "
+        "what is missing and how to get it (exit status 1).",
+    )
     p.set_defaults(func=_cmd_engine)
 
     p = sub.add_parser(
@@ -99,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pull", action="store_true", help="do not try the registry first")
     p.set_defaults(func=_cmd_images)
 
-    p = sub.add_parser("book", help="build the book into _build/html, executing the notebooks (cached)")
+    p = sub.add_parser(
+        "book",
+        help="build the book into _build/html, executing the notebooks (cached)",
+        description="Run jupyter-book with warnings as errors. Notebooks whose code did not change "
+        "since their last successful run come from the execution cache; the build time is printed.",
+    )
     p.add_argument("--all", action="store_true", help="re-execute every notebook, ignoring the cache")
     p.set_defaults(func=_cmd_book)
 

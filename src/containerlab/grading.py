@@ -188,7 +188,7 @@ def grade_ex2(notebook: Path, work: Path, *, tag: str, ex1_image: str,
     reported = reported_number(notebook, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT")
     if isinstance(reported, str):
         report = results("ex2", [CheckResult("reported-reduction", ex2.DESCRIPTIONS["reported-reduction"], False,
-                                             ex2.POINTS["reported-reduction"], reported.capitalize() + ".",
+                                             ex2.POINTS["reported-reduction"], reported[0].upper() + reported[1:] + ".",
                                              "Write the measured reduction as a number.")])
     else:
         report = ex2.check_report(checked, reported, ex1_image=ex1_image)
@@ -296,12 +296,19 @@ def grade_submissions(submissions: Path, *, work_root: Path | None = None,
         One :class:`StudentGrade` per student, sorted by id.
 
     Raises:
-        SubmissionsNotFound: no submissions folder or no student in it.
+        SubmissionsNotFound: no submissions folder, no student in it, or a
+            student named in ``only`` has no submission there.
         EngineUnavailable: no Docker engine answers (nothing can be graded).
     """
     folders = student_folders(submissions)
     wanted = set(only)
     if wanted:
+        unknown = sorted(wanted - set(folders))
+        if unknown:
+            raise SubmissionsNotFound(
+                f"No submission for {', '.join(unknown)} in {submissions} "
+                f"(students there: {', '.join(sorted(folders)) or 'none'})."
+            )
         folders = {s: f for s, f in folders.items() if s in wanted}
     engine.client()
     cases = hidden_cases()

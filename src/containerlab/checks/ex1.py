@@ -76,7 +76,8 @@ def runtime_checks(built: service.Built, cases: Sequence[tuple[dict[str, float],
         if probe.healthy:
             out.append(_result(health, True, "GET /health answered 200.", hidden=hidden))
         else:
-            logs = f" Last container output: {probe.logs.strip()[-300:]}" if probe.logs.strip() else ""
+            last_lines = "\n".join(probe.logs.strip().splitlines()[-5:])
+            logs = f" Last container output:\n{last_lines}" if last_lines else ""
             out.append(_result(health, False, probe.problem + logs,
                                "Start the server so that it listens on all interfaces (host 0.0.0.0) and "
                                "port 80 inside the container, with the app from src/customer_value/api.py.",
