@@ -470,13 +470,14 @@ def exec_output(image_name: str, command: list[str]) -> str:
 
 
 def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathLike[str] | None = None,
-               timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+               env: Mapping[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """Run the ``docker`` command line with ``args``, as a reader would type it.
 
     Args:
         args: arguments after ``docker``, e.g. ``["ps", "--all"]``.
         echo: called with each output line (stdout and stderr merged) as it arrives.
         cwd: folder to run in.
+        env: variables added to this process's environment for the command.
         timeout: seconds after which the command is stopped.
 
     Returns:
@@ -484,7 +485,7 @@ def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathL
     """
     start = time.monotonic()
     proc = subprocess.Popen(["docker", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=cwd)
+                            text=True, cwd=cwd, env={**os.environ, **(env or {})})
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:
@@ -984,21 +985,7 @@ def compose(
     cmd = ["compose", "-p", project]
     if file is not None:
         cmd += ["-f", str(file)]
-    full_env = {**os.environ, **(env or {})}
-    start = time.monotonic()
-    proc = subprocess.Popen(["docker", *cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=full_env)
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if echo:
-            echo(line.rstrip("\n"))
-        if time.monotonic() - start > timeout:
-            proc.kill()
-            break
-    returncode = proc.wait()
-    return subprocess.CompletedProcess(["docker", *cmd, *args], returncode, "".join(lines), "")
+    return docker_cli([*cmd, *args], echo=echo, env=env, timeout=timeout)
 
 
 def compose_ps(file: str | os.PathLike[str] | None, *, project: str,
