@@ -21,7 +21,7 @@ import json
 import posixpath
 import re
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -192,30 +192,42 @@ class _Peeked:
         return self.rest.read(size)
 
 
+def _archive_files(image_name: str) -> Iterator[tuple[tarfile.TarInfo, bytes, IO[bytes]]]:
+    """Stream ``docker save`` of an image and yield each regular file in it.
+
+    Yields:
+        The archive member, its first 512 bytes (enough to tell a layer tar from
+        JSON), and the stream to read the rest from, in archive order.
+
+    Raises:
+        engine.ImageNotFound: there is no such local image.
+    """
+    with engine.image_archive(image_name) as raw, tarfile.open(fileobj=raw, mode="r|") as archive:  # type: ignore[call-overload]
+        for member in archive:
+            if not member.isfile():
+                continue
+            stream = archive.extractfile(member)
+            if stream is not None:
+                yield member, stream.read(512), stream
+
+
 def _read_archive(image_name: str, values: list[str], data_min_bytes: int) -> tuple[dict[str, _Layer], dict[str, Any]]:
     """Stream ``docker save``; return the layers by diff id and the image config (with its history)."""
     layers: dict[str, _Layer] = {}
     config: dict[str, Any] | None = None
     try:
-        with engine.image_archive(image_name) as raw, tarfile.open(fileobj=raw, mode="r|") as archive:  # type: ignore[call-overload]
-            for member in archive:
-                if not member.isfile():
+        for member, head, stream in _archive_files(image_name):
+            if _is_tar(head) or member.name.endswith("layer.tar"):
+                reader = _HashingReader(_Peeked(head, stream))  # type: ignore[arg-type]
+                scanned = _scan_layer(reader, values, data_min_bytes)  # type: ignore[arg-type]
+                layers[reader.drain()] = scanned
+            elif head.lstrip().startswith(b"{") and member.size < 50_000_000:
+                try:
+                    doc = json.loads(head + stream.read())
+                except ValueError:
                     continue
-                stream = archive.extractfile(member)
-                if stream is None:
-                    continue
-                head = stream.read(512)
-                if _is_tar(head) or member.name.endswith("layer.tar"):
-                    reader = _HashingReader(_Peeked(head, stream))  # type: ignore[arg-type]
-                    scanned = _scan_layer(reader, values, data_min_bytes)  # type: ignore[arg-type]
-                    layers[reader.drain()] = scanned
-                elif head.lstrip().startswith(b"{") and member.size < 50_000_000:
-                    try:
-                        doc = json.loads(head + stream.read())
-                    except ValueError:
-                        continue
-                    if isinstance(doc, dict) and "rootfs" in doc:
-                        config = doc
+                if isinstance(doc, dict) and "rootfs" in doc:
+                    config = doc
     except engine.ImageNotFound as exc:
         raise ScanError(str(exc)) from exc
     except (tarfile.TarError, OSError, EOFError) as exc:
@@ -367,28 +379,21 @@ def layer_file(image_name: str, layer: int, path: str, *, max_bytes: int = 1_000
         raise ScanError(f"{image_name} has layers 0 to {len(diff_ids) - 1}, not {layer}.")
     wanted = path.lstrip("/")
     try:
-        with engine.image_archive(image_name) as raw, tarfile.open(fileobj=raw, mode="r|") as archive:  # type: ignore[call-overload]
-            for member in archive:
-                if not member.isfile():
-                    continue
-                stream = archive.extractfile(member)
-                if stream is None:
-                    continue
-                head = stream.read(512)
-                if not (_is_tar(head) or member.name.endswith("layer.tar")):
-                    continue
-                reader = _HashingReader(_Peeked(head, stream))  # type: ignore[arg-type]
-                content: bytes | None = None
-                with tarfile.open(fileobj=reader, mode="r|") as inner:  # type: ignore[call-overload]
-                    for entry in inner:
-                        name = entry.name[2:] if entry.name.startswith("./") else entry.name
-                        if name == wanted and entry.isfile():
-                            data = inner.extractfile(entry)
-                            content = data.read(max_bytes) if data else b""
-                if reader.drain() == diff_ids[layer]:
-                    if content is None:
-                        raise ScanError(f"Layer {layer} of {image_name} has no file {wanted}.")
-                    return content
+        for member, head, stream in _archive_files(image_name):
+            if not (_is_tar(head) or member.name.endswith("layer.tar")):
+                continue
+            reader = _HashingReader(_Peeked(head, stream))  # type: ignore[arg-type]
+            content: bytes | None = None
+            with tarfile.open(fileobj=reader, mode="r|") as inner:  # type: ignore[call-overload]
+                for entry in inner:
+                    name = entry.name[2:] if entry.name.startswith("./") else entry.name
+                    if name == wanted and entry.isfile():
+                        data = inner.extractfile(entry)
+                        content = data.read(max_bytes) if data else b""
+            if reader.drain() == diff_ids[layer]:
+                if content is None:
+                    raise ScanError(f"Layer {layer} of {image_name} has no file {wanted}.")
+                return content
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ScanError(f"The archive of {image_name} could not be read ({exc}).") from exc
     raise ScanError(f"Layer {layer} of {image_name} was not found in its archive.")
