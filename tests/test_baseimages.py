@@ -94,6 +94,44 @@ def test_unknown_image_name_is_refused(fake):
 # --------------------------------------------------------------------------- the real images
 
 
+def test_slim_rootfs_drops_docs_and_package_lists_but_keeps_copyrights(tmp_path):
+    """Does slimming remove manuals, translations and apt lists, keep copyright notices, and tell dpkg?"""
+    files = {
+        "usr/share/doc/bash/copyright": b"GPL",
+        "usr/share/doc/bash/README.gz": b"x" * 1000,
+        "usr/share/man/man1/bash.1.gz": b"x" * 500,
+        "usr/share/locale/de/LC_MESSAGES/bash.mo": b"x" * 200,
+        "usr/share/locale/locale.alias": b"alias",
+        "var/lib/apt/lists/deb.debian.org_Packages": b"x" * 300,
+        "usr/bin/bash": b"ELF",
+    }
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+
+    removed = baseimages.slim_rootfs(tmp_path)
+
+    left = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert removed == 1000 + 500 + 200 + 300
+    assert {"usr/share/doc/bash/copyright", "usr/share/locale/locale.alias", "usr/bin/bash"} <= left
+    assert not any(name.startswith(("usr/share/man/", "var/lib/apt/lists/d")) for name in left)
+    assert (tmp_path / "var/lib/apt/lists/partial").is_dir()
+    dpkg = (tmp_path / baseimages.SLIM_DPKG_CONFIG.lstrip("/")).read_text()
+    assert "path-exclude=/usr/share/doc/*" in dpkg and "path-include=/usr/share/doc/*/copyright" in dpkg
+
+
+@pytest.mark.docker
+def test_slim_base_stays_slim_and_full_base_does_not():
+    """Do packages installed on the slim stand-in leave their manuals out, while the full one keeps them?"""
+    for name, expect_manuals in ((config.PYTHON_SLIM_IMAGE, False), (config.PYTHON_FULL_IMAGE, True)):
+        if not baseimages.is_standin(name):
+            pytest.skip(f"{name} came from a registry; this checks the stand-ins")
+        found = engine.exec_output(name, ["sh", "-c", "ls /usr/share/man | wc -l; ls /var/lib/apt/lists | wc -l"])
+        manuals, lists = (int(n) for n in found.split())
+        assert (manuals > 0) == expect_manuals, name
+        assert lists <= 1, f"{name} ships package lists"
+
+
 @pytest.mark.docker
 def test_second_run_changes_nothing():
     """Does a second ensure_images run leave every image id as it was, reporting nothing to do?"""

@@ -27,6 +27,20 @@ from . import config, engine
 ROOTFS_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 ROOTFS_IMAGE = f"containerlab/debian-rootfs:{config.DEBIAN_SUITE}"
 
+#: What Debian's own "slim" images leave out, as shell globs under the root file system,
+#: and what they keep inside those folders. Source: debuerreotype (the tool that builds
+#: the official debian images), ``scripts/.slimify-excludes`` and ``.slimify-includes``.
+SLIM_EXCLUDES = (
+    "/usr/share/doc/*", "/usr/share/groff/*", "/usr/share/info/*", "/usr/share/linda/*",
+    "/usr/share/lintian/overrides/*", "/usr/share/locale/*", "/usr/share/man/*",
+)
+SLIM_INCLUDES = ("/usr/share/doc/*/copyright", "/usr/share/locale/locale.alias")
+#: dpkg reads this file, so packages installed later in the image stay slim too.
+SLIM_DPKG_CONFIG = "/etc/dpkg/dpkg.cfg.d/docker-slim"
+
+#: Everything that decides the root file system; its image is labelled with it.
+ROOTFS_RECIPE = f"{config.DEBIAN_SUITE} minbase slim {','.join(ROOTFS_PACKAGES)}"
+
 
 class BaseImageError(RuntimeError):
     """A base image could neither be pulled nor built; the message says why and what to do."""
@@ -131,7 +145,7 @@ def _ensure_one(base: BaseImage, *, pull: bool, echo: engine.Echo) -> str:
 def _inputs_digest(base: BaseImage) -> str:
     """SHA-256 over everything the stand-in is made from (files, CA bundle, root fs recipe)."""
     h = hashlib.sha256()
-    h.update(f"{config.DEBIAN_SUITE} {' '.join(ROOTFS_PACKAGES)}".encode())
+    h.update(ROOTFS_RECIPE.encode())
     folder = config.STANDINS_DIR / base.standin
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         h.update(path.relative_to(folder).as_posix().encode())
@@ -176,9 +190,8 @@ def _build_standin(base: BaseImage, digest: str, *, echo: engine.Echo) -> None:
 
 def _ensure_rootfs_image(*, echo: engine.Echo) -> None:
     """Import a Debian minbase root file system as ``ROOTFS_IMAGE`` unless it is there."""
-    recipe = f"{config.DEBIAN_SUITE} minbase {','.join(ROOTFS_PACKAGES)}"
     existing = engine.image(ROOTFS_IMAGE)
-    if existing is not None and (existing.labels or {}).get(config.INPUTS_LABEL) == recipe:
+    if existing is not None and (existing.labels or {}).get(config.INPUTS_LABEL) == ROOTFS_RECIPE:
         return
     if shutil.which("debootstrap") is None:
         raise BaseImageError(
@@ -209,13 +222,53 @@ def _ensure_rootfs_image(*, echo: engine.Echo) -> None:
         if result.returncode != 0:
             tail = "\n".join(result.stdout.splitlines()[-10:] + result.stderr.splitlines()[-10:])
             raise BaseImageError(f"debootstrap failed:\n{tail}")
-        # Keep the image small and its package index current, as official images do.
-        shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
-        (rootfs / "var" / "cache" / "apt" / "archives" / "partial").mkdir(parents=True)
+        slim_rootfs(rootfs)
         engine.import_rootfs(
             rootfs,
             ROOTFS_IMAGE,
-            changes=[f"LABEL {config.INPUTS_LABEL}=\"{recipe}\"", "ENV LANG=C.UTF-8", 'CMD ["bash"]'],
+            changes=[f"LABEL {config.INPUTS_LABEL}=\"{ROOTFS_RECIPE}\"", "ENV LANG=C.UTF-8", 'CMD ["bash"]'],
         )
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
+
+
+def slim_rootfs(rootfs: Path) -> int:
+    """Trim a Debian root file system the way Debian's official "slim" images are trimmed.
+
+    Removes the package downloads and package lists (official images ship without them,
+    so a Dockerfile runs ``apt-get update`` first), then the documentation, manual pages
+    and translations in :data:`SLIM_EXCLUDES` except :data:`SLIM_INCLUDES`, and writes
+    :data:`SLIM_DPKG_CONFIG` so that packages installed later leave those out as well.
+    Source: debuerreotype's ``scripts/.tar-exclude`` and ``scripts/.slimify-*``.
+
+    Args:
+        rootfs: the root of the file system, e.g. a ``debootstrap`` target folder.
+
+    Returns:
+        The bytes of regular files removed.
+    """
+    removed = 0
+    keep = [pattern.lstrip("/") for pattern in SLIM_INCLUDES]
+    globs = ["var/cache/apt/*", "var/lib/apt/lists/*"] + [p.lstrip("/") for p in SLIM_EXCLUDES]
+    for pattern in globs:
+        for top in rootfs.glob(pattern):
+            paths = [top] if not top.is_dir() or top.is_symlink() else [*top.rglob("*"), top]
+            for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
+                relative = path.relative_to(rootfs)
+                if any(relative.match(k) for k in keep):
+                    continue
+                if path.is_symlink() or path.is_file():
+                    removed += path.lstat().st_size if path.is_file() and not path.is_symlink() else 0
+                    path.unlink()
+                elif path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+    (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+    (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+    config_lines = [f"path-exclude={p}" for p in SLIM_EXCLUDES] + [f"path-include={p}" for p in SLIM_INCLUDES]
+    dpkg_config = rootfs / SLIM_DPKG_CONFIG.lstrip("/")
+    dpkg_config.parent.mkdir(parents=True, exist_ok=True)
+    dpkg_config.write_text(
+        "# Written by containerlab: keep this image as slim as Debian's own slim images.\n"
+        + "\n".join(config_lines) + "\n"
+    )
+    return removed
