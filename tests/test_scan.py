@@ -242,3 +242,28 @@ def test_cli_scan_lists_findings_and_exits_1(monkeypatch, capsys):
     monkeypatch.undo()  # the real engine again: it has no such image
     assert cli.main(["scan", f"cl-sec-no-such-image-{uuid.uuid4().hex[:8]}:x"]) == 1
     assert "no local image" in capsys.readouterr().err
+
+
+def test_cli_scan_reads_secrets_from_a_file_and_an_environment_variable(monkeypatch, capsys, tmp_path):
+    """Do --secret-file and --secret-env find the value they name, and refuse a missing one clearly?"""
+    from containerlab import cli
+
+    other = "cl-sec-OTHER-token-1111-not-real"
+    name = _fake_image(monkeypatch, [("RUN echo", {"app/settings.txt": f"a={FAKE_SECRET} b={other}".encode()})])
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(FAKE_SECRET + "\n")
+    monkeypatch.setenv("CL_TEST_SECRET", other)
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["scan", name, "--secret-file", str(token_file), "--secret-env", "CL_TEST_SECRET"])
+    assert caught.value.code == 1
+    out = capsys.readouterr().out
+    assert out.count(scan.SECRET_VALUE) == 2
+    assert FAKE_SECRET not in out and other not in out
+
+    monkeypatch.delenv("CL_TEST_SECRET")
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["scan", name, "--secret-env", "CL_TEST_SECRET"])
+    assert "CL_TEST_SECRET is not set" in str(caught.value.code)
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["scan", name, "--secret-file", str(tmp_path / "missing.txt")])
+    assert "Cannot read the secret file" in str(caught.value.code)

@@ -31,7 +31,7 @@ def _cmd_book(args: argparse.Namespace) -> None:
 def _cmd_scan(args: argparse.Namespace) -> None:
     from . import scan
 
-    findings = scan.scan_image(args.image, secret_values=args.secret, data_min_bytes=args.data_min_bytes,
+    findings = scan.scan_image(args.image, secret_values=_secret_values(args), data_min_bytes=args.data_min_bytes,
                                skip_layers_of=args.skip_base)
     if not findings:
         print(f"{args.image}: no secrets and no data files found.")
@@ -40,6 +40,36 @@ def _cmd_scan(args: argparse.Namespace) -> None:
         place = f"layer {f.layer} ({f.instruction})" if f.where == "layer" else f.where
         print(f"{f.kind:<13} {place}: {f.path or f.instruction}: {f.detail}")
     raise SystemExit(1)
+
+
+def _secret_values(args: argparse.Namespace) -> list[str]:
+    """The secrets to look for: given inline, read from files, or read from environment variables.
+
+    Files and variables keep the value out of the shell's history, as Docker's own
+    ``--secret src=...`` and ``--secret env=...`` do. A file holds one secret (its
+    whole content, without the final line break).
+
+    Raises:
+        SystemExit: a file cannot be read, or a variable is unset or empty.
+    """
+    import os
+    from pathlib import Path
+
+    values = list(args.secret)
+    for name in args.secret_file:
+        try:
+            value = Path(name).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SystemExit(f"Cannot read the secret file {name}: {exc}") from exc
+        if not value:
+            raise SystemExit(f"The secret file {name} is empty.")
+        values.append(value)
+    for name in args.secret_env:
+        value = os.environ.get(name, "")
+        if not value:
+            raise SystemExit(f"The environment variable {name} is not set (or empty), so it names no secret.")
+        values.append(value)
+    return values
 
 
 def _cmd_grade(args: argparse.Namespace) -> None:
@@ -122,7 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("image", help="a local image, e.g. customer-value:1.0")
     p.add_argument("--secret", action="append", default=[], metavar="VALUE",
-                   help="a value that must not appear anywhere (repeat for several)")
+                   help="a value that must not appear anywhere (repeat for several; "
+                   "--secret-file or --secret-env keep it out of your shell history)")
+    p.add_argument("--secret-file", action="append", default=[], metavar="PATH",
+                   help="a file whose content is a secret value, e.g. a token file (repeatable)")
+    p.add_argument("--secret-env", action="append", default=[], metavar="NAME",
+                   help="an environment variable whose value is a secret (repeatable)")
     p.add_argument("--data-min-bytes", type=int, default=1_000_000, metavar="BYTES",
                    help="report CSV/Parquet files of at least this size (default: 1000000)")
     p.add_argument("--skip-base", metavar="IMAGE", help="do not scan the layers shared with this base image")
