@@ -49,3 +49,13 @@ def test_wait_http_reports_a_container_that_exits():
         assert "model file missing" in caught.value.logs
     finally:
         engine.remove_container(container)
+
+
+def test_build_names_an_engine_that_stopped_answering(tmp_path, monkeypatch):
+    """When the engine is gone by the time the builder runs, is that said, rather than a build error?"""
+    # The engine answered when the build began (client() passed); then its socket went away.
+    monkeypatch.setattr(engine, "client", lambda: None)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/engine-gone.sock")
+    (tmp_path / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\n")
+    with pytest.raises(engine.EngineUnavailable, match="stopped answering"):
+        engine.build(tmp_path, tag="cl-test-never-built:x", timeout=60)
