@@ -14,12 +14,20 @@ from containerlab.grading import StudentGrade
 from containerlab import report
 from containerlab.checks import CheckResult, results
 
+#: An exercise-2 report computed by code, as a student may write it.
+COMPUTED_REPORT = """import docker
+sizes = [docker.from_env().images.get(t).attrs["Size"] for t in ("cl-ex-ex1:latest", "cl-ex-ex2:latest")]
+REPORTED_REDUCTION_PERCENT = round(100 * (sizes[0] - sizes[1]) / sizes[0], 1)
+"""
 RELEASE = exercises.EXERCISES_DIR / "ch14"
 SOURCE = exercises.SOLUTIONS_DIR / "ch14"
 
 
-def _fill(student_dir: Path, *, answers_from: Path | None, dockerfile: str | None = None) -> None:
-    """Copy the student versions into student_dir, answer cells filled from a source notebook."""
+def _fill(student_dir: Path, *, answers_from: Path | None, overrides: dict[str, str] | None = None) -> None:
+    """Copy the student versions into student_dir, answer cells filled from a source notebook.
+
+    ``overrides`` then replaces the source of the answer cells it names (by nbgrader grade_id).
+    """
     student_dir.mkdir(parents=True)
     for release in RELEASE.glob("*.ipynb"):
         nb = nbformat.read(release, as_version=4)
@@ -32,8 +40,9 @@ def _fill(student_dir: Path, *, answers_from: Path | None, dockerfile: str | Non
                 if gid in answers:
                     cell.source = answers[gid]
         for cell in nb.cells:
-            if dockerfile is not None and cell.metadata.get("nbgrader", {}).get("grade_id") == "ex1-dockerfile":
-                cell.source = "%%writefile ex1.Dockerfile\n" + dockerfile
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in (overrides or {}):
+                cell.source = overrides[gid]
         nbformat.write(nb, student_dir / release.name)
 
 
@@ -44,11 +53,11 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
     submitted = tmp_path / "submitted"
     _fill(submitted / "alice" / "ch14", answers_from=SOURCE)           # nbgrader layout, full solution
     _fill(submitted / "bob", answers_from=None)                        # flat layout, untouched starter
-    _fill(submitted / "carol", answers_from=SOURCE)
+    _fill(submitted / "carol", answers_from=SOURCE, overrides={"ex2-reported-reduction": COMPUTED_REPORT})
     (submitted / "carol" / "ex1-write-a-dockerfile.ipynb").write_text("{ this is not json")
     (submitted / "carol" / "ex5-when-not-to-containerise.ipynb").unlink()
-    _fill(submitted / "dave", answers_from=SOURCE,
-          dockerfile="FROM python:3.13-slim\nRUN while true; do sleep 1; done\n")
+    _fill(submitted / "dave", answers_from=SOURCE, overrides={
+        "ex1-dockerfile": "%%writefile ex1.Dockerfile\nFROM python:3.13-slim\nRUN while true; do sleep 1; done\n"})
     out = tmp_path / "grades"
 
     status = cli.main(["grade", str(submitted), "--out", str(out), "--build-timeout", "15"])
@@ -56,9 +65,9 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
     rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open())}
     full = sum(ex1.POINTS.values())
     assert rows["alice"]["ex1"] == f"{full:g}" and rows["alice"]["problems"] == ""
-    # The solution computes its reported reduction; the batch grader reads only written numbers.
-    assert rows["alice"]["ex2"] == f"{sum(ex2.POINTS.values()) - ex2.POINTS['reported-reduction']:g}"
-    assert "only reads a number" in (out / "feedback" / "alice.txt").read_text()
+    assert rows["alice"]["ex2"] == f"{sum(ex2.POINTS.values()):g}"
+    # A reduction computed by code is not run by the batch grader, and the feedback says so.
+    assert "only reads a number" in (out / "feedback" / "carol.txt").read_text()
     assert rows["alice"]["ex3"] == f"{sum(ex3.POINTS.values()):g}"
     assert rows["bob"]["total"] == "0"
     assert rows["carol"]["ex1"] == "0" and "not a valid notebook" in rows["carol"]["problems"]
@@ -68,8 +77,8 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
     assert "more than 15 s" in dave and "never ends" in dave
     bob = (out / "feedback" / "bob.txt").read_text()
     assert "placeholder" in bob
-    # Every check of alice passed but the computed report: ex1, ex2, ex3, and the three free-text answers.
-    passed = len(ex1.POINTS) + len(ex2.POINTS) - 1 + len(ex3.POINTS) + 3
+    # Every check of alice passed: ex1, ex2, ex3, and the three free-text answers are there.
+    passed = len(ex1.POINTS) + len(ex2.POINTS) + len(ex3.POINTS) + 3
     assert (out / "feedback" / "alice.html").read_text().count("\u2714") == passed
     assert "alice" in capsys.readouterr().out
     # Nothing of the batch is left on the engine.
@@ -108,3 +117,25 @@ def test_rendering_shows_points_hints_and_hidden_marks() -> None:
     assert str(report.Checklist(res)) == text
     grade = StudentGrade("zoe", {"ex1": res})
     assert "zoe" in report.summary_line(grade)
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("# measured with docker image ls\nREPORTED_REDUCTION_PERCENT = 19.7\n", 19.7),
+    ("REPORTED_REDUCTION_PERCENT = 20\n", 20.0),
+    (COMPUTED_REPORT, "computed in the cell"),
+    ("REPORTED_REDUCTION_PERCENT = \n", "not valid Python"),
+    ("x = 3\n", "sets no REPORTED_REDUCTION_PERCENT"),
+])
+def test_reported_number_reads_only_a_written_number(tmp_path: Path, source: str, expected: object) -> None:
+    """Does the batch grader read a written number, and say why for code, broken or missing answers?"""
+    from containerlab import grading
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        source, metadata={"nbgrader": {"grade_id": "ex2-reported-reduction", "solution": True}})])
+    path = tmp_path / "ex2.ipynb"
+    nbformat.write(nb, path)
+    got = grading.reported_number(path, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT")
+    if isinstance(expected, float):
+        assert got == expected
+    else:
+        assert isinstance(got, str) and expected in got
