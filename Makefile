@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 
-.PHONY: help env engine images book test lock clean bench exercises
+.PHONY: help env engine images book test lock clean bench exercises lab
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ lock: ## re-pin requirements/course.lock and every image's requirements.txt
 	for req in $$(find docker solutions -name requirements.in 2>/dev/null); do \
 	  $(BIN)/uv pip compile "$$req" --universal --python-version 3.13 --no-header --quiet -o "$${req%.in}.txt"; \
 	done
+
+lab: env ## open the exercises in JupyterLab (the server runs from the repository root, for nbgrader)
+	$(BIN)/jupyter lab --LabApp.default_url=/lab/tree/exercises/ch14 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 exercises: env ## regenerate the student versions exercises/ch14 from solutions/ch14 (nbgrader)
 	$(BIN)/containerlab exercises generate

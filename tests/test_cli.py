@@ -18,9 +18,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("command", [["engine"], ["images"], ["book"]])
 def test_no_engine_gives_a_clear_message(command):
-    """Does each command that needs the engine exit 1 with a message naming the cause and the fix?"""
+    """Does each command that needs the engine exit 2 with a message naming the cause and the fix?"""
     result = run_cli(*command)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "No Docker engine answers" in result.stderr
     assert "scripts/ensure-engine.sh" in result.stderr
     assert "Traceback" not in result.stderr

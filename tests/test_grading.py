@@ -87,15 +87,15 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
 
 
 def test_grade_reports_a_missing_folder(tmp_path: Path, capsys) -> None:
-    """Does grading a folder that does not exist exit 1 with a message naming it?"""
-    assert cli.main(["grade", str(tmp_path / "nope")]) == 1
+    """Does grading a folder that does not exist exit 2 with a message naming it?"""
+    assert cli.main(["grade", str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
 
 
 def test_grade_refuses_an_unknown_student(tmp_path: Path, capsys) -> None:
-    """Does asking for a student with no submission exit 1 naming them and the students there?"""
+    """Does asking for a student with no submission exit 2 naming them and the students there?"""
     (tmp_path / "alice").mkdir()
-    assert cli.main(["grade", str(tmp_path), "--student", "zed"]) == 1
+    assert cli.main(["grade", str(tmp_path), "--student", "zed"]) == 2
     err = capsys.readouterr().err
     assert "zed" in err and "alice" in err
 

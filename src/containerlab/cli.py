@@ -2,7 +2,10 @@
 
 Each subcommand is a thin wrapper over a keyword-only function of the package,
 which is also the Python API. Errors the user can act on are printed as one
-clear message (exit status 1), never as a traceback.
+clear message, never as a traceback. Exit status: 0 done; 1 a check found a
+problem (``scan``: a secret or data; ``exercises check``: the student versions
+are out of date); 2 the command could not do its job (the message says why),
+like argparse's own usage errors.
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ import shutil
 import sys
 
 from . import baseimages, book, engine, exercises
+
+
+
+class CommandError(RuntimeError):
+    """A command cannot do what was asked, for a reason the message gives (exit status 2)."""
 
 
 def _cmd_engine(args: argparse.Namespace) -> None:
@@ -50,7 +58,7 @@ def _secret_values(args: argparse.Namespace) -> list[str]:
     whole content, without the final line break).
 
     Raises:
-        SystemExit: a file cannot be read, or a variable is unset or empty.
+        CommandError: a file cannot be read, or a variable is unset or empty.
     """
     import os
     from pathlib import Path
@@ -60,14 +68,14 @@ def _secret_values(args: argparse.Namespace) -> list[str]:
         try:
             value = Path(name).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise SystemExit(f"Cannot read the secret file {name}: {exc}") from exc
+            raise CommandError(f"Cannot read the secret file {name}: {exc}") from exc
         if not value:
-            raise SystemExit(f"The secret file {name} is empty.")
+            raise CommandError(f"The secret file {name} is empty.")
         values.append(value)
     for name in args.secret_env:
         value = os.environ.get(name, "")
         if not value:
-            raise SystemExit(f"The environment variable {name} is not set (or empty), so it names no secret.")
+            raise CommandError(f"The environment variable {name} is not set (or empty), so it names no secret.")
         values.append(value)
     return values
 
@@ -103,8 +111,9 @@ def _cmd_exercises(args: argparse.Namespace) -> None:
     finally:
         shutil.rmtree(course, ignore_errors=True)
     if diffs:
-        raise exercises.NbgraderFailed("exercises/ch14 is out of date; run `containerlab exercises generate`:\n"
-                                       + "\n".join(diffs))
+        print("exercises/ch14 is out of date; run `containerlab exercises generate`:\n" + "\n".join(diffs),
+              file=sys.stderr)
+        raise SystemExit(1)
     print("exercises/ch14 is what solutions/ch14 generates.")
 
 
@@ -113,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="containerlab",
         description="Tools behind Chapter 14, Containerisation: engine checks, base images, grading.",
+        epilog="Exit status: 0 done, 1 a check found a problem (scan, exercises check), "
+        "2 the command could not do its job (the message says why).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -120,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "engine",
         help="check that a Docker engine with buildx and compose answers",
         description="Print the versions of the engine and of the buildx and compose plugins, or say "
-        "what is missing and how to get it (exit status 1).",
+        "what is missing and how to get it (exit status 2).",
     )
     p.set_defaults(func=_cmd_engine)
 
@@ -197,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (engine.EngineError, baseimages.BaseImageError, book.BookBuildFailed, FileNotFoundError,
-            exercises.NbgraderFailed) as exc:
+            exercises.NbgraderFailed, CommandError) as exc:
         print(f"containerlab {args.command}: {exc}", file=sys.stderr)
-        return 1
+        return 2
     return 0
 
 
