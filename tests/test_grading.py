@@ -70,6 +70,8 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
     assert "only reads a number" in (out / "feedback" / "carol.txt").read_text()
     assert rows["alice"]["ex3"] == f"{sum(ex3.POINTS.values()):g}"
     assert rows["bob"]["total"] == "0"
+    assert (rows["alice"]["ex4"], rows["bob"]["ex4"], rows["carol"]["ex5"]) == ("answered", "no answer", "no answer")
+    assert str(submitted) not in (out / "feedback" / "carol.txt").read_text()  # no instructor paths
     assert rows["carol"]["ex1"] == "0" and "not a valid notebook" in rows["carol"]["problems"]
     assert "There is no notebook ex5" in rows["carol"]["problems"]
     assert rows["dave"]["ex1"] == f"{ex1.POINTS['slim-base']:g}"  # the one static check it passes

@@ -268,12 +268,18 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
             print("Its last lines of output:", flush=True)
             for line in said:
                 print(f"  {line}", flush=True)
-        print("The builder's error:", flush=True)
         # The step's own output is shown above; the builder's verdict starts with ERROR.
-        errors = [line for line in exc.error_lines if line.startswith("ERROR")]
-        for line in errors or exc.log.splitlines()[-10:]:
-            print(f"  {line}", flush=True)
-        raise
+        errors = [line for line in exc.error_lines if line.startswith("ERROR") and line not in said]
+        if errors or not said:
+            print("The builder's error:", flush=True)
+            for line in errors or exc.log.splitlines()[-10:]:
+                print(f"  {line}", flush=True)
+        # Everything is printed above: a short message, without the chain, keeps the page readable.
+        raise engine.BuildFailed(
+            f"The build of {args.context} failed at step {exc.step or '(before any step ran)'}; "
+            "the builder's output is printed above.",
+            step=exc.step, error_lines=exc.error_lines, log=exc.log,
+        ) from None
     finally:
         out.flush()
     print(f"built {args.tag} in {measured.seconds:.1f} s", flush=True)

@@ -122,8 +122,9 @@ def write_gradebook(grades: Iterable[StudentGrade], path: Path) -> None:
         grades: the graded students.
         path: the CSV file to write.
 
-    Columns: ``student``, one per exercise (points given), ``total``, ``max``,
-    ``problems`` (why an exercise could not be graded; empty when all went well).
+    Columns: ``student``, one per exercise (points given; for the free-text
+    exercises, which a person grades, ``answered`` or ``no answer``), ``total``,
+    ``max``, ``problems`` (why an exercise could not be graded; empty when all went well).
     """
     import csv
 
@@ -136,7 +137,11 @@ def write_gradebook(grades: Iterable[StudentGrade], path: Path) -> None:
             row = [grade.student]
             for exercise in EXERCISES:
                 found = grade.results.get(exercise.key)
-                row.append(_points(found.score) if found is not None else "0")
+                if exercise.max_points == 0:  # graded by a person: say whether there is anything to grade
+                    answered = found is not None and bool(found.results) and all(r.passed for r in found.results)
+                    row.append("answered" if answered else "no answer")
+                else:
+                    row.append(_points(found.score) if found is not None else "0")
             problems = "; ".join(f"{k}: {v}" for k, v in grade.problems.items())
             writer.writerow([*row, _points(grade.score), _points(grade.max_score), problems])
 

@@ -40,7 +40,7 @@ def read_cell(notebook: str | Path, grade_id: str) -> str:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise NotebookUnreadable(f"There is no notebook {path.name} in {path.parent}.") from exc
+        raise NotebookUnreadable(f"There is no notebook {path.name} in the folder {path.parent.name}/.") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise NotebookUnreadable(
             f"{path.name} is not a valid notebook file (not JSON: {exc}). Open it in JupyterLab; if it "
@@ -71,7 +71,8 @@ def check(notebook: str | Path, grade_id: str, *, exercise: str, manual_points: 
         text = read_cell(notebook, grade_id)
     except NotebookUnreadable as exc:
         return results(exercise, [CheckResult("answer-present", description, False, 0, str(exc),
-                                              "Save the notebook, then run the check again.")])
+                                              "Keep the notebook's original name and save it from "
+                                              "JupyterLab (File > Save Notebook).")])
     words = len(text.replace(TEXT_PLACEHOLDER, "").split())
     if not text.strip() or TEXT_PLACEHOLDER in text:
         result = CheckResult("answer-present", description, False, 0,
