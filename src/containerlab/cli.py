@@ -17,7 +17,6 @@ import sys
 from . import baseimages, book, engine, exercises
 
 
-
 class CommandError(RuntimeError):
     """A command cannot do what was asked, for a reason the message gives (exit status 2)."""
 

@@ -138,7 +138,7 @@ def write_gradebook(grades: Iterable[StudentGrade], path: Path) -> None:
             for exercise in EXERCISES:
                 found = grade.results.get(exercise.key)
                 if exercise.max_points == 0:  # graded by a person: say whether there is anything to grade
-                    answered = found is not None and bool(found.results) and all(r.passed for r in found.results)
+                    answered = bool(found) and all(r.passed for r in found)
                     row.append("answered" if answered else "no answer")
                 else:
                     row.append(_points(found.score) if found is not None else "0")
