@@ -248,19 +248,19 @@ def resolve(cells: list[dict], filename: str, *, grade_id: str, notebook: str = 
     text = "".join(w.body for w in used)
 
     notes = []
-    if len(found) > 1:
+    others = [w for w in found if w not in used]
+    if others:
         why = ("the one you ran last" if chosen.execution_count is not None
                else "none of them was run, so the last one in the notebook")
-        others = ", ".join(_where(w) for w in found if w not in used)
-        notes.append(f"{len(found)} cells of {notebook} write {filename}; graded {_where(chosen)} ({why})"
-                     + (f"; not graded: {others}" if others else "") + ". Keep one answer cell and delete "
+        notes.append(f"{len(found)} cells of {notebook} write {filename}; graded {_where(chosen)}, {why}; "
+                     f"not graded: {', '.join(_where(w) for w in others)}. Keep one answer cell and delete "
                      "the copies.")
     if len(used) > 1:
-        notes.append(f"{_where(chosen)[0].upper()}{_where(chosen)[1:]} appends (-a) to {filename}; graded the file as the cells you ran "
-                     f"wrote it: {', '.join(_where(w) for w in used)}.")
-    if chosen.grade_id != grade_id:
+        notes.append(f"{_where(chosen)[0].upper()}{_where(chosen)[1:]} appends (-a) to {filename}; graded the "
+                     f"file as the cells you ran wrote it: {', '.join(_where(w) for w in used)}.")
+    if all(w.grade_id != grade_id for w in used):
         present = any(isinstance(c, dict) and _grade_id(c) == grade_id for c in cells)
-        where = ("is not the cell you ran last" if present else "was deleted")
+        where = "is not the cell you ran last" if present else "was deleted"
         notes.append(f"The answer for {filename} was taken from {_where(chosen)}, a cell you added: the "
                      f"notebook's answer cell {where}. Next time keep your answer in the original answer cell.")
     return Resolution(Answer(text, tuple(notes), chosen.index), chosen, tuple(found), tuple(used))
