@@ -205,6 +205,15 @@ def test_settle_comments_out_the_copies_not_run_last() -> None:
     assert notes and cells[0].source == f"%%writefile ex1.Dockerfile\n{DOCKERFILE}"
     assert all(line.startswith("#") for line in cells[1].source.splitlines())
     assert [w.index for w in answers.writes(cells, TARGET)] == [0]
+    assert "nbgrader" not in cells[1].metadata and cells[0].metadata.nbgrader.grade_id == GRADE_ID
+
+
+def test_deduplicate_takes_the_metadata_off_all_but_the_last_copy() -> None:
+    """Does each grade_id stay on one cell, with no empty nbgrader metadata left (which fails nbgrader 0.9)?"""
+    cells = _cells(_code("results.require('builds')", locked="ex1-test-builds"),
+                   _code("results.require('builds')", locked="ex1-test-builds"), _code("x = 1", graded=False))
+    assert autograde.deduplicate(cells) == ["ex1-test-builds"]
+    assert "nbgrader" not in cells[0].metadata and cells[1].metadata.nbgrader.grade_id == "ex1-test-builds"
 
 
 def test_settle_moves_an_answer_pasted_below_the_check_above_it() -> None:

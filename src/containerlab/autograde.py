@@ -10,7 +10,9 @@ last. :class:`LastRunAnswers` settles this before nbgrader clears the outputs
 source notebook writes (``%%writefile NAME``), the cell
 :func:`containerlab.answers.resolve` grades stays, the other cells that write
 the file are turned into comments that say why, so ``nbgrader autograde`` and
-``containerlab grade`` grade the same text.
+``containerlab grade`` grade the same text. Copies also lose their nbgrader
+metadata (:func:`deduplicate`): nbgrader 0.9 otherwise fails the whole
+notebook on a repeated ``grade_id``.
 
 Configured in ``nbgrader_config.py`` as the first of ``Autograde.sanitize_preprocessors``.
 """
@@ -82,7 +84,34 @@ def settle(cells: list, filename: str, grade_id: str, *, notebook: str = "the no
                 cell["source"] = text
             continue
         cell["source"] = _commented(answers._source(cell), why)
+        if keep.grade_id is not None and write.grade_id == keep.grade_id:
+            del cell["metadata"]["nbgrader"]  # one cell keeps the grade_id (see deduplicate)
     return list(resolution.answer.notes)
+
+
+def deduplicate(cells: list) -> list[str]:
+    """Leave each ``grade_id`` on one cell, the last one, and take the nbgrader metadata off the others.
+
+    nbgrader 0.9's ``DeduplicateIds`` keeps the last copy too, but sets the others'
+    metadata to ``{}``, which its ``CheckCellMetadata`` then rejects as an old metadata
+    format, failing the whole notebook (jupyter/nbgrader#1083). Without the key the
+    copies are plain cells.
+
+    Returns:
+        The grade_ids that appeared more than once.
+    """
+    last: dict[str, int] = {}
+    for index, cell in enumerate(cells):
+        grade_id = answers._grade_id(cell)
+        if grade_id is not None:
+            last[grade_id] = index
+    repeated = set()
+    for index, cell in enumerate(cells):
+        grade_id = answers._grade_id(cell)
+        if grade_id is not None and last[grade_id] != index:
+            del cell["metadata"]["nbgrader"]
+            repeated.add(grade_id)
+    return sorted(repeated)
 
 
 class LastRunAnswers(NbGraderPreprocessor):
@@ -99,4 +128,6 @@ class LastRunAnswers(NbGraderPreprocessor):
         for filename, grade_id in targets:
             for note in settle(nb.cells, filename, grade_id, notebook=f"{info['notebook']}.ipynb"):
                 self.log.warning("%s", note)
+        for grade_id in deduplicate(nb.cells):
+            self.log.warning("Cell %s was copied; only the last copy keeps its nbgrader metadata.", grade_id)
         return nb, resources
