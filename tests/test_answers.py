@@ -290,3 +290,18 @@ def test_build_context_without_a_service_folder_is_the_courses(tmp_path: Path) -
     (tmp_path / "work").mkdir()
     context, notes = grading.build_context(tmp_path / "work", tmp_path / "student")
     assert (context / ".dockerignore").exists() and notes == ()
+
+
+def test_reported_number_reads_the_copy_run_last(tmp_path: Path) -> None:
+    """With the report cell copied, does the batch grader read the copy run last and say there were copies?"""
+    meta = {"nbgrader": {"grade_id": "ex2-reported-reduction", "solution": True}}
+    first = nbformat.v4.new_code_cell("REPORTED_REDUCTION_PERCENT = 5\n", metadata=meta)
+    second = nbformat.v4.new_code_cell("REPORTED_REDUCTION_PERCENT = 19.7\n", metadata=meta)
+    first.execution_count, second.execution_count = 8, 2
+    path = _notebook(tmp_path, second, first)
+    assert grading.reported_number(path, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT") == 5.0
+    source, notes = answers.cell_source(path, "ex2-reported-reduction")
+    assert "appears 2 times" in notes[0] and "run as [8]" in notes[0]
+    cells = nbformat.read(path, as_version=4).cells
+    assert autograde.settle_copies(cells, "ex2-reported-reduction")
+    assert cells[0].source.startswith("# Not run by the grader") and "nbgrader" not in cells[0].metadata

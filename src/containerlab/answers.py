@@ -266,6 +266,44 @@ def resolve(cells: list[dict], filename: str, *, grade_id: str, notebook: str = 
     return Resolution(Answer(text, tuple(notes), chosen.index), chosen, tuple(found), tuple(used))
 
 
+def copy_run_last(cells: list[dict], grade_id: str) -> tuple[int | None, tuple[int, ...]]:
+    """Among the code cells carrying ``grade_id`` (copies keep it), the one the student ran last.
+
+    Returns:
+        The index of that cell (``None`` when no code cell has the id) and the indices of all of them.
+    """
+    copies = [i for i, c in enumerate(cells) if isinstance(c, dict) and c.get("cell_type") == "code"
+              and _grade_id(c) == grade_id]
+    if not copies:
+        return None, ()
+    def order(i: int) -> tuple[bool, int, int]:
+        count = cells[i].get("execution_count")
+        return isinstance(count, int), count if isinstance(count, int) else 0, i
+    return max(copies, key=order), tuple(copies)
+
+
+def cell_source(notebook: Path, grade_id: str) -> tuple[str, tuple[str, ...]]:
+    """The source of the copy of code cell ``grade_id`` run last, and a note when there are copies.
+
+    Returns:
+        The source (``""`` when no code cell has that id) and notes for the feedback.
+
+    Raises:
+        NotebookUnreadable: the notebook is missing or not valid JSON.
+    """
+    cells = load_cells(Path(notebook))
+    chosen, copies = copy_run_last(cells, grade_id)
+    if chosen is None:
+        return "", ()
+    notes = ()
+    if len(copies) > 1:
+        count = cells[chosen].get("execution_count")
+        ran = f"run as [{count}]" if isinstance(count, int) else "none was run, so the last one"
+        notes = (f"The cell {grade_id} appears {len(copies)} times in {Path(notebook).name}; graded cell "
+                 f"{chosen + 1} ({ran}). Keep one and delete the copies.",)
+    return _source(cells[chosen]), notes
+
+
 def load_cells(notebook: Path) -> list[dict]:
     """Read a notebook's cells from its ``.ipynb`` JSON.
 

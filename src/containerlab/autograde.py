@@ -89,6 +89,24 @@ def settle(cells: list, filename: str, grade_id: str, *, notebook: str = "the no
     return list(resolution.answer.notes)
 
 
+def settle_copies(cells: list, grade_id: str) -> bool:
+    """Comment out the copies of code cell ``grade_id`` except the one run last (in place).
+
+    Returns:
+        Whether there were copies.
+    """
+    chosen, copies = answers.copy_run_last(cells, grade_id)
+    if len(copies) < 2:
+        return False
+    for index in copies:
+        if index != chosen:
+            cell = cells[index]
+            cell["source"] = _commented(answers._source(cell), f"Not run by the grader: a copy of {grade_id}; "
+                                        f"the copy you ran last is cell {chosen + 1}.")
+            del cell["metadata"]["nbgrader"]
+    return True
+
+
 def deduplicate(cells: list) -> list[str]:
     """Leave each ``grade_id`` on one cell, the last one, and take the nbgrader metadata off the others.
 
@@ -123,11 +141,16 @@ class LastRunAnswers(NbGraderPreprocessor):
             with Gradebook(info["db_url"]) as gb:
                 source = gb.find_notebook(info["notebook"], info["assignment"])
                 targets = answer_files(source.source_cells)
+                solutions = [c.name for c in source.solution_cells]
         except MissingEntry:
             return nb, resources
         for filename, grade_id in targets:
             for note in settle(nb.cells, filename, grade_id, notebook=f"{info['notebook']}.ipynb"):
                 self.log.warning("%s", note)
+        written = {grade_id for _, grade_id in targets}
+        for grade_id in solutions:
+            if grade_id not in written and settle_copies(nb.cells, grade_id):
+                self.log.warning("Cell %s was copied; autograde runs the copy run last.", grade_id)
         for grade_id in deduplicate(nb.cells):
             self.log.warning("Cell %s was copied; only the last copy keeps its nbgrader metadata.", grade_id)
         return nb, resources

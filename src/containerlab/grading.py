@@ -195,11 +195,13 @@ def grade_ex1(notebook: Path, work: Path, *, tag: str, cases: list[tuple[dict[st
 def reported_number(notebook: Path, grade_id: str, name: str) -> float | str:
     """Read ``NAME = <number>`` from an answer cell without running it.
 
+    When the cell was copied, the copy run last is read (as for the answer cells).
+
     Returns:
         The number, or a sentence saying why none could be read (the grader never
         runs a student's code, so a computed value cannot be read).
     """
-    source = conceptual.read_cell(notebook, grade_id)
+    source, _ = answers.cell_source(notebook, grade_id)
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -222,6 +224,7 @@ def grade_ex2(notebook: Path, work: Path, *, tag: str, ex1_image: str,
     checked = ex2.check(dockerfile, context, tag=tag, ex1_image=ex1_image, limits=limits,
                         build_timeout=build_timeout)
     reported = reported_number(notebook, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT")
+    found += answers.cell_source(notebook, "ex2-reported-reduction")[1]
     if isinstance(reported, str):
         report = results("ex2", [CheckResult("reported-reduction", ex2.DESCRIPTIONS["reported-reduction"], False,
                                              ex2.POINTS["reported-reduction"], reported[0].upper() + reported[1:] + ".",
