@@ -82,7 +82,7 @@ def _secret_values(args: argparse.Namespace) -> list[str]:
 def _cmd_grade(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from . import grading, report
+    from . import gradebook, grading, report
 
     out = Path(args.out)
     limits = engine.SandboxLimits(memory_bytes=int(args.memory_mb * 1024**2), cpus=args.cpus,
@@ -96,7 +96,7 @@ def _cmd_grade(args: argparse.Namespace) -> None:
     grades = grading.grade_submissions(Path(args.submissions), limits=limits, build_timeout=args.build_timeout,
                                        keep_images=args.keep_images, only=args.student, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    report.write_gradebook(grades, out / "gradebook.csv")
+    gradebook.write_csv(grades, out / "gradebook.csv")
     print(f"\nGraded {len(grades)} submission(s): {out / 'gradebook.csv'}, feedback in {feedback}/")
 
 
