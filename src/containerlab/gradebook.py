@@ -21,6 +21,7 @@ cells of the source notebooks (``results.require("builds")`` in the cell
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import io
 import json
@@ -28,10 +29,11 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from . import exercises
 from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS, StudentGrade
@@ -366,6 +368,26 @@ def create_assignment(*, db_url: str, assignment: str = ASSIGNMENT) -> None:
         shutil.rmtree(course, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _nbgrader_gradebook(db_url: str) -> Iterator[Any]:
+    """Open nbgrader's ``Gradebook`` on ``db_url`` for the course.
+
+    A new database is stamped by running ``alembic``, which nbgrader looks up
+    on ``PATH``; the environment's ``bin`` folder goes first for that moment
+    (``containerlab`` may be started by its full path, without the venv on ``PATH``).
+    """
+    from nbgrader.api import Gradebook
+
+    saved = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{saved}"
+    try:
+        gb = Gradebook(db_url, course_id())
+    finally:
+        os.environ["PATH"] = saved
+    with gb:
+        yield gb
+
+
 def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str = ASSIGNMENT,
                 solutions: Path = SOLUTIONS) -> None:
     """Write the automatic points, per graded cell, into nbgrader's gradebook database.
@@ -391,11 +413,11 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
             (run ``nbgrader generate_assignment`` again), or a cell names no check.
         exercises.NbgraderFailed: creating the assignment with nbgrader failed.
     """
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     cells = graded_cells(solutions)
     db_url = absolute_db_url(db_url)
-    with Gradebook(db_url, course_id()) as gb:
+    with _nbgrader_gradebook(db_url) as gb:
         try:
             gb.find_assignment(assignment)
             missing = False
@@ -403,7 +425,7 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
             missing = True
     if missing:
         create_assignment(db_url=db_url, assignment=assignment)
-    with Gradebook(db_url, course_id()) as gb:
+    with _nbgrader_gradebook(db_url) as gb:
         for cell in cells:
             try:
                 recorded = gb.find_grade_cell(cell.grade_id, cell.notebook, assignment)
