@@ -245,6 +245,7 @@ def _export(course: Path, db_url: str) -> dict[str, dict[str, str]]:
     return {r["student_id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
 
 
+@pytest.mark.slow
 def test_round_trip_automatic_plus_manual_points_is_nbgraders_total(tmp_path: Path, course: Path) -> None:
     """Grade, write into nbgrader's db, add manual points with nbgrader's API, export: total = automatic + manual?"""
     from nbgrader.api import Gradebook
@@ -283,6 +284,7 @@ def test_round_trip_automatic_plus_manual_points_is_nbgraders_total(tmp_path: Pa
     assert float(_export(course, db_url)["bob"]["raw_score"]) == AUTO_MAX + manual_total
 
 
+@pytest.mark.slow
 def test_to_nbgrader_uses_the_assignment_generate_assignment_made(tmp_path: Path, course: Path) -> None:
     """With the course's own `nbgrader generate_assignment` db, are its records used and nothing duplicated?"""
     from nbgrader.api import Gradebook
@@ -299,6 +301,7 @@ def test_to_nbgrader_uses_the_assignment_generate_assignment_made(tmp_path: Path
     assert float(_export(course, db_url)["alice"]["raw_score"]) == AUTO_MAX
 
 
+@pytest.mark.slow
 def test_to_nbgrader_refuses_a_database_whose_points_differ(tmp_path: Path) -> None:
     """Does a db whose cell points differ from the source notebooks raise GradebookMismatch naming the cell?"""
     from nbgrader.api import Gradebook
@@ -337,3 +340,41 @@ def test_feedback_pages_go_where_release_feedback_reads_them(tmp_path: Path) -> 
     assert "health" in page and "(hidden test)" in page and "found in a copy of the cell" in page
     assert (folder / "timestamp.txt").read_text().startswith("2026-12-01")
     assert (folder / "submission_secret.txt").read_text() == "s3cr3t"
+
+
+@pytest.mark.slow
+def test_gradebook_nbgrader_command_fills_the_course_and_release_feedback_releases(tmp_path: Path,
+                                                                                  course: Path) -> None:
+    """Does `containerlab gradebook nbgrader OUT --course DIR` fill the db, the feedback and autograded
+    folders, so that the real `nbgrader release_feedback` releases the pages?"""
+    from nbgrader.api import Gradebook
+
+    from containerlab import cli
+
+    handed_in = course / "submitted" / "alice" / "ch14"
+    shutil.copytree(exercises.EXERCISES_DIR / "ch14", handed_in, ignore=shutil.ignore_patterns("service"))
+    (handed_in / "timestamp.txt").write_text("2026-12-01 12:00:00.000000 UTC")
+    (handed_in / "submission_secret.txt").write_text("alice-secret")
+    out = tmp_path / "grades"
+    _write_result(out, _grade("alice", failing={"ex1": {"health"}}))
+
+    assert cli.main(["gradebook", "nbgrader", str(out), "--course", str(course)]) == 0
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", gradebook.course_id()) as gb:
+        submission = gb.find_submission("ch14", "alice")
+        assert submission.code_score == AUTO_MAX - ex1.POINTS["health"]
+        assert submission.timestamp.year == 2026
+    assert (course / "autograded" / "alice" / "ch14" / "ex3-data-and-secrets-out.ipynb").is_file()
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    exercises.nbgrader(["release_feedback", "ch14", f"--Exchange.root={exchange}"], course_dir=course)
+    released = list((exchange / gradebook.course_id() / "feedback").glob("*.html"))
+    assert len(released) == 5
+    assert any("health" in p.read_text() for p in released)
+
+
+def test_gradebook_nbgrader_command_without_results_exits_2(tmp_path: Path, capsys) -> None:
+    """Does the command exit 2 with a message when OUT holds no results/ folder?"""
+    from containerlab import cli
+
+    assert cli.main(["gradebook", "nbgrader", str(tmp_path), "--course", str(tmp_path)]) == 2
+    assert "results/" in capsys.readouterr().err

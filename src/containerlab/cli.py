@@ -100,6 +100,22 @@ def _cmd_grade(args: argparse.Namespace) -> None:
     print(f"\nGraded {len(grades)} submission(s): {out / 'gradebook.csv'}, feedback in {feedback}/")
 
 
+def _cmd_gradebook(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from . import gradebook
+
+    if args.action == "nbgrader":
+        try:
+            grades = gradebook.publish(Path(args.out), course=Path(args.course), db_url=args.db,
+                                       feedback=not args.no_feedback)
+        except (gradebook.ResultFileInvalid, gradebook.GradebookMismatch) as exc:
+            raise CommandError(str(exc)) from exc
+        where = args.db or f"{Path(args.course) / 'gradebook.db'}"
+        print(f"Automatic points of {len(grades)} student(s) are in nbgrader's gradebook {where}; "
+              "grade the free-text answers in formgrader, then `nbgrader export`.")
+
+
 def _cmd_exercises(args: argparse.Namespace) -> None:
     if args.action == "generate":
         print(f"Student versions written to {exercises.write_student_versions()}")
@@ -192,6 +208,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=float, default=1.0, help="CPU limit per container (default: 1.0)")
     p.add_argument("--keep-images", action="store_true", help="keep the images built from submissions")
     p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser(
+        "gradebook",
+        help="the class's gradebook: automatic points into nbgrader's database",
+        description="`nbgrader OUT`: read the result files of `containerlab grade --out OUT` and write the "
+        "automatic points, per graded cell, into nbgrader's gradebook database (the one formgrader and "
+        "`nbgrader export` use), and the feedback pages into the course's feedback/ folder, where "
+        "`nbgrader release_feedback` finds them.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = actions.add_parser("nbgrader", help="write the automatic points into nbgrader's gradebook database",
+                           description="Write the automatic points of OUT/results into nbgrader's database. "
+                           "The assignment is created there with nbgrader's generate_assignment when missing; "
+                           "points a person gave in formgrader are kept.")
+    q.add_argument("out", help="the --out folder of `containerlab grade` (holds results/)")
+    q.add_argument("--course", default=".", metavar="DIR",
+                   help="nbgrader's course directory: feedback/, submitted/, autograded/ (default: .)")
+    q.add_argument("--db", metavar="URL", help="nbgrader's database (default: sqlite:///DIR/gradebook.db)")
+    q.add_argument("--no-feedback", action="store_true", help="do not write DIR/feedback/<student>/ch14/*.html")
+    q.set_defaults(func=_cmd_gradebook)
 
     p = sub.add_parser("exercises", help="generate the student versions of the exercises, or check them",
                        description="`generate` runs nbgrader's generate_assignment on solutions/ch14 and "

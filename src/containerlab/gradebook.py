@@ -389,7 +389,7 @@ def _nbgrader_gradebook(db_url: str) -> Iterator[Any]:
 
 
 def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str = ASSIGNMENT,
-                solutions: Path = SOLUTIONS) -> None:
+                solutions: Path = SOLUTIONS, submitted: Path | None = None) -> None:
     """Write the automatic points, per graded cell, into nbgrader's gradebook database.
 
     For each student: the student and their submission are added if missing
@@ -407,6 +407,9 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
         db_url: nbgrader's database, e.g. ``sqlite:///gradebook.db`` (the course directory's).
         assignment: nbgrader's assignment id.
         solutions: the source notebooks whose graded cells name the checks.
+        submitted: nbgrader's ``submitted/`` folder (optional): a student's
+            ``<student>/<assignment>/timestamp.txt`` there (written by ``nbgrader collect``)
+            becomes the submission's time, as ``autograde`` records it.
 
     Raises:
         GradebookMismatch: the database's cells are not those of the source notebooks
@@ -439,7 +442,12 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
                     f"{_points(cell.points)} in the source notebook; run `nbgrader generate_assignment` again.")
         for grade in grades:
             gb.update_or_create_student(grade.student)
-            gb.update_or_create_submission(assignment, grade.student)
+            stamp = submitted / grade.student / assignment / "timestamp.txt" if submitted else None
+            when = stamp.read_text(encoding="utf-8").strip() if stamp and stamp.is_file() else ""
+            if when:
+                gb.update_or_create_submission(assignment, grade.student, timestamp=when)
+            else:
+                gb.update_or_create_submission(assignment, grade.student)
             for cell in cells:
                 if cell.manual:
                     continue
@@ -490,3 +498,48 @@ def write_nbgrader_feedback(grade: StudentGrade, feedback: Path, *, submitted: P
         if submitted is not None and (submitted / name).is_file():
             shutil.copy(submitted / name, folder / name)
     return written
+
+
+# --------------------------------------------------------------------------- an nbgrader course
+
+
+def publish(out: Path, *, course: Path, db_url: str | None = None, feedback: bool = True,
+            assignment: str = ASSIGNMENT) -> list[StudentGrade]:
+    """Put one grading run into an nbgrader course: points in its database, pages in its feedback folder.
+
+    The grading run's result files (``out/results``) are read; their automatic
+    points go into the course's gradebook database (:func:`to_nbgrader`), so
+    that formgrader shows them next to the manual points and ``nbgrader
+    export`` gives the final grade. With ``feedback``, each student's pages go
+    to ``course/feedback/<student>/<assignment>/`` (:func:`write_nbgrader_feedback`),
+    where ``nbgrader release_feedback`` picks them up. A student's collected
+    notebooks (``course/submitted/<student>/<assignment>``) are copied to
+    ``course/autograded/`` when nothing is there yet: formgrader opens a
+    submission from that folder to show the free-text answers for grading.
+
+    Args:
+        out: the ``--out`` folder of ``containerlab grade``.
+        course: nbgrader's course directory (the one with ``nbgrader_config.py``).
+        db_url: nbgrader's database (default: ``course/gradebook.db``, nbgrader's own default).
+        feedback: write the feedback pages.
+        assignment: nbgrader's assignment id.
+
+    Returns:
+        The grades written.
+
+    Raises:
+        ResultsNotFound, ResultFileInvalid: the result files cannot be read.
+        GradebookMismatch: the database's cells are not those of the source notebooks.
+    """
+    grades = load_results(out)
+    submitted = course / "submitted"
+    to_nbgrader(grades, db_url=db_url or f"sqlite:///{(course / 'gradebook.db').resolve()}",
+                assignment=assignment, submitted=submitted)
+    for grade in grades:
+        handed_in = submitted / grade.student / assignment
+        if feedback:
+            write_nbgrader_feedback(grade, course / "feedback", submitted=handed_in, assignment=assignment)
+        autograded = course / "autograded" / grade.student / assignment
+        if handed_in.is_dir() and not autograded.exists():
+            shutil.copytree(handed_in, autograded)
+    return grades
