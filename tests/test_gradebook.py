@@ -159,6 +159,17 @@ def test_merge_keeps_the_newer_result_and_says_so(tmp_path: Path) -> None:
     assert "different submissions" not in said[0]
 
 
+def test_merge_prefers_the_time_written_in_the_file_to_its_mtime(tmp_path: Path) -> None:
+    """When result files carry graded_at, is the newer by that time kept even if copying reset the mtimes?"""
+    for folder, when, failing in (("a", "2026-12-01T10:00:00+00:00", set()), ("b", "2026-12-01T09:00:00+00:00",
+                                                                               {"builds"})):
+        path = _write_result(tmp_path / folder, _grade("alice", failing={"ex1": failing}))
+        path.write_text(json.dumps({**json.loads(path.read_text()), "graded_at": when}))
+    said: list[str] = []
+    merged = gradebook.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "all", say=said.append)
+    assert merged[0].score == AUTO_MAX and "2026-12-01 10:00:00" in said[0]
+
+
 def test_merge_reports_conflicting_fingerprints(tmp_path: Path) -> None:
     """When the two results graded different submissions, does the message say so and name both fingerprints?"""
     _write_result(tmp_path / "a", _grade("alice"), fingerprint="aaa111", mtime=1_700_000_000)
@@ -342,6 +353,16 @@ def test_feedback_pages_go_where_release_feedback_reads_them(tmp_path: Path) -> 
     assert (folder / "submission_secret.txt").read_text() == "s3cr3t"
 
 
+def _formgrader(course: Path, tmp_path: Path):
+    """nbgrader's NbGraderAPI (what formgrader shows) on the course directory."""
+    from nbgrader.apps.api import NbGraderAPI
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    cfg.Exchange.root = str(tmp_path / "exchange")
+    return NbGraderAPI(config=cfg)
+
+
 @pytest.mark.slow
 def test_gradebook_nbgrader_command_fills_the_course_and_release_feedback_releases(tmp_path: Path,
                                                                                   course: Path) -> None:
@@ -364,6 +385,14 @@ def test_gradebook_nbgrader_command_fills_the_course_and_release_feedback_releas
         assert submission.code_score == AUTO_MAX - ex1.POINTS["health"]
         assert submission.timestamp.year == 2026
     assert (course / "autograded" / "alice" / "ch14" / "ex3-data-and-secrets-out.ipynb").is_file()
+    # Formgrader's own backend counts the submission as graded, with the automatic points, waiting for a person.
+    shown = _formgrader(course, tmp_path).get_submission("ch14", "alice")
+    assert shown["autograded"] and shown["needs_manual_grade"]
+    assert shown["code_score"] == AUTO_MAX - ex1.POINTS["health"] and shown["max_written_score"] == 11
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", gradebook.course_id()) as gb:
+        gb.find_grade("ex5-answer", "ex5-when-not-to-containerise", "ch14", "alice").manual_score = 3
+        gb.db.commit()
+    assert _formgrader(course, tmp_path).get_submission("ch14", "alice")["score"] == AUTO_MAX - ex1.POINTS["health"] + 3
     exchange = tmp_path / "exchange"
     exchange.mkdir()
     exercises.nbgrader(["release_feedback", "ch14", f"--Exchange.root={exchange}"], course_dir=course)

@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -116,7 +117,8 @@ class ResultFile:
     Attributes:
         path: the file.
         fingerprint: what the batch grader recorded of the submission it graded.
-        graded_at: when the file was written (its modification time, UTC).
+        graded_at: when the student was graded (UTC): the file's ``graded_at`` (ISO 8601) when it
+            has one, else its modification time.
         grade: the student's grade.
     """
 
@@ -151,7 +153,10 @@ def read_result(path: Path) -> ResultFile:
         grade = StudentGrade.from_dict(data["grade"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ResultFileInvalid(f"{path} holds an incomplete grade ({type(exc).__name__}: {exc}).") from exc
-    graded_at = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+    try:  # a time written in the file survives copies between machines; a file's mtime may not
+        graded_at = datetime.fromisoformat(str(data["graded_at"])).astimezone(timezone.utc)
+    except (KeyError, ValueError):
+        graded_at = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
     return ResultFile(path, str(data.get("fingerprint", "")), graded_at, grade)
 
 
@@ -180,7 +185,8 @@ def merge(folders: list[Path], out: Path, *, say: Callable[[str], None] = _say) 
     """Merge the result folders of several machines (or runs) into one gradebook.
 
     A student found in more than one folder keeps the newer result file (by
-    its modification time; ``rsync -a`` and ``cp -p`` keep it), and ``say`` is
+    its ``graded_at`` when it has one, else its modification time, which
+    ``rsync -a`` and ``cp -p`` keep), and ``say`` is
     told which was kept. When the two files graded different submissions
     (their fingerprints differ), ``say`` is told that too: the student handed
     in again, or the machines were given different copies.
@@ -417,13 +423,13 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
         exercises.NbgraderFailed: creating the assignment with nbgrader failed.
     """
     from nbgrader.api import MissingEntry
+    from sqlalchemy.exc import SAWarning
 
     cells = graded_cells(solutions)
     db_url = absolute_db_url(db_url)
     with _nbgrader_gradebook(db_url) as gb:
         try:
-            gb.find_assignment(assignment)
-            missing = False
+            missing = not gb.find_assignment(assignment).notebooks  # e.g. only `nbgrader db assignment add`
         except MissingEntry:
             missing = True
     if missing:
@@ -444,10 +450,12 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
             gb.update_or_create_student(grade.student)
             stamp = submitted / grade.student / assignment / "timestamp.txt" if submitted else None
             when = stamp.read_text(encoding="utf-8").strip() if stamp and stamp.is_file() else ""
-            if when:
-                gb.update_or_create_submission(assignment, grade.student, timestamp=when)
-            else:
-                gb.update_or_create_submission(assignment, grade.student)
+            with warnings.catch_warnings():  # nbgrader's add_submission warns of its own autoflush (autograde too)
+                warnings.simplefilter("ignore", SAWarning)
+                if when:
+                    gb.update_or_create_submission(assignment, grade.student, timestamp=when)
+                else:
+                    gb.update_or_create_submission(assignment, grade.student)
             for cell in cells:
                 if cell.manual:
                     continue
@@ -503,6 +511,14 @@ def write_nbgrader_feedback(grade: StudentGrade, feedback: Path, *, submitted: P
 # --------------------------------------------------------------------------- an nbgrader course
 
 
+def _stamp(folder: Path) -> str | None:
+    """The submission time ``nbgrader collect`` wrote in ``folder`` (``""`` without one, None without a folder)."""
+    if not folder.is_dir():
+        return None
+    path = folder / "timestamp.txt"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+
+
 def publish(out: Path, *, course: Path, db_url: str | None = None, feedback: bool = True,
             assignment: str = ASSIGNMENT) -> list[StudentGrade]:
     """Put one grading run into an nbgrader course: points in its database, pages in its feedback folder.
@@ -514,8 +530,11 @@ def publish(out: Path, *, course: Path, db_url: str | None = None, feedback: boo
     to ``course/feedback/<student>/<assignment>/`` (:func:`write_nbgrader_feedback`),
     where ``nbgrader release_feedback`` picks them up. A student's collected
     notebooks (``course/submitted/<student>/<assignment>``) are copied to
-    ``course/autograded/`` when nothing is there yet: formgrader opens a
-    submission from that folder to show the free-text answers for grading.
+    ``course/autograded/`` when nothing is there yet or they were handed in
+    again (``timestamp.txt`` differs): formgrader counts a submission as graded
+    only with that folder, and opens the free-text answers from it. An
+    ``autograded/`` folder of the same submission (e.g. from ``nbgrader
+    autograde``) is left as it is.
 
     Args:
         out: the ``--out`` folder of ``containerlab grade``.
@@ -540,6 +559,7 @@ def publish(out: Path, *, course: Path, db_url: str | None = None, feedback: boo
         if feedback:
             write_nbgrader_feedback(grade, course / "feedback", submitted=handed_in, assignment=assignment)
         autograded = course / "autograded" / grade.student / assignment
-        if handed_in.is_dir() and not autograded.exists():
+        if handed_in.is_dir() and _stamp(autograded) != _stamp(handed_in):  # missing, or handed in again
+            shutil.rmtree(autograded, ignore_errors=True)
             shutil.copytree(handed_in, autograded)
     return grades
