@@ -190,6 +190,16 @@ def test_merge_into_one_of_its_inputs_keeps_its_files(tmp_path: Path) -> None:
     assert [g.student for g in gradebook.load_results(tmp_path / "a")] == ["alice", "bob"]
 
 
+def test_merge_into_an_earlier_merge_keeps_its_students(tmp_path: Path) -> None:
+    """Does merging a new shard into last time's output keep the students already there, in the CSV too?"""
+    _write_result(tmp_path / "a", _grade("alice"))
+    gradebook.merge([tmp_path / "a"], tmp_path / "all", say=lambda _: None)
+    _write_result(tmp_path / "b", _grade("bob"))
+    merged = gradebook.merge([tmp_path / "b"], tmp_path / "all", say=lambda _: None)
+    assert [g.student for g in merged] == ["alice", "bob"]
+    assert list(_rows(tmp_path / "all" / "gradebook.csv")) == ["alice", "bob"]
+
+
 def test_merge_with_no_result_at_all_says_so(tmp_path: Path) -> None:
     """Does merging empty result folders raise ResultsNotFound instead of writing an empty gradebook?"""
     (tmp_path / "a" / "results").mkdir(parents=True)

@@ -193,7 +193,9 @@ def merge(folders: list[Path], out: Path, *, say: Callable[[str], None] = _say) 
 
     ``out`` receives ``results/`` (the kept files, unchanged), ``gradebook.csv``
     and ``feedback/`` (text and HTML, rendered again from the kept results).
-    ``out`` may be one of ``folders``.
+    ``out`` may be one of ``folders``; result files already in ``out`` take
+    part in the merge either way (a new shard merged into last week's merge),
+    so ``gradebook.csv`` always covers all of ``out/results``.
 
     Args:
         folders: ``--out`` folders of ``containerlab grade`` (one per machine or shard).
@@ -211,7 +213,10 @@ def merge(folders: list[Path], out: Path, *, say: Callable[[str], None] = _say) 
 
     kept: dict[str, ResultFile] = {}
     found = 0
-    for folder in folders:
+    inputs = list(folders)
+    if (out / "results").is_dir() and out.resolve() not in {f.resolve() for f in inputs}:
+        inputs.insert(0, out)
+    for folder in inputs:
         for path in _result_files(folder):
             found += 1
             new = read_result(path)
