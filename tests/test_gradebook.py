@@ -384,6 +384,10 @@ def test_gradebook_nbgrader_command_fills_the_course_and_release_feedback_releas
 
     handed_in = course / "submitted" / "alice" / "ch14"
     shutil.copytree(exercises.EXERCISES_DIR / "ch14", handed_in, ignore=shutil.ignore_patterns("service"))
+    ex4 = handed_in / "ex4-the-lockfile-analogy.ipynb"  # ex4 answered; ex3 and ex5 untouched
+    nb = nbformat.read(ex4, as_version=4)
+    next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex4-answer").source = "A lockfile"
+    nbformat.write(nb, ex4)
     (handed_in / "timestamp.txt").write_text("2026-12-01 12:00:00.000000 UTC")
     (handed_in / "submission_secret.txt").write_text("alice-secret")
     out = tmp_path / "grades"
@@ -394,13 +398,20 @@ def test_gradebook_nbgrader_command_fills_the_course_and_release_feedback_releas
         submission = gb.find_submission("ch14", "alice")
         assert submission.code_score == AUTO_MAX - ex1.POINTS["health"]
         assert submission.timestamp.year == 2026
+        # nbgrader's rule for untouched answers: 0 and "No response."; an answer waits for a person.
+        ex5 = gb.find_grade("ex5-answer", "ex5-when-not-to-containerise", "ch14", "alice")
+        assert (ex5.auto_score, ex5.needs_manual_grade) == (0, False)
+        assert gb.find_comment("ex5-answer", "ex5-when-not-to-containerise", "ch14", "alice").comment == "No response."
+        assert gb.find_comment("ex1-dockerfile", "ex1-write-a-dockerfile", "ch14", "alice").comment == "No response."
+        ex4 = gb.find_grade("ex4-answer", "ex4-the-lockfile-analogy", "ch14", "alice")
+        assert ex4.auto_score is None and ex4.needs_manual_grade
     assert (course / "autograded" / "alice" / "ch14" / "ex3-data-and-secrets-out.ipynb").is_file()
     # Formgrader's own backend counts the submission as graded, with the automatic points, waiting for a person.
     shown = _formgrader(course, tmp_path).get_submission("ch14", "alice")
     assert shown["autograded"] and shown["needs_manual_grade"]
     assert shown["code_score"] == AUTO_MAX - ex1.POINTS["health"] and shown["max_written_score"] == 11
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", gradebook.course_id()) as gb:
-        gb.find_grade("ex5-answer", "ex5-when-not-to-containerise", "ch14", "alice").manual_score = 3
+        gb.find_grade("ex4-answer", "ex4-the-lockfile-analogy", "ch14", "alice").manual_score = 3
         gb.db.commit()
     assert _formgrader(course, tmp_path).get_submission("ch14", "alice")["score"] == AUTO_MAX - ex1.POINTS["health"] + 3
     exchange = tmp_path / "exchange"

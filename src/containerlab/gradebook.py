@@ -409,7 +409,9 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
     that passed (the same sum as ``gradebook.csv``). As nbgrader's
     ``autograde`` does, a cell a person already graded is flagged for review
     and keeps the person's score. Free-text cells are left to a person (they
-    stay "needs manual grade"). When the database has no such assignment yet,
+    stay "needs manual grade"), except, when ``submitted`` holds the student's
+    notebooks, an answer still as released: it gets 0 and the comment "No
+    response.", by nbgrader's own rule. When the database has no such assignment yet,
     it is created with nbgrader's ``generate_assignment``
     (:func:`create_assignment`). Running it again updates the same records.
 
@@ -420,7 +422,8 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
         solutions: the source notebooks whose graded cells name the checks.
         submitted: nbgrader's ``submitted/`` folder (optional): a student's
             ``<student>/<assignment>/timestamp.txt`` there (written by ``nbgrader collect``)
-            becomes the submission's time, as ``autograde`` records it.
+            becomes the submission's time, as ``autograde`` records it, and the
+            notebooks there tell which answers are untouched.
 
     Raises:
         GradebookMismatch: the database's cells are not those of the source notebooks
@@ -461,13 +464,56 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
                     gb.update_or_create_submission(assignment, grade.student, timestamp=when)
                 else:
                     gb.update_or_create_submission(assignment, grade.student)
+            unchanged = _unchanged_answers(gb, submitted / grade.student / assignment, assignment) \
+                if submitted else {}
             for cell in cells:
-                if cell.manual:
-                    continue
+                if cell.manual and (cell.notebook, cell.grade_id) not in unchanged:
+                    continue  # no collected notebook to look at: a person grades it
                 record = gb.find_grade(cell.grade_id, cell.notebook, assignment, grade.student)
-                record.auto_score = cell.score(grade)
-                record.needs_manual_grade = record.manual_score is not None
+                if cell.manual:  # nbgrader's rule (utils.determine_grade): an untouched answer gets 0
+                    record.auto_score = 0.0 if unchanged[cell.notebook, cell.grade_id] else None
+                else:
+                    record.auto_score = cell.score(grade)
+                record.needs_manual_grade = record.manual_score is not None or record.auto_score is None
+            for (notebook, grade_id), same in unchanged.items():  # as autograde's SaveAutoGrades comments
+                try:
+                    comment = gb.find_comment(grade_id, notebook, assignment, grade.student)
+                except MissingEntry:
+                    continue
+                comment.auto_comment = "No response." if same else None
             gb.db.commit()
+
+
+def _unchanged_answers(gb: Any, handed_in: Path, assignment: str) -> dict[tuple[str, str], bool]:
+    """For each answer cell of a collected submission: is it still the released cell (no response)?
+
+    The cell's checksum (nbgrader's ``compute_checksum``) is compared with the
+    one ``generate_assignment`` recorded in the database, not with the one in
+    the student's file. Notebooks that are missing or unreadable give nothing.
+
+    Returns:
+        ``(notebook, grade_id)`` of each answer (solution) cell found, to whether it is unchanged.
+    """
+    import nbformat
+    from nbgrader.api import MissingEntry
+    from nbgrader.utils import compute_checksum, is_solution
+
+    found: dict[tuple[str, str], bool] = {}
+    for notebook in gb.find_assignment(assignment).notebooks:
+        try:
+            nb = nbformat.read(handed_in / f"{notebook.name}.ipynb", as_version=4)
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue
+        for cell in nb.cells:
+            if not is_solution(cell) or "grade_id" not in cell.metadata.nbgrader:
+                continue
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            try:
+                recorded = gb.find_source_cell(grade_id, notebook.name, assignment).checksum
+            except MissingEntry:
+                continue
+            found[notebook.name, grade_id] = recorded == compute_checksum(cell)
+    return found
 
 
 # --------------------------------------------------------------------------- feedback for nbgrader
