@@ -336,6 +336,13 @@ def test_to_nbgrader_refuses_a_database_whose_points_differ(tmp_path: Path) -> N
         gradebook.to_nbgrader([_grade("alice")], db_url=db_url)
 
 
+def test_course_db_url_follows_the_course_config(tmp_path: Path) -> None:
+    """Is a course's own CourseDirectory.db_url used, and nbgrader's default gradebook.db without one?"""
+    assert gradebook.course_db_url(tmp_path) == f"sqlite:///{tmp_path / 'gradebook.db'}"
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.db_url = 'sqlite:////x/g.db'\n")
+    assert gradebook.course_db_url(tmp_path) == "sqlite:////x/g.db"
+
+
 def test_relative_sqlite_url_names_the_file_from_any_folder(tmp_path: Path, monkeypatch) -> None:
     """Is `sqlite:///gradebook.db` made absolute against the current folder (nbgrader runs elsewhere)?"""
     monkeypatch.chdir(tmp_path)

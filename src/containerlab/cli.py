@@ -111,8 +111,8 @@ def _cmd_gradebook(args: argparse.Namespace) -> None:
                                        feedback=not args.no_feedback)
         except (gradebook.ResultFileInvalid, gradebook.GradebookMismatch) as exc:
             raise CommandError(str(exc)) from exc
-        where = args.db or f"{Path(args.course) / 'gradebook.db'}"
-        print(f"Automatic points of {len(grades)} student(s) are in nbgrader's gradebook {where}; "
+        print(f"Automatic points of {len(grades)} student(s) are in nbgrader's gradebook "
+              f"{args.db or gradebook.course_db_url(Path(args.course))}; "
               "grade the free-text answers in formgrader, then `nbgrader export`.")
 
 
@@ -222,10 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Write the automatic points of OUT/results into nbgrader's database. "
                            "The assignment is created there with nbgrader's generate_assignment when missing; "
                            "points a person gave in formgrader are kept.")
-    q.add_argument("out", help="the --out folder of `containerlab grade` (holds results/)")
+    q.add_argument("out", metavar="OUT", help="the --out folder of `containerlab grade` (holds results/)")
     q.add_argument("--course", default=".", metavar="DIR",
                    help="nbgrader's course directory: feedback/, submitted/, autograded/ (default: .)")
-    q.add_argument("--db", metavar="URL", help="nbgrader's database (default: sqlite:///DIR/gradebook.db)")
+    q.add_argument("--db", metavar="URL", help="nbgrader's database (default: DIR's nbgrader_config.py "
+                   "CourseDirectory.db_url, else sqlite:///DIR/gradebook.db)")
     q.add_argument("--no-feedback", action="store_true", help="do not write DIR/feedback/<student>/ch14/*.html")
     q.set_defaults(func=_cmd_gradebook)
 

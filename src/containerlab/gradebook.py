@@ -570,6 +570,17 @@ def _stamp(folder: Path) -> str | None:
     return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
 
 
+def course_db_url(course: Path) -> str:
+    """nbgrader's database of a course directory: its config's ``CourseDirectory.db_url``, else nbgrader's default."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    if (course / "nbgrader_config.py").is_file():
+        loaded = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+        if loaded.CourseDirectory.get("db_url"):
+            return absolute_db_url(str(loaded.CourseDirectory.db_url))
+    return f"sqlite:///{(course / 'gradebook.db').resolve()}"
+
+
 def publish(out: Path, *, course: Path, db_url: str | None = None, feedback: bool = True,
             assignment: str = ASSIGNMENT) -> list[StudentGrade]:
     """Put one grading run into an nbgrader course: points in its database, pages in its feedback folder.
@@ -590,7 +601,7 @@ def publish(out: Path, *, course: Path, db_url: str | None = None, feedback: boo
     Args:
         out: the ``--out`` folder of ``containerlab grade``.
         course: nbgrader's course directory (the one with ``nbgrader_config.py``).
-        db_url: nbgrader's database (default: ``course/gradebook.db``, nbgrader's own default).
+        db_url: nbgrader's database (default: :func:`course_db_url`).
         feedback: write the feedback pages.
         assignment: nbgrader's assignment id.
 
@@ -603,7 +614,7 @@ def publish(out: Path, *, course: Path, db_url: str | None = None, feedback: boo
     """
     grades = load_results(out)
     submitted = course / "submitted"
-    to_nbgrader(grades, db_url=db_url or f"sqlite:///{(course / 'gradebook.db').resolve()}",
+    to_nbgrader(grades, db_url=db_url or course_db_url(course),
                 assignment=assignment, submitted=submitted)
     for grade in grades:
         handed_in = submitted / grade.student / assignment
