@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from containerlab import exercises, gradebook
-from containerlab.checks import CheckResult, conceptual, ex1, ex2, ex3, results
+from containerlab.checks import CheckResult, ex1, ex2, ex3, results
 from containerlab.grading import StudentGrade
 
 MODULES = {"ex1": ex1, "ex2": ex2, "ex3": ex3}
