@@ -435,3 +435,16 @@ def test_gradebook_nbgrader_command_without_results_exits_2(tmp_path: Path, caps
 
     assert cli.main(["gradebook", "nbgrader", str(tmp_path), "--course", str(tmp_path)]) == 2
     assert "results/" in capsys.readouterr().err
+
+
+def test_gradebook_merge_command_merges_shards(tmp_path: Path, capsys) -> None:
+    """Does `containerlab gradebook merge A B --out C` write one gradebook and say who was graded twice?"""
+    from containerlab import cli
+
+    _write_result(tmp_path / "a", _grade("alice"), mtime=1_700_000_000)
+    _write_result(tmp_path / "b", _grade("alice"), mtime=1_700_000_600)
+    _write_result(tmp_path / "b", _grade("bob"))
+    assert cli.main(["gradebook", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c")]) == 0
+    captured = capsys.readouterr()
+    assert "Merged 2 student(s)" in captured.out and "alice" in captured.err
+    assert list(_rows(tmp_path / "c" / "gradebook.csv")) == ["alice", "bob"]

@@ -105,7 +105,13 @@ def _cmd_gradebook(args: argparse.Namespace) -> None:
 
     from . import gradebook
 
-    if args.action == "nbgrader":
+    if args.action == "merge":  # batch's subcommand, in the same form as on its branch
+        try:
+            grades = gradebook.merge([Path(d) for d in args.folders], Path(args.out))
+        except gradebook.ResultFileInvalid as exc:
+            raise CommandError(str(exc)) from exc
+        print(f"Merged {len(grades)} student(s) from {len(args.folders)} folder(s): {Path(args.out) / 'gradebook.csv'}")
+    elif args.action == "nbgrader":
         try:
             grades = gradebook.publish(Path(args.out), course=Path(args.course), db_url=args.db,
                                        feedback=not args.no_feedback)
@@ -211,13 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "gradebook",
-        help="the class's gradebook: automatic points into nbgrader's database",
-        description="`nbgrader OUT`: read the result files of `containerlab grade --out OUT` and write the "
-        "automatic points, per graded cell, into nbgrader's gradebook database (the one formgrader and "
-        "`nbgrader export` use), and the feedback pages into the course's feedback/ folder, where "
-        "`nbgrader release_feedback` finds them.",
+        help="one gradebook: merge result folders (shards, machines), or fill nbgrader's database",
+        description="`merge DIR... --out OUT`: read DIR/results/*.json of each folder (the --out folders of "
+        "`containerlab grade`, e.g. one per shard), keep the newer result of a student graded twice, and "
+        "write OUT/results, OUT/gradebook.csv and OUT/feedback. `nbgrader OUT`: write the automatic points "
+        "of OUT/results, per graded cell, into nbgrader's gradebook database (the one formgrader and "
+        "`nbgrader export` use), and the feedback pages where `nbgrader release_feedback` finds them.",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = actions.add_parser("merge", help="merge the result folders of several grading runs into one gradebook",
+                           description="Keep the newer result of a student graded twice (and say so); write "
+                           "OUT/results, OUT/gradebook.csv and OUT/feedback.")
+    q.add_argument("folders", nargs="+", metavar="DIR", help="result folders to merge")
+    q.add_argument("--out", required=True, help="where to write the merged gradebook")
+    q.set_defaults(func=_cmd_gradebook)
     q = actions.add_parser("nbgrader", help="write the automatic points into nbgrader's gradebook database",
                            description="Write the automatic points of OUT/results into nbgrader's database. "
                            "The assignment is created there with nbgrader's generate_assignment when missing; "
