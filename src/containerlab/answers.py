@@ -144,12 +144,14 @@ def _same_file(written: str, filename: str) -> bool:
     return os.path.normpath(written) == os.path.normpath(filename)
 
 
-def _source(cell: dict) -> str:
+def cell_text(cell: dict) -> str:
+    """A cell's source as one string (``.ipynb`` files may store it as a list of lines)."""
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else str(source)
 
 
-def _grade_id(cell: dict) -> str | None:
+def cell_grade_id(cell: dict) -> str | None:
+    """A cell's nbgrader ``grade_id``, ``None`` for a cell without nbgrader metadata."""
     meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell.get("metadata"), dict) else None
     return meta.get("grade_id") if isinstance(meta, dict) else None
 
@@ -160,7 +162,7 @@ def writes(cells: list[dict], filename: str) -> list[Write]:
     for index, cell in enumerate(cells):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        magic = cell_magic(_source(cell))
+        magic = cell_magic(cell_text(cell))
         if magic is None or magic[0] not in WRITEFILE_MAGICS:
             continue
         try:
@@ -170,7 +172,7 @@ def writes(cells: list[dict], filename: str) -> list[Write]:
         if _same_file(target, filename):
             count = cell.get("execution_count")
             found.append(Write(index, append, magic[2], count if isinstance(count, int) else None,
-                               _grade_id(cell)))
+                               cell_grade_id(cell)))
     return found
 
 
@@ -180,7 +182,8 @@ def run_order(found: list[Write]) -> list[Write]:
     return sorted(found, key=lambda w: (w.execution_count is not None, w.execution_count or 0, w.index))
 
 
-def _where(write: Write) -> str:
+def describe_cell(write: Write) -> str:
+    """``cell 5 (run as [7])``: a cell as the student finds it in JupyterLab."""
     ran = f"run as [{write.execution_count}]" if write.execution_count is not None else "not run"
     return f"cell {write.index + 1} ({ran})"
 
@@ -227,9 +230,9 @@ def resolve(cells: list[dict], filename: str, *, grade_id: str, notebook: str = 
     found = writes(cells, filename)
     expected = f"`%%writefile {filename}`"
     if not found:
-        graded = [c for c in cells if isinstance(c, dict) and _grade_id(c) == grade_id]
+        graded = [c for c in cells if isinstance(c, dict) and cell_grade_id(c) == grade_id]
         if graded:
-            reason = why_not_an_answer(_source(graded[-1]), filename)
+            reason = why_not_an_answer(cell_text(graded[-1]), filename)
             raise AnswerMissing(
                 f"The answer cell of {notebook} {reason}, so running it does not write {filename}. Make "
                 f"{expected} the cell's first line, put your answer under it, run the cell and save "
@@ -252,16 +255,16 @@ def resolve(cells: list[dict], filename: str, *, grade_id: str, notebook: str = 
     if others:
         why = ("the one you ran last" if chosen.execution_count is not None
                else "none of them was run, so the last one in the notebook")
-        notes.append(f"{len(found)} cells of {notebook} write {filename}; graded {_where(chosen)}, {why}; "
-                     f"not graded: {', '.join(_where(w) for w in others)}. Keep one answer cell and delete "
+        notes.append(f"{len(found)} cells of {notebook} write {filename}; graded {describe_cell(chosen)}, {why}; "
+                     f"not graded: {', '.join(describe_cell(w) for w in others)}. Keep one answer cell and delete "
                      "the copies.")
     if len(used) > 1:
-        notes.append(f"{_where(chosen)[0].upper()}{_where(chosen)[1:]} appends (-a) to {filename}; graded the "
-                     f"file as the cells you ran wrote it: {', '.join(_where(w) for w in used)}.")
+        notes.append(f"{describe_cell(chosen)[0].upper()}{describe_cell(chosen)[1:]} appends (-a) to {filename}; graded the "
+                     f"file as the cells you ran wrote it: {', '.join(describe_cell(w) for w in used)}.")
     if all(w.grade_id != grade_id for w in used):
-        present = any(isinstance(c, dict) and _grade_id(c) == grade_id for c in cells)
+        present = any(isinstance(c, dict) and cell_grade_id(c) == grade_id for c in cells)
         where = "is not the cell you ran last" if present else "was deleted"
-        notes.append(f"The answer for {filename} was taken from {_where(chosen)}, a cell you added: the "
+        notes.append(f"The answer for {filename} was taken from {describe_cell(chosen)}, a cell you added: the "
                      f"notebook's answer cell {where}. Next time keep your answer in the original answer cell.")
     return Resolution(Answer(text, tuple(notes), chosen.index), chosen, tuple(found), tuple(used))
 
@@ -273,7 +276,7 @@ def copy_run_last(cells: list[dict], grade_id: str) -> tuple[int | None, tuple[i
         The index of that cell (``None`` when no code cell has the id) and the indices of all of them.
     """
     copies = [i for i, c in enumerate(cells) if isinstance(c, dict) and c.get("cell_type") == "code"
-              and _grade_id(c) == grade_id]
+              and cell_grade_id(c) == grade_id]
     if not copies:
         return None, ()
     def order(i: int) -> tuple[bool, int, int]:
@@ -301,7 +304,7 @@ def cell_source(notebook: Path, grade_id: str) -> tuple[str, tuple[str, ...]]:
         ran = f"run as [{count}]" if isinstance(count, int) else "none was run, so the last one"
         notes = (f"The cell {grade_id} appears {len(copies)} times in {Path(notebook).name}; graded cell "
                  f"{chosen + 1} ({ran}). Keep one and delete the copies.",)
-    return _source(cells[chosen]), notes
+    return cell_text(cells[chosen]), notes
 
 
 def load_cells(notebook: Path) -> list[dict]:

@@ -72,18 +72,18 @@ def settle(cells: list, filename: str, grade_id: str, *, notebook: str = "the no
     between = cells[first.index + 1:chosen.index]
     locked = [c for c in between if c.get("cell_type") == "code"
               and c.get("metadata", {}).get("nbgrader", {}).get("locked")]
-    text = (answers._source(cells[chosen.index]) if len(resolution.used) == 1
+    text = (answers.cell_text(cells[chosen.index]) if len(resolution.used) == 1
             else f"%%writefile {filename}\n{resolution.answer.text}")
     keep = chosen if not locked and len(resolution.used) == 1 else first
     why = (f"Not run by the grader: the answer for {filename} is the cell you ran last "
-           f"({answers._where(chosen)}).")
+           f"({answers.describe_cell(chosen)}).")
     for write in resolution.writes:
         cell = cells[write.index]
         if write is keep:
             if keep is not chosen:
                 cell["source"] = text
             continue
-        cell["source"] = _commented(answers._source(cell), why)
+        cell["source"] = _commented(answers.cell_text(cell), why)
         if keep.grade_id is not None and write.grade_id == keep.grade_id:
             del cell["metadata"]["nbgrader"]  # one cell keeps the grade_id (see deduplicate)
     return list(resolution.answer.notes)
@@ -101,7 +101,7 @@ def settle_copies(cells: list, grade_id: str) -> bool:
     for index in copies:
         if index != chosen:
             cell = cells[index]
-            cell["source"] = _commented(answers._source(cell), f"Not run by the grader: a copy of {grade_id}; "
+            cell["source"] = _commented(answers.cell_text(cell), f"Not run by the grader: a copy of {grade_id}; "
                                         f"the copy you ran last is cell {chosen + 1}.")
             del cell["metadata"]["nbgrader"]
     return True
@@ -120,12 +120,12 @@ def deduplicate(cells: list) -> list[str]:
     """
     last: dict[str, int] = {}
     for index, cell in enumerate(cells):
-        grade_id = answers._grade_id(cell)
+        grade_id = answers.cell_grade_id(cell)
         if grade_id is not None:
             last[grade_id] = index
     repeated = set()
     for index, cell in enumerate(cells):
-        grade_id = answers._grade_id(cell)
+        grade_id = answers.cell_grade_id(cell)
         if grade_id is not None and last[grade_id] != index:
             del cell["metadata"]["nbgrader"]
             repeated.add(grade_id)
