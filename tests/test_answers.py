@@ -249,7 +249,8 @@ def test_nbgrader_config_runs_last_run_answers_first_and_keeps_the_dockerignore(
     assert steps.index("nbgrader.preprocessors.ClearOutput") == 1
     from nbgrader.converters.autograde import Autograde
 
-    defaults = [f"nbgrader.preprocessors.{p.__name__}" for p in Autograde.class_traits()["sanitize_preprocessors"].default()]
+    default = Autograde.class_traits()["sanitize_preprocessors"].default()
+    defaults = [f"nbgrader.preprocessors.{p.__name__}" for p in default]
     assert steps[1:] == defaults
     assert dict(loaded.Autograde.exclude_overwriting) == {"ch14": list(grading.STUDENT_CONTEXT_FILES)}
 
@@ -267,7 +268,8 @@ def test_build_context_takes_only_the_students_dockerignore(tmp_path: Path) -> N
     work.mkdir()
     context, notes = grading.build_context(work, student)
     assert (context / ".dockerignore").read_text() == "data/\n.env\n" and notes == ()
-    assert (context / "requirements.txt").read_bytes() == (grading.SOLUTIONS / "service" / "requirements.txt").read_bytes()
+    course = grading.SOLUTIONS / "service"
+    assert (context / "requirements.txt").read_bytes() == (course / "requirements.txt").read_bytes()
     assert not (context / "extra.txt").exists()
 
 

@@ -1,4 +1,7 @@
-"""`nbgrader autograde` and `containerlab grade` grade the same answer: the copy run last, the student's .dockerignore."""
+"""`nbgrader autograde` and `containerlab grade` grade the same answer.
+
+The answer is the copy the student ran last, built with the student's .dockerignore.
+"""
 
 from __future__ import annotations
 

@@ -259,7 +259,8 @@ def resolve(cells: list[dict], filename: str, *, grade_id: str, notebook: str = 
                      f"not graded: {', '.join(describe_cell(w) for w in others)}. Keep one answer cell and delete "
                      "the copies.")
     if len(used) > 1:
-        notes.append(f"{describe_cell(chosen)[0].upper()}{describe_cell(chosen)[1:]} appends (-a) to {filename}; graded the "
+        this = describe_cell(chosen)
+        notes.append(f"{this[0].upper()}{this[1:]} appends (-a) to {filename}; graded the "
                      f"file as the cells you ran wrote it: {', '.join(describe_cell(w) for w in used)}.")
     if all(w.grade_id != grade_id for w in used):
         present = any(isinstance(c, dict) and cell_grade_id(c) == grade_id for c in cells)
