@@ -15,10 +15,13 @@
 #   CL_GRADING_PIDS      [2048]  processes for all of them together
 #   CL_GRADING_CPUS      [cores - 0.5, at least 0.5] CPU time for all of them together
 #   CL_GRADING_DISK_GB   [20]    size of the file system holding images, layers and build cache
-#   CL_GRADING_SUBNET    [10.213.0.1/24] address of the engine's own bridge (builds' network)
+#   CL_GRADING_LINK      [10.213.255.0/30] the link between this host and the engine's network namespace
+#   CL_GRADING_SUBNET    [10.213.0.1/24] address of the engine's own bridge (builds' network), in its namespace
 #   CL_GRADING_POOL      [10.214.0.0/16] where its user-defined networks get their subnets (/24 each)
 #   CL_GRADING_IMAGES    [python:3.13-slim python:3.13 postgres:17] base images copied from the main engine
 #   CL_MAIN_HOST         [unix:///var/run/docker.sock] the main engine, only ever read
+#   CL_GRADING_CONTEXT   [grading, or NAME for another name] the docker context made for it
+#                        (`containerlab grade --engine grading` and `docker --context grading` use it)
 #
 # Why each piece (ENGINE.md, "Limits on builds of untrusted Dockerfiles"):
 # - The engine's built-in BuildKit ignores per-build limits, but every RUN step
@@ -26,10 +29,12 @@
 #   limits every build and container of this daemon.
 # - A data-root on a loop-mounted ext4 image of fixed size: a disk bomb fills
 #   that file system only, and fails for this engine alone.
-# - Its own bridge and --iptables=false: the daemon never touches docker0 or the
-#   main engine's iptables chains (a dockerd started with --bridge=none deletes
-#   docker0, and each dockerd re-creates the DOCKER chains it shares with the
-#   other). This script adds the few rules its bridge needs, in chains of its own.
+# - Its own network namespace (entered with nsenter; mounts and cgroups stay the
+#   host's), with its own bridge and iptables: the daemon cannot see docker0 or
+#   the main engine's iptables chains. Seen here on 2026-12-01: a second dockerd
+#   on the host's network, restarted on a data-root it had used before, deleted
+#   the main engine's docker0 (as a dockerd with --bridge=none always does).
+#   The host side gets a veth, a NAT rule and a few filter rules in chains of its own.
 set -euo pipefail
 
 name=${CL_GRADING_NAME:-containerlab-grading}
@@ -42,12 +47,18 @@ disk=$state/disk.img
 mnt=$state/root
 log=/var/log/$name.log
 # Interface names have at most 15 characters: a short hash of the name.
-bridge=clg$(printf '%s' "$name" | md5sum | cut -c1-8)0
-chain=CLG-$(printf '%s' "$name" | md5sum | cut -c1-8)
+hash=$(printf '%s' "$name" | md5sum | cut -c1-8)
+netns=$name
+bridge=clg${hash}b    # inside the namespace
+veth_host=clg${hash}h
+veth_ns=clg${hash}n
+chain=CLG-$hash
+link=${CL_GRADING_LINK:-10.213.255.0/30}
 subnet=${CL_GRADING_SUBNET:-10.213.0.1/24}
 pool=${CL_GRADING_POOL:-10.214.0.0/16}
 main_host=${CL_MAIN_HOST:-unix:///var/run/docker.sock}
 images=${CL_GRADING_IMAGES:-python:3.13-slim python:3.13 postgres:17}
+if [[ $name == containerlab-grading ]]; then context=${CL_GRADING_CONTEXT:-grading}; else context=${CL_GRADING_CONTEXT:-$name}; fi
 memory_mb=${CL_GRADING_MEMORY_MB:-2048}
 pids=${CL_GRADING_PIDS:-2048}
 disk_gb=${CL_GRADING_DISK_GB:-20}
@@ -73,7 +84,7 @@ cannot_run() {
     [[ $(id -u) -eq 0 ]] || { echo "it needs root (it makes a cgroup, a loop mount and a bridge)"; return; }
     [[ $(cgroup_version) != none ]] || { echo "no memory, pids and cpu cgroup controllers are mounted"; return; }
     local tool
-    for tool in dockerd docker ip mkfs.ext4 losetup mount iptables; do
+    for tool in dockerd docker ip nsenter mkfs.ext4 losetup mount iptables; do
         command -v "$tool" >/dev/null 2>&1 || { echo "the command '$tool' is missing"; return; }
     done
 }
@@ -167,42 +178,62 @@ make_disk() {
     mount -o loop "$disk" "$mnt"
 }
 
-# A bridge of our own, on a subnet that overlaps no route of this machine.
-make_bridge() {
-    if ip link show "$bridge" >/dev/null 2>&1; then return; fi
-    local net=${subnet%/*} len=${subnet#*/}
-    local overlap
-    overlap=$( { ip -4 route show match "$subnet" | grep -v '^default'; ip -4 route show root "$subnet"; } || true)
-    overlap=$( { ip -4 route show match "$pool" | grep -v '^default'; ip -4 route show root "$pool"; echo "$overlap"; } || true)
-    overlap=$(echo "$overlap" | sed '/^$/d')
-    [[ -z $overlap ]] || die "its subnets $subnet and $pool overlap routes of this machine:
-$overlap
-set CL_GRADING_SUBNET and CL_GRADING_POOL to free private ranges"
-    ip link add "$bridge" type bridge
-    ip addr add "$net/$len" dev "$bridge"
-    ip link set "$bridge" up
+# Its own network namespace: the daemon sees neither docker0 nor the main
+# engine's iptables chains, so nothing it does at start or stop can change them.
+# A veth pair links the namespace to this host, which NATs it to the outside.
+overlapping_routes() {
+    local net
+    for net in "$@"; do
+        ip -4 route show match "$net" | grep -v '^default' || true
+        ip -4 route show root "$net" || true
+    done | sed '/^$/d' | grep -v " dev $veth_host " || true
 }
 
-remove_bridge() { ip link show "$bridge" >/dev/null 2>&1 && ip link del "$bridge" || true; }
+make_network() {
+    if [[ -e /run/netns/$netns ]]; then return; fi
+    local overlap
+    overlap=$(overlapping_routes "$link" "$subnet" "$pool")
+    [[ -z $overlap ]] || die "its subnets $link, $subnet and $pool overlap routes of this machine:
+$overlap
+set CL_GRADING_LINK, CL_GRADING_SUBNET and CL_GRADING_POOL to free private ranges"
+    local base=${link%/*}
+    local host_ip=${base%.*}.$(( ${base##*.} + 1 )) ns_ip=${base%.*}.$(( ${base##*.} + 2 ))
+    ip netns add "$netns"
+    ip link add "$veth_host" type veth peer name "$veth_ns"
+    ip link set "$veth_ns" netns "$netns"
+    ip addr add "$host_ip/30" dev "$veth_host"
+    ip link set "$veth_host" up
+    ip -n "$netns" link set lo up
+    ip -n "$netns" addr add "$ns_ip/30" dev "$veth_ns"
+    ip -n "$netns" link set "$veth_ns" up
+    ip -n "$netns" route add default via "$host_ip"
+    # The bridge its builds and containers use, inside the namespace.
+    ip -n "$netns" link add "$bridge" type bridge
+    ip -n "$netns" addr add "$subnet" dev "$bridge"
+    ip -n "$netns" link set "$bridge" up
+}
 
-# Outbound traffic of builds (pip needs the package index), nothing towards the
-# main engine's networks, nothing towards this host itself.
+remove_network() {
+    ip link show "$veth_host" >/dev/null 2>&1 && ip link del "$veth_host" || true
+    [[ -e /run/netns/$netns ]] && ip netns del "$netns" || true
+}
+
+# Outbound traffic (pip needs the package index); nothing towards the main
+# engine's networks, nothing towards this host itself.
 add_rules() {
-    local net
-    net=$(ip -o -4 addr show dev "$bridge" | awk '{print $4}' | head -n1)
     remove_rules
     iptables -N "$chain"
-    iptables -A "$chain" -i "$bridge" -o docker0 -j DROP
-    iptables -A "$chain" -i "$bridge" -o br-+ -j DROP
-    iptables -A "$chain" -i "$bridge" -j ACCEPT
-    iptables -A "$chain" -o "$bridge" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+    iptables -A "$chain" -i "$veth_host" -o docker0 -j DROP
+    iptables -A "$chain" -i "$veth_host" -o br-+ -j DROP
+    iptables -A "$chain" -i "$veth_host" -j ACCEPT
+    iptables -A "$chain" -o "$veth_host" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
     iptables -A FORWARD -j "$chain"
     iptables -N "$chain-IN"
-    iptables -A "$chain-IN" -i "$bridge" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-    iptables -A "$chain-IN" -i "$bridge" -j DROP
+    iptables -A "$chain-IN" -i "$veth_host" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+    iptables -A "$chain-IN" -i "$veth_host" -j DROP
     iptables -I INPUT -j "$chain-IN"
     iptables -t nat -N "$chain"
-    iptables -t nat -A "$chain" -s "$net" ! -o "$bridge" -j MASQUERADE
+    iptables -t nat -A "$chain" -s "$link" ! -o "$veth_host" -j MASQUERADE
     iptables -t nat -A POSTROUTING -j "$chain"
     if [[ $(cat /proc/sys/net/ipv4/ip_forward) != 1 ]]; then
         say "turning on IPv4 forwarding (net.ipv4.ip_forward=1) so that builds reach the package index"
@@ -233,7 +264,8 @@ EOF
 start_daemon() {
     say "starting dockerd (log: $log)"
     mkdir -p "$exec_root"
-    nohup dockerd \
+    # Only the network namespace is entered: mounts and cgroups are the host's.
+    nohup nsenter --net="/run/netns/$netns" -- dockerd \
         --config-file "$state/daemon.json" \
         --host "$host" \
         --data-root "$mnt/docker" \
@@ -244,10 +276,9 @@ start_daemon() {
         --cgroup-parent "/$name" \
         --exec-opt native.cgroupdriver=cgroupfs \
         --bridge "$bridge" \
-        --iptables=false \
-        --ip-forward=false \
         --default-address-pool "base=$pool,size=24" \
         --no-new-privileges \
+        --label "org.containerlab.grading-engine=$name" \
         >"$log" 2>&1 &
     local _
     for _ in $(seq 1 60); do
@@ -324,6 +355,7 @@ cmd_start() {
     [[ -z $why ]] || die "cannot run on this machine: $why" 3
     if running_pid >/dev/null && grading_answers; then
         say "already running"
+        make_context
         load_images
         cmd_status
         return
@@ -334,9 +366,9 @@ cmd_start() {
     [[ -n $before ]] || say "note: the main engine has no docker0 bridge now; nothing of it is touched"
     starting_from=$before
     trap start_failed EXIT
+    make_network
     make_cgroup
     make_disk
-    make_bridge
     add_rules
     write_config
     if ! start_daemon; then
@@ -351,6 +383,7 @@ cmd_start() {
         die "start refused: starting it disturbed the main engine (see above)"
     fi
     trap - EXIT
+    make_context
     load_images
     cmd_status
 }
@@ -366,9 +399,19 @@ start_failed() {
     exit "$status"
 }
 
+# A docker context naming it, so that `docker --context NAME` and `containerlab grade --engine NAME` find it.
+make_context() {
+    if docker context inspect "$context" >/dev/null 2>&1; then
+        docker context update "$context" --docker "host=$host" >/dev/null
+    else
+        docker context create "$context" --description "containerlab grading engine (limited builds)" \
+            --docker "host=$host" >/dev/null
+    fi
+}
+
 cleanup_host() {
     remove_rules
-    remove_bridge
+    remove_network
     mountpoint -q "$mnt" && umount "$mnt" || true
     remove_cgroup
     rm -rf "$exec_root"
@@ -392,6 +435,7 @@ cmd_stop() {
     before=$(docker0_state)
     stop_daemon
     cleanup_host
+    docker context rm -f "$context" >/dev/null 2>&1 || true
     if [[ $purge == --purge ]]; then
         say "deleting its disk image $disk"
         rm -rf "$state"
