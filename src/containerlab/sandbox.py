@@ -64,8 +64,9 @@ import requests
 
 from . import config, engine
 
-#: The grading engine's name: its socket is /run/NAME.sock, its cgroup /NAME, its state /var/lib/NAME.
-GRADING_NAME = "containerlab-grading"
+#: The grading engine's name: its socket is /run/NAME.sock, its cgroup /NAME, its state /var/lib/NAME
+#: (``CL_GRADING_NAME`` chooses another, e.g. for tests beside an instructor's engine).
+GRADING_NAME = os.environ.get("CL_GRADING_NAME", "containerlab-grading")
 #: The script that starts, stops and reports the grading engine (as root).
 SCRIPT = config.ROOT / "scripts" / "grading-engine.sh"
 #: Exit status of the script when this machine cannot run a grading engine.
@@ -136,6 +137,12 @@ def _script(action: list[str], *, name: str, env: dict[str, str] | None = None,
     return subprocess.CompletedProcess(action, proc.wait(timeout=timeout), out, "".join(err))
 
 
+def cannot_run() -> str:
+    """Why this machine cannot run a grading engine (not Linux, not root, no cgroups, a tool missing), or ``""``."""
+    result = _script(["can-run"], name=GRADING_NAME)
+    return "" if result.returncode == 0 else (result.stdout.strip().removeprefix("no: ") or _last_words(result))
+
+
 def start(*, limits: EngineLimits = EngineLimits(), name: str = GRADING_NAME,
           images: tuple[str, ...] = BASE_IMAGES, echo: Callable[[str], None] | None = None) -> str:
     """Start the grading engine (or leave a running one as it is) and copy the base images into it.
@@ -156,7 +163,9 @@ def start(*, limits: EngineLimits = EngineLimits(), name: str = GRADING_NAME,
     result = _script(["start"], name=name, env={**limits.environment(), "CL_GRADING_IMAGES": " ".join(images)},
                      echo=echo)
     if result.returncode == CANNOT_RUN:
-        raise GradingEngineUnavailable(_last_words(result))
+        raise GradingEngineUnavailable(f"{_last_words(result)}. `containerlab grade` grades on the normal "
+                                       f"engine then, where {UNLIMITED.split(', but ')[0]} but builds are "
+                                       "unlimited (only the build timeout holds).")
     if result.returncode != 0:
         raise engine.EngineError(f"The grading engine did not start: {_last_words(result)}")
     return result.stdout.strip()
@@ -210,12 +219,33 @@ def use(address: str | None) -> None:
     engine.client.cache_clear()
 
 
+#: Label of the grading engine itself (``docker info`` shows it), set by the script.
+ENGINE_LABEL = "org.containerlab.grading-engine"
+
+
+def is_grading_engine(address: str | None) -> bool:
+    """Whether the engine at ``address`` (``None``: the one ``DOCKER_HOST`` or the default names) is a grading engine."""
+    try:
+        c = docker.DockerClient(base_url=address, timeout=10) if address else docker.from_env(timeout=10)
+        labels = c.info().get("Labels") or []
+    except (docker.errors.DockerException, requests.RequestException):
+        return False
+    return any(str(label).startswith(ENGINE_LABEL + "=") for label in labels)
+
+
+def context_host(context: str) -> str:
+    """The Docker host address of docker context ``context`` (``""`` when there is no such context)."""
+    result = subprocess.run(["docker", "context", "inspect", context, "--format", "{{.Endpoints.docker.Host}}"],
+                            capture_output=True, text=True, timeout=30)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
 @dataclass(frozen=True)
 class Choice:
     """The engine grading uses.
 
     Attributes:
-        host: its Docker host address, or ``None`` for the normal engine.
+        host: its Docker host address, or ``None`` for what ``DOCKER_HOST`` or the default names.
         builds_limited: whether builds run with memory, process, CPU and disk limits.
         note: one sentence for the person grading, saying which engine and what is limited.
     """
@@ -225,40 +255,46 @@ class Choice:
     note: str
 
 
-def choose(which: str = "auto", *, name: str = GRADING_NAME) -> Choice:
-    """Pick the engine to grade on and point this process at it (:func:`use`).
+UNLIMITED = ("containers run with their limits, but builds have only the build timeout: a build may use "
+             "any amount of memory, processes and disk. Start the grading engine (`containerlab engine start`, "
+             "as root on Linux) to limit builds.")
+
+
+def choose(engines: list[str] | tuple[str, ...] = (), *, name: str = GRADING_NAME) -> Choice:
+    """Pick the engine to grade on and say what it limits.
+
+    With docker contexts named (``containerlab grade --engine CONTEXT``; the
+    grading engine's context is ``grading``), those are used as they are. Else
+    ``DOCKER_HOST`` is respected when set. Else the grading engine is used when
+    it runs (this process is pointed at it with :func:`use`), and the normal
+    engine otherwise, saying that builds are then unlimited.
 
     Args:
-        which: ``"grading"`` (the grading engine, which must be running), ``"main"``
-            (the normal engine, builds unlimited) or ``"auto"`` (the grading engine
-            when it runs, else the normal engine).
+        engines: docker contexts the batch spreads its workers over.
         name: the grading engine's name.
 
     Returns:
         The choice, with a sentence saying what it limits.
-
-    Raises:
-        GradingEngineUnavailable: ``"grading"`` was asked and it is not running.
-        ValueError: ``which`` is none of the three.
     """
-    if which not in {"auto", "grading", "main"}:
-        raise ValueError(f"engine must be auto, grading or main, not {which!r}")
+    if engines:
+        unlimited = [e for e in engines if not is_grading_engine(context_host(e) or None)]
+        if not unlimited:
+            return Choice(None, True, f"Grading on {', '.join(engines)}: builds and containers run with the "
+                          "grading engine's memory, process, CPU and disk limits.")
+        return Choice(None, False, f"{', '.join(unlimited)} is not a grading engine: there, {UNLIMITED}")
+    if os.environ.get("DOCKER_HOST"):
+        address = os.environ["DOCKER_HOST"]
+        if is_grading_engine(address):
+            return Choice(address, True, f"Grading on the grading engine ({address}): builds and containers "
+                          "run with its memory, process, CPU and disk limits.")
+        return Choice(address, False, f"Grading on {address}, which is not a grading engine: {UNLIMITED}")
     address = host(name)
-    if which != "main" and answers(address):
+    if answers(address) and is_grading_engine(address):
         use(address)
         return Choice(address, True, f"Grading on the grading engine ({address}): builds and containers "
                       "run with its memory, process, CPU and disk limits.")
-    if which == "grading":
-        _running, why = status(name=name)
-        raise GradingEngineUnavailable(
-            f"The grading engine ({address}) is not running. Start it with `containerlab engine start` "
-            f"(as root), or grade with --engine main. Its status: {why}")
-    use(None)
-    reason = "--engine main was given" if which == "main" else "the grading engine is not running"
-    return Choice(None, False, f"Grading on the normal Docker engine ({reason}): containers run with their "
-                  "limits, but builds have only the build timeout; a build may use any amount of memory, "
-                  "processes and disk. Start the grading engine (`containerlab engine start`, as root on "
-                  "Linux) to limit builds.")
+    return Choice(None, False, f"Grading on the normal Docker engine (the grading engine is not running): "
+                  f"{UNLIMITED}")
 
 
 @contextlib.contextmanager
