@@ -66,7 +66,7 @@ from . import config, engine
 
 #: The grading engine's name: its socket is /run/NAME.sock, its cgroup /NAME, its state /var/lib/NAME
 #: (``CL_GRADING_NAME`` chooses another, e.g. for tests beside an instructor's engine).
-GRADING_NAME = os.environ.get("CL_GRADING_NAME", "containerlab-grading")
+GRADING_NAME = "containerlab-grading"
 #: The script that starts, stops and reports the grading engine (as root).
 SCRIPT = config.ROOT / "scripts" / "grading-engine.sh"
 #: Exit status of the script when this machine cannot run a grading engine.
@@ -111,19 +111,24 @@ class EngineLimits:
         return env
 
 
-def host(name: str = GRADING_NAME) -> str:
+def engine_name(name: str | None = None) -> str:
+    """``name``, or ``CL_GRADING_NAME``, or :data:`GRADING_NAME`: the grading engine meant."""
+    return name or os.environ.get("CL_GRADING_NAME") or GRADING_NAME
+
+
+def host(name: str | None = None) -> str:
     """The Docker host address of the grading engine ``name`` (for ``DOCKER_HOST``)."""
-    return f"unix:///run/{name}.sock"
+    return f"unix:///run/{engine_name(name)}.sock"
 
 
-def _script(action: list[str], *, name: str, env: dict[str, str] | None = None,
+def _script(action: list[str], *, name: str | None, env: dict[str, str] | None = None,
             echo: Callable[[str], None] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     """Run the grading-engine script; its messages (stderr) go to ``echo`` as they come."""
     if not sys.platform.startswith("linux"):
         return subprocess.CompletedProcess(action, CANNOT_RUN, "",
                                            f"grading engine: it needs Linux (this is {sys.platform})\n")
     # The script always talks to the main engine by its own address, never to DOCKER_HOST.
-    full_env = {**os.environ, **(env or {}), "CL_GRADING_NAME": name}
+    full_env = {**os.environ, **(env or {}), "CL_GRADING_NAME": engine_name(name)}
     full_env.pop("DOCKER_HOST", None)
     proc = subprocess.Popen(["bash", str(SCRIPT), *action], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=full_env)
@@ -139,18 +144,19 @@ def _script(action: list[str], *, name: str, env: dict[str, str] | None = None,
 
 def cannot_run() -> str:
     """Why this machine cannot run a grading engine (not Linux, not root, no cgroups, a tool missing), or ``""``."""
-    result = _script(["can-run"], name=GRADING_NAME)
+    result = _script(["can-run"], name=None)
     return "" if result.returncode == 0 else (result.stdout.strip().removeprefix("no: ") or _last_words(result))
 
 
-def start(*, limits: EngineLimits = EngineLimits(), name: str = GRADING_NAME,
-          images: tuple[str, ...] = BASE_IMAGES, echo: Callable[[str], None] | None = None) -> str:
+def start(*, limits: EngineLimits = EngineLimits(), name: str | None = None,
+          images: tuple[str, ...] | None = None, echo: Callable[[str], None] | None = None) -> str:
     """Start the grading engine (or leave a running one as it is) and copy the base images into it.
 
     Args:
         limits: the engine's budget, for all its builds and containers together.
         name: the engine's name (socket, cgroup, state folder).
-        images: base images to copy from the main engine (those it has).
+        images: base images to copy from the main engine (those it has); default ``CL_GRADING_IMAGES``
+            or :data:`BASE_IMAGES`.
         echo: called with each progress message.
 
     Returns:
@@ -160,8 +166,8 @@ def start(*, limits: EngineLimits = EngineLimits(), name: str = GRADING_NAME,
         GradingEngineUnavailable: this machine cannot run it (the message says why).
         engine.EngineError: it did not start (the message holds the script's last words).
     """
-    result = _script(["start"], name=name, env={**limits.environment(), "CL_GRADING_IMAGES": " ".join(images)},
-                     echo=echo)
+    chosen = " ".join(images) if images is not None else os.environ.get("CL_GRADING_IMAGES", " ".join(BASE_IMAGES))
+    result = _script(["start"], name=name, env={**limits.environment(), "CL_GRADING_IMAGES": chosen}, echo=echo)
     if result.returncode == CANNOT_RUN:
         raise GradingEngineUnavailable(f"{_last_words(result)}. `containerlab grade` grades on the normal "
                                        f"engine then, where {UNLIMITED.split(', but ')[0]} but builds are "
@@ -171,7 +177,7 @@ def start(*, limits: EngineLimits = EngineLimits(), name: str = GRADING_NAME,
     return result.stdout.strip()
 
 
-def stop(*, name: str = GRADING_NAME, purge: bool = False, echo: Callable[[str], None] | None = None) -> None:
+def stop(*, name: str | None = None, purge: bool = False, echo: Callable[[str], None] | None = None) -> None:
     """Stop the grading engine and take down its bridge, rules, mount and cgroup.
 
     Args:
@@ -187,7 +193,7 @@ def stop(*, name: str = GRADING_NAME, purge: bool = False, echo: Callable[[str],
         raise engine.EngineError(f"The grading engine did not stop cleanly: {_last_words(result)}")
 
 
-def status(*, name: str = GRADING_NAME) -> tuple[bool, str]:
+def status(*, name: str | None = None) -> tuple[bool, str]:
     """Whether the grading engine runs, and the script's description of it and of the main engine."""
     result = _script(["status"], name=name)
     return result.returncode == 0, (result.stdout + result.stderr).strip()
@@ -260,7 +266,7 @@ UNLIMITED = ("containers run with their limits, but builds have only the build t
              "as root on Linux) to limit builds.")
 
 
-def choose(engines: list[str] | tuple[str, ...] = (), *, name: str = GRADING_NAME) -> Choice:
+def choose(engines: list[str] | tuple[str, ...] = (), *, name: str | None = None) -> Choice:
     """Pick the engine to grade on and say what it limits.
 
     With docker contexts named (``containerlab grade --engine CONTEXT``; the
@@ -298,8 +304,8 @@ def choose(engines: list[str] | tuple[str, ...] = (), *, name: str = GRADING_NAM
 
 
 @contextlib.contextmanager
-def running(*, limits: EngineLimits = EngineLimits(), name: str = GRADING_NAME,
-            images: tuple[str, ...] = BASE_IMAGES, purge: bool = True) -> Iterator[str]:
+def running(*, limits: EngineLimits = EngineLimits(), name: str | None = None,
+            images: tuple[str, ...] | None = None, purge: bool = True) -> Iterator[str]:
     """Start a grading engine for the ``with`` block, then stop it (and delete its disk when ``purge``).
 
     Yields:
