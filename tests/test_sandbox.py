@@ -30,6 +30,7 @@ SETTINGS = {
 }
 MEMORY_MB = 384
 PIDS = 200
+DISK_GB = 3
 
 
 def _docker0() -> str:
@@ -48,7 +49,7 @@ def grading_engine() -> Iterator[dict[str, str]]:
     if why:
         pytest.skip(f"this machine cannot run a grading engine: {why}")
     before = _docker0()
-    status = cli.main(["engine", "start", "--memory-mb", str(MEMORY_MB), "--pids", str(PIDS), "--disk-gb", "3"])
+    status = cli.main(["engine", "start", "--memory-mb", str(MEMORY_MB), "--pids", str(PIDS), "--disk-gb", str(DISK_GB)])
     try:
         assert status == 0, "containerlab engine start failed"
         yield {"host": sandbox.host(NAME), "docker0": before}
@@ -110,6 +111,33 @@ def test_fork_bomb_in_run_fails_with_the_process_limit(on_grading_engine: str, t
     with pytest.raises(engine.BuildFailed) as failed:
         _build(tmp_path, f"FROM python:3.13-slim\nRUN for i in $(seq 1 {2 * PIDS}); do sleep 30 & done; wait\n")
     assert "process limit" in str(failed.value)
+
+
+def test_disk_bomb_in_run_fails_and_leaves_the_space(on_grading_engine: str, tmp_path: Path) -> None:
+    """Does a RUN step that writes more than the engine's disk fail with a disk message, and is the space back after?"""
+    with pytest.raises(engine.BuildFailed) as failed:
+        _build(tmp_path, f"FROM python:3.13-slim\nRUN dd if=/dev/zero of=/filler bs=1M count={(DISK_GB + 1) * 1024}\n")
+    assert "disk limit" in str(failed.value)
+    built = _build(tmp_path, "FROM python:3.13-slim\nRUN dd if=/dev/zero of=/filler bs=1M count=512\n")
+    engine.remove_image(built.image.id)
+
+
+def test_builds_do_not_reach_the_host(on_grading_engine: str, tmp_path: Path) -> None:
+    """Can a RUN step reach the package index but not this host's own addresses or the main engine's bridge?"""
+    gateway = _docker0().split(" ")[-1].split("/")[0] or "172.17.0.1"
+    (tmp_path / "probe.py").write_text(
+        "import socket, sys\n"
+        f"for host in sys.argv[1:]:\n"
+        "    try:\n"
+        "        socket.create_connection((host, 22), timeout=2)\n"
+        "        print('reached', host)\n"
+        "    except ConnectionRefusedError:\n"
+        "        print('reached', host)\n"
+        "    except OSError:\n"
+        "        print('blocked', host)\n")
+    built = _build(tmp_path, f"FROM python:3.13-slim\nCOPY probe.py /\nRUN python3 /probe.py {gateway} 10.213.254.1\n")
+    engine.remove_image(built.image.id)
+    assert f"blocked {gateway}" in built.log and "blocked 10.213.254.1" in built.log, built.log
 
 
 def test_containers_are_read_only_with_a_small_tmp(on_grading_engine: str, tmp_path: Path) -> None:
