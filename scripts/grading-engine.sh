@@ -68,7 +68,7 @@ fi
 cpus=$CL_GRADING_CPUS
 
 say() { printf 'grading engine: %s\n' "$*" >&2; }
-die() { printf 'grading engine: %s\n' "$*" >&2; exit "${2:-1}"; }
+die() { printf 'grading engine: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 # ----------------------------------------------------------------- can it run here?
 
@@ -431,6 +431,7 @@ repair_docker0() {
 
 cmd_stop() {
     local purge=${1:-}
+    [[ $(id -u) -eq 0 ]] || die "stopping it needs root (it removes a cgroup, a loop mount and a network namespace)" 3
     local before
     before=$(docker0_state)
     stop_daemon
