@@ -27,6 +27,10 @@
 # - The engine's built-in BuildKit ignores per-build limits, but every RUN step
 #   runs in a cgroup below the daemon's --cgroup-parent: limiting that parent
 #   limits every build and container of this daemon.
+#   dockerd and its containerd themselves stay outside that cgroup, so that a
+#   fork bomb that uses up the process limit cannot starve the daemon that
+#   has to stop it. Each RUN step gets a cgroup of its own below it
+#   (/NAME/buildkit/<step>), each container /NAME/<id>.
 # - A data-root on a loop-mounted ext4 image of fixed size: a disk bomb fills
 #   that file system only, and fails for this engine alone.
 # - Its own network namespace (entered with nsenter; mounts and cgroups stay the
