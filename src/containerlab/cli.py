@@ -96,11 +96,9 @@ def _secret_values(args: argparse.Namespace) -> list[str]:
 def _cmd_grade(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from . import gradebook, grading, report
+    from . import gradebook, grading, report, sandbox
 
     out = Path(args.out)
-    from . import sandbox
-
     limits = engine.SandboxLimits(memory_bytes=int(args.memory_mb * 1024**2), cpus=args.cpus,
                                   ready_timeout=args.ready_timeout, pids=args.pids,
                                   tmp_bytes=int(args.tmp_mb * 1024**2))
