@@ -305,14 +305,37 @@ def choose(engines: list[str] | tuple[str, ...] = (), *, name: str | None = None
 
 @contextlib.contextmanager
 def running(*, limits: EngineLimits = EngineLimits(), name: str | None = None,
-            images: tuple[str, ...] | None = None, purge: bool = True) -> Iterator[str]:
-    """Start a grading engine for the ``with`` block, then stop it (and delete its disk when ``purge``).
+            images: tuple[str, ...] | None = None, link: str = "", purge: bool = True) -> Iterator[str]:
+    """Start a grading engine for the ``with`` block (tests, a corpus run), then stop it.
+
+    For the block, ``CL_GRADING_NAME`` names it, so that ``containerlab grade``
+    run in this process finds it and grades there.
+
+    Args:
+        limits: its budget.
+        name: its name; use one of your own beside an instructor's engine.
+        images: base images to copy in (default ``CL_GRADING_IMAGES`` or :data:`BASE_IMAGES`).
+        link: the /30 between host and its network namespace, e.g. ``"10.213.253.0/30"``
+            (default ``CL_GRADING_LINK`` or the script's); two engines need two links.
+        purge: delete its disk when stopping.
 
     Yields:
-        Its Docker host address. This process is not pointed at it; use :func:`use`.
+        Its Docker host address. This process is not pointed at it; use :func:`use` or :func:`choose`.
     """
-    start(limits=limits, name=name, images=images)
+    chosen = engine_name(name)
+    saved = {key: os.environ.get(key) for key in ("CL_GRADING_NAME", "CL_GRADING_LINK")}
+    os.environ["CL_GRADING_NAME"] = chosen
+    if link:
+        os.environ["CL_GRADING_LINK"] = link
     try:
-        yield host(name)
+        start(limits=limits, name=chosen, images=images)
+        try:
+            yield host(chosen)
+        finally:
+            stop(name=chosen, purge=purge)
     finally:
-        stop(name=name, purge=purge)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
