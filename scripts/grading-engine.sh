@@ -416,7 +416,7 @@ make_context() {
 cleanup_host() {
     remove_rules
     remove_network
-    mountpoint -q "$mnt" && umount "$mnt" || true
+    if mountpoint -q "$mnt"; then umount "$mnt" || umount -l "$mnt" || true; fi
     remove_cgroup
     rm -rf "$exec_root"
 }
