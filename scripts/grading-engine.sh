@@ -334,8 +334,13 @@ cmd_status() {
         echo "stopped ($host does not answer)"
         [[ -z $(cannot_run) ]] || echo "cannot run here: $(cannot_run)"
     fi
+    local since=""
+    if [[ -f $state/docker0.at-start ]]; then
+        if [[ $(cat "$state/docker0.at-start") == "$(docker0_state)" ]]; then since=", unchanged since the grading engine started"
+        else since=", CHANGED since the grading engine started (then: '$(cat "$state/docker0.at-start")', now: '$(docker0_state)')"; fi
+    fi
     if [[ -n $(docker0_state) ]]; then
-        echo "main engine: docker0 $(docker0_state | awk '{print $2}'), $(main_engine_answers && echo answers || echo 'does not answer')"
+        echo "main engine: docker0 $(docker0_state | awk '{print $2}')$since, $(main_engine_answers && echo answers || echo 'does not answer')"
     else
         echo "main engine: no docker0 bridge, $(main_engine_answers && echo answers || echo 'does not answer')"
     fi
@@ -387,6 +392,7 @@ cmd_start() {
         die "start refused: starting it disturbed the main engine (see above)"
     fi
     trap - EXIT
+    echo "$before" >"$state/docker0.at-start"
     make_context
     load_images
     cmd_status
