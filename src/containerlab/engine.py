@@ -310,18 +310,6 @@ def _engine_answers() -> bool:
         return False
 
 
-def _limit_hit(errors: list[str]) -> str:
-    """A sentence naming the limit a failed build step ran into, or ``""`` (from its error lines)."""
-    text = "\n".join(errors)
-    if "exit code: 137" in text or re.search(r"^\s*Killed\s*$", text, re.MULTILINE):
-        return "The step was killed: it used more memory than the build's memory limit allows (exit code 137)."
-    if "Cannot fork" in text or "Resource temporarily unavailable" in text or "can't fork" in text.lower():
-        return "The step could not start more processes: it reached the build's process limit."
-    if "No space left on device" in text:
-        return "The step ran out of disk space: it wrote more than the build's disk limit allows."
-    return ""
-
-
 def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFailed:
     """Turn a failed build's output into a BuildFailed naming the step and its error.
 
@@ -345,6 +333,18 @@ def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFa
         error_lines=errors,
         log="\n".join(lines),
     )
+
+
+def _limit_hit(errors: list[str]) -> str:
+    """A sentence naming the limit a failed build step ran into, or ``""`` (from its error lines)."""
+    text = "\n".join(errors)
+    if "exit code: 137" in text or re.search(r"^\s*Killed\s*$", text, re.MULTILINE):
+        return "The step was killed: it used more memory than the build's memory limit allows (exit code 137)."
+    if "Cannot fork" in text or "Resource temporarily unavailable" in text or "can't fork" in text.lower():
+        return "The step could not start more processes: it reached the build's process limit."
+    if "No space left on device" in text:
+        return "The step ran out of disk space: it wrote more than the build's disk limit allows."
+    return ""
 
 
 # --------------------------------------------------------------------------- containers
