@@ -286,6 +286,18 @@ def test_build_context_refuses_a_linked_dockerignore(tmp_path: Path) -> None:
     assert "not a regular file" in notes[0]
 
 
+def test_build_context_refuses_a_dockerignore_behind_a_linked_folder(tmp_path: Path) -> None:
+    """Is a service folder that is a link to elsewhere on the grader's machine not followed?"""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".dockerignore").write_text("host file")
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "service").symlink_to(elsewhere)
+    (tmp_path / "work").mkdir()
+    context, notes = grading.build_context(tmp_path / "work", tmp_path / "student")
+    assert (context / ".dockerignore").read_text() != "host file" and "not a regular file" in notes[0]
+
+
 def test_build_context_without_a_service_folder_is_the_courses(tmp_path: Path) -> None:
     """Does a submission of notebooks only get the course's .dockerignore, without a note?"""
     (tmp_path / "student").mkdir()

@@ -137,7 +137,7 @@ def build_context(work: Path, folder: Path) -> tuple[Path, tuple[str, ...]]:
     """Make the build context: the course's copy of the service, with the student's .dockerignore.
 
     Only the files in :data:`STUDENT_CONTEXT_FILES` are taken from the student's folder
-    (regular files, not links, at most :data:`MAX_STUDENT_FILE` bytes); the code, the
+    (regular files reached without a symbolic link, at most :data:`MAX_STUDENT_FILE` bytes); the code, the
     lockfile and the data are the course's. A student folder with a ``service/`` folder
     but no ``.dockerignore`` means the student deleted it, as nbgrader would see it.
 
@@ -151,8 +151,9 @@ def build_context(work: Path, folder: Path) -> tuple[Path, tuple[str, ...]]:
     notes = []
     for name in STUDENT_CONTEXT_FILES:
         theirs, ours = folder / name, work / name
-        if theirs.is_symlink() or (theirs.exists() and not theirs.is_file()):
-            notes.append(f"Your {name} is not a regular file; the course's copy was used.")
+        linked = any((folder / Path(*Path(name).parts[:i + 1])).is_symlink() for i in range(len(Path(name).parts)))
+        if linked or (theirs.exists() and not theirs.is_file()):
+            notes.append(f"Your {name} is a link or not a regular file; the course's copy was used.")
         elif theirs.is_file():
             if theirs.stat().st_size > MAX_STUDENT_FILE:
                 notes.append(f"Your {name} is larger than {MAX_STUDENT_FILE // 1024} KiB; the course's copy "
