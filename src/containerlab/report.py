@@ -55,7 +55,11 @@ def render_text(results: CheckResults, *, show_hidden: bool = True) -> str:
 
 
 def render_html(results: CheckResults, *, show_hidden: bool = True) -> str:
-    """Render results as an HTML checklist table (for JupyterLab and feedback pages)."""
+    """Render results as an HTML checklist table (for JupyterLab and feedback pages).
+
+    Messages keep their line breaks (``white-space: pre-wrap``): a container's last
+    log lines stay one per line instead of running together as one paragraph.
+    """
     shown = [r for r in results if show_hidden or not r.hidden]
     rows = []
     for r in shown:
@@ -69,7 +73,7 @@ def render_html(results: CheckResults, *, show_hidden: bool = True) -> str:
             f"<tr><td style='color:{color};font-weight:bold'>{mark}</td>"
             f"<td>{_points(r.awarded)}/{_points(r.points)}</td>"
             f"<td style='text-align:left'>{html.escape(r.description)}{hidden}"
-            f"<div style='font-size:90%;opacity:.85'>{detail}</div></td></tr>"
+            f"<div style='font-size:90%;opacity:.85;white-space:pre-wrap'>{detail}</div></td></tr>"
         )
     notes = "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in results.notes)
     score = sum(r.awarded for r in shown)
