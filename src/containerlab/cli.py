@@ -4,7 +4,7 @@ Each subcommand is a thin wrapper over a keyword-only function of the package,
 which is also the Python API. Errors the user can act on are printed as one
 clear message, never as a traceback. Exit status: 0 done; 1 a check found a
 problem (``scan``: a secret or data; ``exercises check``: the student versions
-are out of date); 2 the command could not do its job (the message says why),
+are out of date; ``doctor``: the machine is not ready); 2 the command could not do its job (the message says why),
 like argparse's own usage errors.
 """
 
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="containerlab",
         description="Tools behind Chapter 14, Containerisation: engine checks, base images, grading.",
-        epilog="Exit status: 0 done, 1 a check found a problem (scan, exercises check), "
+        epilog="Exit status: 0 done, 1 a check found a problem (scan, exercises check, doctor), "
         "2 the command could not do its job (the message says why).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
