@@ -97,14 +97,16 @@ def _gib(n: float) -> str:
 # --------------------------------------------------------------------------- engine and plugins
 
 
-def check_engine(client: Any) -> Finding:
+def check_engine(client: Any, *, error: str = "") -> Finding:
     """Does an engine answer, and which version is it?
 
     Args:
         client: a Docker SDK client, or ``None`` when none could be made.
+        error: why none could be made (e.g. the socket's "permission denied").
     """
     if client is None:
-        return _problem("engine", "no Docker engine answers", engine.HOW_TO_GET_AN_ENGINE)
+        why = f" ({error})" if error else ""
+        return _problem("engine", f"no Docker engine answers{why}", engine.HOW_TO_GET_AN_ENGINE)
     try:
         version = client.version()
     except Exception as exc:  # noqa: BLE001 - any failure here means "no engine" to a student
@@ -387,12 +389,14 @@ def diagnose(*, client: Any = None, run: Runner = _docker, connect: bool = True)
     Returns:
         The findings; the engine's own checks are ``"skipped"`` when no engine answers.
     """
+    error = ""
     if client is None and connect:
         try:
             client = engine.client()
-        except engine.EngineUnavailable:
-            client = None
-    findings = [check_engine(client)]
+        except engine.EngineUnavailable as exc:
+            cause = exc.__cause__
+            error = str(cause).split("\n")[0][:200] if cause else ""
+    findings = [check_engine(client, error=error)]
     findings += [check_plugin("buildx", run=run), check_plugin("compose", run=run)]
     engine_ok = findings[0].ok
     if engine_ok and findings[1].ok:
