@@ -129,18 +129,25 @@ def test_pool_capacity_follows_daemon_json(tmp_path):
     assert doctor._pool_capacity(tmp_path / "missing.json") == doctor.DEFAULT_POOL_NETWORKS
 
 
-def test_stale_standin_means_the_proxy_ca_may_not_reach_builds(monkeypatch, tmp_path):
-    """Is a stand-in built before the host's CA bundle changed a problem whose fix rebuilds it?"""
+CERT = "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n"
+
+
+def test_proxy_ca_missing_from_the_standin_is_a_problem(tmp_path):
+    """Is a host CA certificate missing from the stand-in's trust store a problem whose fix rebuilds it?"""
     bundle = tmp_path / "ca.crt"
-    bundle.write_text("a CA")
-    monkeypatch.setattr(baseimages, "_inputs_digest", lambda base: "today")
+    bundle.write_text(CERT.format("UHVibGljQ0E=") + CERT.format("UHJveHlDQQ=="))
     slim = config.PYTHON_SLIM_IMAGE
-    stale = FakeClient(images={slim: {config.STANDIN_LABEL: slim, config.INPUTS_LABEL: "last-month"}})
-    finding = doctor.check_proxy_ca(stale, host_bundle=bundle)
-    assert finding.status == "problem" and "containerlab images" in finding.fix
-    current = FakeClient(images={slim: {config.STANDIN_LABEL: slim, config.INPUTS_LABEL: "today"}})
-    assert doctor.check_proxy_ca(current, host_bundle=bundle).status == "ok"
-    assert doctor.check_proxy_ca(FakeClient(images={slim: {}}), host_bundle=bundle).status == "ok"
+    standin = FakeClient(images={slim: {config.STANDIN_LABEL: slim}})
+    public_only = doctor.check_proxy_ca(standin, host_bundle=bundle,
+                                        read_in_image=lambda image, path: CERT.format("UHVibGljQ0E="))
+    assert public_only.status == "problem" and "1 of the host's 2" in public_only.detail
+    assert "containerlab images" in public_only.fix
+    both = CERT.format("UHJveHlD\nQQ==") + CERT.format("UHVibGljQ0E=")  # other line breaks, other order
+    assert doctor.check_proxy_ca(standin, host_bundle=bundle, read_in_image=lambda i, p: both).status == "ok"
+    no_store = doctor.check_proxy_ca(standin, host_bundle=bundle, read_in_image=lambda i, p: None)
+    assert no_store.status == "problem"
+    registry = FakeClient(images={slim: {}})
+    assert doctor.check_proxy_ca(registry, host_bundle=bundle, read_in_image=lambda i, p: None).status == "ok"
 
 
 def test_old_python_and_drifted_environment(tmp_path):

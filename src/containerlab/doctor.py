@@ -11,12 +11,14 @@ turns the findings into text. The engine is reached through
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,36 +267,72 @@ def check_networks(client: Any, *, daemon_json: Path = DAEMON_JSON) -> Finding:
     return _ok("networks", detail)
 
 
-def check_proxy_ca(client: Any, *, host_bundle: Path = config.HOST_CA_BUNDLE) -> Finding:
+#: The trust store pip reads inside Debian-based images (and the stand-ins).
+IMAGE_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _certificates(pem: str) -> set[str]:
+    """The certificates in a PEM bundle, each as its base64 body without white space."""
+    bodies = re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.DOTALL)
+    return {"".join(body.split()) for body in bodies}
+
+
+def _read_in_image(client: Any, image: str, path: str) -> str | None:
+    """The text of the file ``path`` in ``image`` (``None`` when it is not there).
+
+    Read from a created, never started container's file system (the archive API), not
+    from a container's output: the logs of a container that printed 400 kB and exited
+    at once were seen cut short here.
+    """
+    container = client.containers.create(image, command=["true"])
+    try:
+        chunks, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+            member = tar.next()
+            data = tar.extractfile(member) if member is not None else None
+            return data.read().decode("utf-8", "replace") if data is not None else None
+    except Exception:  # noqa: BLE001 - docker.errors.NotFound: no such file in the image
+        return None
+    finally:
+        container.remove(force=True)
+
+
+def check_proxy_ca(client: Any, *, host_bundle: Path = config.HOST_CA_BUNDLE,
+                   read_in_image: Callable[[str, str], str | None] | None = None) -> Finding:
     """Do builds trust the certificate authorities the host trusts (a TLS-intercepting proxy's CA)?
 
-    The stand-in ``python:3.13-slim`` copies the host's CA bundle into its trust
-    store when it is built (:mod:`containerlab.baseimages`); its inputs label holds a
-    digest over that bundle, so a stand-in whose label matches the bundle today has it.
-    An image from a registry trusts only the public CAs, which is what it needs where
-    no proxy intercepts TLS (a registry answered, so the network is open).
+    Behind such a proxy, ``pip install`` in a build fails with CERTIFICATE_VERIFY_FAILED
+    unless the base image trusts the proxy's CA. The stand-in ``python:3.13-slim`` copies
+    the host's CA bundle into its trust store (:mod:`containerlab.baseimages`): this
+    reads the image's trust store (from a container that is created, not run) and looks for every
+    certificate of the host's bundle in it. An image from a registry trusts the public
+    CAs only, which is all it needs where a registry answers (no proxy in the way).
     """
     base = next(b for b in baseimages.BASE_IMAGES if b.needs_host_ca)
     try:
         found = client.images.get(base.name)
     except Exception:  # noqa: BLE001
         return _skipped("proxy CA", f"{base.name} is missing (see above)")
-    labels = found.labels or {}
-    if config.STANDIN_LABEL not in labels:
+    if config.STANDIN_LABEL not in (found.labels or {}):
         return _ok("proxy CA", f"{base.name} is from a registry: builds trust the public certificate authorities")
-    if not host_bundle.exists():
+    fix = "Rebuild the stand-ins with the host's bundle: `containerlab images`."
+    try:
+        host = _certificates(host_bundle.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
         return _problem("proxy CA", f"the host has no CA bundle at {host_bundle}",
                         "Install the host's CA certificates (`apt-get install ca-certificates`), then "
                         "`containerlab images`.")
-    try:
-        current = labels.get(config.INPUTS_LABEL) == baseimages._inputs_digest(base)
-    except Exception as exc:  # noqa: BLE001
-        return _skipped("proxy CA", f"cannot compare the stand-in with the host's CA bundle ({exc})")
-    if not current:
-        return _problem("proxy CA", f"the stand-in {base.name} was built before the host's CA bundle (or its "
-                        "recipe) last changed: `pip install` in builds may fail with CERTIFICATE_VERIFY_FAILED",
-                        "Rebuild it with the host's bundle: `containerlab images`.")
-    return _ok("proxy CA", f"the stand-in {base.name} trusts the host's CA bundle ({host_bundle})")
+    read = read_in_image or (lambda image, path: _read_in_image(client, image, path))
+    inside = read(base.name, IMAGE_CA_BUNDLE)
+    if inside is None:
+        return _problem("proxy CA", f"{base.name} has no readable {IMAGE_CA_BUNDLE}: builds trust no CA", fix)
+    missing = host - _certificates(inside)
+    if missing:
+        return _problem("proxy CA", f"{len(missing)} of the host's {len(host)} CA certificates are not in "
+                        f"{base.name}'s trust store: `pip install` in builds may fail with "
+                        "CERTIFICATE_VERIFY_FAILED", fix)
+    return _ok("proxy CA", f"{base.name} trusts all {len(host)} CA certificates of the host's bundle "
+               f"({host_bundle})")
 
 
 # --------------------------------------------------------------------------- Python, environment, browser
