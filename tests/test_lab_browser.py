@@ -277,6 +277,9 @@ def test_student_works_exercise_1_in_jupyterlab(lab, tmp_path):
             for output in outputs:
                 assert "Traceback" not in output and "checks/__init__.py" not in output, output
             _screenshot(page, "ex1-checklist-fail.png")
+            failed_cell = _cells(page).nth(_graded_cells(page)[[("Check failed:" in o) for o in outputs].index(True)])
+            failed_cell.screenshot(path=str(ARTEFACTS / "ex1-graded-cell-fail.png"))
+            print(f"screenshot of the failed graded cell: {ARTEFACTS / 'ex1-graded-cell-fail.png'}")
             _save(page, notebook)
             (submissions / f"fail-{lab['run_id']}").mkdir(parents=True)
             shutil.copy(notebook, submissions / f"fail-{lab['run_id']}" / NOTEBOOK)
