@@ -691,8 +691,8 @@ def _docker(args: list[str], shell: _Shell, prefix: dict[str, str], spec: RunSpe
         if rest[0] not in _DOCKER_HARMLESS:
             raise RunCommandProblem(f"The check does not run `docker {rest[0]}`; write `docker run ...`.")
         what = " ".join(rest[:2]) if len(rest) > 1 and not rest[1].startswith("-") else rest[0]
-        spec.notes.append(f"The check leaves out `docker {what}`: it builds your image from ex3.Dockerfile "
-                          "itself and reads only `docker run`.")
+        spec.notes.append(f"The check leaves out `docker {what}`: it reads only `docker run` (and builds your "
+                          "image from ex3.Dockerfile itself).")
         return False
     if seen:
         raise RunCommandProblem("The script has more than one `docker run`; write one, the command that "
