@@ -261,3 +261,17 @@ def test_two_mounts_at_one_place_are_refused_as_docker_does() -> None:
     """Are two mounts at the same container path refused with Docker's 'Duplicate mount point'?"""
     with pytest.raises(ex3.RunCommandProblem, match="Duplicate mount point"):
         parse("docker run -v ./service/data:/data -v mydata:/data/ cl-ex-ex3")
+
+
+def test_a_batch_grader_brings_the_students_token_file_and_nothing_else(folder: Path) -> None:
+    """Are the files a command mounts from the student's folder listed, without the course's service/?"""
+    (folder / "secrets").mkdir()
+    (folder / "secrets" / "api_token").write_text(TOKEN, encoding="utf-8")
+    (folder / "secrets" / "link").symlink_to(folder / "secrets" / "api_token")
+    (folder / "notes.txt").write_text("not mounted", encoding="utf-8")
+    from containerlab.checks.runcommand import student_files
+
+    assert student_files('docker run -v "$PWD/secrets/api_token:/t:ro" -e API_TOKEN_FILE=/t --env-file '
+                         "service/.env -v ./service/data:/data cl-ex-ex3", folder) == ("secrets/api_token",)
+    assert student_files("docker run -v ./secrets:/run/secrets:ro cl-ex-ex3", folder) == ("secrets/api_token",)
+    assert student_files("docker run --privileged cl-ex-ex3", folder) == ()

@@ -981,3 +981,39 @@ def _check_targets(spec: RunSpec) -> None:
             raise RunCommandProblem(f"{mount.written}: Docker refuses it (\"Duplicate mount point: {target}\"): "
                                     "two mounts at the same place in the container.")
         seen.add(target)
+
+
+def student_files(text: str, folder: Path, *, course_folders: tuple[str, ...] = ("service",),
+                  limit: int = 16) -> tuple[str, ...]:
+    """The student's own files that a run command mounts or reads, for a grader that grades a copy.
+
+    A batch grader rebuilds the exercise folder from the course's files; a token file the
+    student made (``-v ./secrets/api_token:/run/secrets/api_token`` with ``API_TOKEN_FILE``)
+    must come along from their folder, and nothing else. This reads the command against
+    the student's own folder and lists the regular files (no links) it mounts, sources or
+    passes with ``--env-file``, outside the course's folders; for a mounted folder, the
+    regular files directly in it.
+
+    Args:
+        text: the run command.
+        folder: the student's own exercise folder.
+        course_folders: top-level folders the grader takes from the course instead.
+        limit: at most this many files.
+
+    Returns:
+        Paths relative to ``folder``, POSIX form; none when the command cannot be read.
+    """
+    try:
+        spec = parse_run_command(text, folder)
+    except RunCommandProblem:
+        return ()
+    root, found = folder.resolve(), []
+    for relative in spec.reads:
+        if relative.split("/", 1)[0] in course_folders:
+            continue
+        path = root / relative
+        candidates = sorted(path.iterdir()) if path.is_dir() and not path.is_symlink() else [path]
+        for candidate in candidates:
+            if candidate.is_file() and not candidate.is_symlink():
+                found.append(candidate.relative_to(root).as_posix())
+    return tuple(dict.fromkeys(found))[:limit]
