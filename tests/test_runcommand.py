@@ -275,3 +275,18 @@ def test_a_batch_grader_brings_the_students_token_file_and_nothing_else(folder: 
                          "service/.env -v ./service/data:/data cl-ex-ex3", folder) == ("secrets/api_token",)
     assert student_files("docker run -v ./secrets:/run/secrets:ro cl-ex-ex3", folder) == ("secrets/api_token",)
     assert student_files("docker run --privileged cl-ex-ex3", folder) == ()
+
+
+def test_the_token_file_is_the_deepest_mount_and_never_a_link_out(folder: Path) -> None:
+    """Does the deepest mount win, as in Docker, and is a token file that links out of its mount never read?"""
+    (folder / "secrets").mkdir()
+    (folder / "secrets" / "api_token").write_text(TOKEN, encoding="utf-8")
+    (folder / "other").mkdir()
+    (folder / "other" / "api_token").write_text("other", encoding="utf-8")
+    spec = parse("docker run -v ./secrets/api_token:/run/secrets/api_token -v ./other:/run/secrets cl-ex-ex3", folder)
+    assert spec.host_file("/run/secrets/api_token") == folder / "secrets" / "api_token"
+    spec = parse("docker run -v ./secrets:/run/secrets -v mydata:/run/secrets/x cl-ex-ex3", folder)
+    assert spec.host_file("/run/secrets/x/y") is None
+    (folder / "secrets" / "leak").symlink_to("/etc/hostname")
+    spec = parse("docker run -v ./secrets:/run/secrets cl-ex-ex3", folder)
+    assert spec.host_file("/run/secrets/leak") is None

@@ -29,6 +29,8 @@ DEFAULT_TAG = "cl-ex-ex3:latest"
 TOKEN_VARIABLE = "API_TOKEN"
 #: The variable that names a file holding the token instead (taught in 14.3.3).
 TOKEN_FILE_VARIABLE = "API_TOKEN_FILE"
+#: A token file is read up to this many bytes (a token is a line, not a file's worth).
+_MAX_TOKEN_BYTES = 4096
 
 POINTS = {"builds": 1, "data-mounted": 2, "secret-from-env": 2, "no-secret-in-image": 2, "no-data-in-image": 1}
 DESCRIPTIONS = {
@@ -76,7 +78,8 @@ def _token_from_file(spec: RunSpec) -> tuple[str, str]:
     if host is None:
         return "", f"{TOKEN_FILE_VARIABLE} is {name}, but no mount of your command puts a file there"
     try:
-        token = host.read_text(encoding="utf-8").strip()
+        with host.open("rb") as handle:
+            token = handle.read(_MAX_TOKEN_BYTES).decode("utf-8", errors="replace").strip()
     except OSError:
         return "", f"{TOKEN_FILE_VARIABLE} is {name}, but the file mounted there cannot be read"
     if not token:

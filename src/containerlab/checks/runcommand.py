@@ -116,22 +116,27 @@ class RunSpec:
         """The host file a bind mount puts at ``path`` inside the container, or ``None``.
 
         A file bind (``-v ./token:/run/secrets/api_token``) and a folder bind that
-        holds the path (``-v ./secrets:/run/secrets``) both count; the last mount
-        of a target wins, as in Docker.
+        holds the path (``-v ./secrets:/run/secrets``) both count; as in Docker, the
+        deepest mount that holds the path wins. A file reached through a link that
+        leads out of the mounted source is not given (the grader never reads it).
         """
-        found = None
         target = _clean_target(path)
+        best: tuple[int, Path, Path] | None = None
         for mount in self.mounts:
-            if mount.kind != "bind":
-                continue
             where = _clean_target(mount.target)
-            if target == where:
-                found = Path(mount.source)
-            elif target.startswith(where.rstrip("/") + "/"):
-                found = Path(mount.source) / target[len(where.rstrip("/")) + 1:]
-            elif found is not None and where.startswith(target):
-                found = None
-        return found
+            if target != where and not target.startswith(where.rstrip("/") + "/"):
+                continue
+            if best is not None and len(where) < best[0]:
+                continue
+            if mount.kind != "bind":
+                best = (len(where), Path(), Path())
+                continue
+            source = Path(mount.source)
+            best = (len(where), source, source / target[len(where.rstrip("/")) + 1:] if target != where else source)
+        if best is None or best[1] == Path():
+            return None
+        source, found = best[1].resolve(), best[2].resolve()
+        return found if found == source or found.is_relative_to(source) else None
 
 
 # --- Docker's option table -------------------------------------------------------------------------
