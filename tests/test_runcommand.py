@@ -290,3 +290,9 @@ def test_the_token_file_is_the_deepest_mount_and_never_a_link_out(folder: Path) 
     (folder / "secrets" / "leak").symlink_to("/etc/hostname")
     spec = parse("docker run -v ./secrets:/run/secrets cl-ex-ex3", folder)
     assert spec.host_file("/run/secrets/leak") is None
+
+
+def test_single_quoted_pwd_is_explained_as_the_shell_leaves_it() -> None:
+    """Is '$PWD/service/data:/data' in single quotes (never expanded) refused with the double-quoted form?"""
+    with pytest.raises(ex3.RunCommandProblem, match="single quotes.*-v \"\\$PWD/service/data:/data\""):
+        parse("docker run -v '$PWD/service/data:/data' cl-ex-ex3")

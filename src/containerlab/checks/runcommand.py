@@ -907,6 +907,11 @@ def _volume(value: str, shown: str, spec: RunSpec, folder: Path) -> None:
     if source.startswith(("/", ".", "~")):
         _bind(source, target, read_only, shown, spec, folder, must_exist=False)
         return
+    if source.startswith("$"):
+        raise RunCommandProblem(
+            f"{shown}: the shell did not fill in {source.split('/')[0]} (single quotes keep it as written), so "
+            "Docker reads it as the name of a volume and refuses it. Use double quotes: "
+            f"-v \"{source}:{target}\".")
     if not _VOLUME_NAME.match(source):
         raise RunCommandProblem(
             f"{shown}: Docker reads a source that starts with neither / nor . as the name of a volume, and "
