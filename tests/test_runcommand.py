@@ -296,3 +296,9 @@ def test_single_quoted_pwd_is_explained_as_the_shell_leaves_it() -> None:
     """Is '$PWD/service/data:/data' in single quotes (never expanded) refused with the double-quoted form?"""
     with pytest.raises(ex3.RunCommandProblem, match="single quotes.*-v \"\\$PWD/service/data:/data\""):
         parse("docker run -v '$PWD/service/data:/data' cl-ex-ex3")
+
+
+def test_a_backslash_with_blanks_after_it_is_named() -> None:
+    """Is `\\ ` at a line's end (which does not continue the line in bash) named, with its line?"""
+    with pytest.raises(ex3.RunCommandProblem, match=r"line 1\).*blanks after the backslash"):
+        parse("docker run -d \\  \n  -v ./service/data:/data cl-ex-ex3")

@@ -235,6 +235,7 @@ _DOCKER_HARMLESS = {"build", "buildx", "rm", "stop", "kill", "ps", "logs", "imag
                     "pull", "tag", "volume", "network", "exec", "start", "restart", "compose", "version",
                     "info", "system", "container"}
 _MAX_SOURCE_DEPTH = 3
+_BLANKS_AFTER_BACKSLASH = re.compile(r"\\[ \t]+\n")
 
 
 @dataclass
@@ -292,6 +293,10 @@ class _Lexer:
             if c == "\\" and text.startswith("\\\n", self.i):
                 self.i += 2
                 continue
+            if c == "\\" and _BLANKS_AFTER_BACKSLASH.match(text, self.i):
+                raise self.problem("the line ends with a backslash followed by blanks, so it does not continue "
+                                   "on the next line (bash would start a new command there); remove the blanks "
+                                   "after the backslash.")
             if c in " \t":
                 end_word()
                 self.i += 1
