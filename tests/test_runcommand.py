@@ -302,3 +302,9 @@ def test_a_backslash_with_blanks_after_it_is_named() -> None:
     """Is `\\ ` at a line's end (which does not continue the line in bash) named, with its line?"""
     with pytest.raises(ex3.RunCommandProblem, match=r"line 1\).*blanks after the backslash"):
         parse("docker run -d \\  \n  -v ./service/data:/data cl-ex-ex3")
+
+
+def test_typographic_quotes_are_named() -> None:
+    """Are quotes pasted from a web page (“ ”), which bash reads as letters, named with what to type?"""
+    with pytest.raises(ex3.RunCommandProblem, match="typographic quotes"):
+        parse("docker run -v “$PWD/service/data:/data” cl-ex-ex3")

@@ -235,6 +235,7 @@ _DOCKER_HARMLESS = {"build", "buildx", "rm", "stop", "kill", "ps", "logs", "imag
                     "pull", "tag", "volume", "network", "exec", "start", "restart", "compose", "version",
                     "info", "system", "container"}
 _MAX_SOURCE_DEPTH = 3
+_TYPOGRAPHIC_QUOTES = "“”‘’„«»"
 _BLANKS_AFTER_BACKSLASH = re.compile(r"\\[ \t]+\n")
 
 
@@ -594,6 +595,10 @@ def _run_script(text: str, shell: _Shell, spec: RunSpec, folder: Path, *, depth:
         words: list[str] = []
         for word in statement:
             words += shell.expand(word)
+        curly = next((w for w in words if any(q in w for q in _TYPOGRAPHIC_QUOTES)), None)
+        if curly is not None:
+            raise RunCommandProblem(f"`{_shown(curly, folder)}` holds typographic quotes (“ ” ‘ ’), which the shell "
+                                    "reads as ordinary characters; type straight quotes (\" or ') instead.")
         prefix: dict[str, str] = {}
         while words and (match := _ASSIGNMENT.match(words[0])):
             prefix[match.group(1)] = match.group(2)
