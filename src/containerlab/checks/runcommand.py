@@ -254,12 +254,6 @@ class _Part:
 class _Word:
     parts: list[_Part] = field(default_factory=list)
 
-    def literal(self) -> str | None:
-        """The word's text when it has no expansion at all."""
-        if all(p.kind == "text" for p in self.parts):
-            return "".join(p.value for p in self.parts)
-        return None
-
 
 class _Lexer:
     """Split shell text into statements of words (POSIX sh rules, the subset a run script uses)."""
