@@ -272,9 +272,16 @@ def test_a_builder_that_does_not_load_images_is_named(monkeypatch: pytest.Monkey
 
 @pytest.mark.docker
 def test_leftovers_of_killed_runs_go_and_those_of_running_ones_stay(tmp_path: Path, docker_client) -> None:
-    """Are networks and containers of a dead run removed, and a live or unknown run's left alone?"""
+    """Are a dead run's networks and containers removed, a live or unknown run's kept, images only by key?"""
     from conftest import TEST_LABEL
 
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\n")
+    suffix = os.urandom(4).hex()
+    ours, theirs = f"cl-ex-grade-mine{suffix}-ex1:latest", f"cl-ex-grade-other{suffix}-ex1:latest"
+    for tag in (ours, theirs):
+        engine.build(tmp_path / "ctx", tag=tag, labels={service.CHECK_LABEL: "student-image", TEST_LABEL: "1",
+                                                         "which": tag})
     runs = tmp_path / "runs"
     live = batch._Lock(runs / "live0000run.lock")
     batch._Lock(runs / "dead0000run.lock").release()  # its process ended: the lock is free
@@ -285,18 +292,53 @@ def test_leftovers_of_killed_runs_go_and_those_of_running_ones_stay(tmp_path: Pa
             made.append(docker_client.networks.create(f"cl-test-left-{run}-{os.getpid()}", labels=labels))
             made.append(docker_client.containers.create(config.PYTHON_SLIM_IMAGE, "true", labels=labels,
                                                         name=f"cl-test-left-{run}-{os.getpid()}"))
-        cleanup = batch.clean_leftovers(run_id="mine", runs_dir=runs)
+        cleanup = batch.clean_leftovers(run_id="mine", keys=[f"mine{suffix}"], runs_dir=runs)
         left = {c.labels[batch.RUN_LABEL] for c in docker_client.containers.list(
             all=True, filters={"label": TEST_LABEL})} | {n.attrs["Labels"][batch.RUN_LABEL] for n in
                                                          docker_client.networks.list(filters={"label": TEST_LABEL})}
         assert left == {"live0000run", "elsewhere00"}
-        assert cleanup.removed == 2 and cleanup.dead_runs == ["dead0000run"] and cleanup.unknown == 2
-        assert cleanup.images_kept >= 0 and not (runs / "dead0000run.lock").exists()
-        assert "removed 2 leftover(s) of 1 killed run(s)" in str(cleanup)
+        assert cleanup.removed == 3 and cleanup.dead_runs == ["dead0000run"] and cleanup.unknown == 2
+        assert engine.image(ours) is None and engine.image(theirs) is not None
+        assert not (runs / "dead0000run.lock").exists()
+        assert "removed 3 leftover(s) of 1 killed run(s)" in str(cleanup)
     finally:
         live.release()
+        engine.remove_image(ours)
+        engine.remove_image(theirs)
         for obj in made:
             try:
                 obj.remove(force=True) if hasattr(obj, "status") else obj.remove()
             except Exception:  # noqa: BLE001  (already removed by the clean-up)
                 pass
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_two_tiny_submissions_graded_on_the_engine_in_parallel(tmp_path: Path, docker_client) -> None:
+    """Do two students whose names differ only by accents and case get their own grades, and nothing stays?"""
+    from test_grading import SOURCE, _fill
+
+    subs = tmp_path / "submitted"
+    _fill(subs / "José García" / "ch14", answers_from=SOURCE)
+    _fill(subs / "jose-garcia", answers_from=None, overrides={
+        "ex1-dockerfile": f"%%writefile ex1.Dockerfile\nFROM {config.PYTHON_SLIM_IMAGE}\nRUN exit 3\n"})
+    for folder in (subs / "José García" / "ch14", subs / "jose-garcia"):  # exercise 1 only: quick
+        for notebook in folder.glob("ex[2-5]-*.ipynb"):
+            notebook.unlink()
+    out = tmp_path / "out"
+    grades = batch.grade_class(subs, out=out, jobs=2, build_timeout=300)
+    by_name = {g.student: g for g in grades}
+    assert by_name["José García"].results["ex1"].score == by_name["José García"].results["ex1"].max_score
+    assert by_name["jose-garcia"].results["ex1"].score < by_name["José García"].results["ex1"].score
+    assert "There is no notebook" in by_name["jose-garcia"].problems["ex2"]
+    assert by_name["José García"].key != by_name["jose-garcia"].key
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open(encoding="utf-8"))}
+    assert set(rows) == {"José García", "jose-garcia"}
+    # Nothing of the batch stays on the engine: containers, networks, images.
+    assert docker_client.containers.list(all=True, filters={"label": batch.RUN_LABEL}) == []
+    assert docker_client.networks.list(filters={"label": batch.RUN_LABEL}) == []
+    assert not [t for i in docker_client.images.list() for t in i.tags
+                if any(t.startswith(f"cl-ex-grade-{g.key}") for g in grades)]
+    said: list[str] = []
+    batch.grade_class(subs, out=out, jobs=2, say=said.append)
+    assert any("Kept 2" in s for s in said)

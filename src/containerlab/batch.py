@@ -60,8 +60,11 @@ STUDENT_LABEL = "org.containerlab.student"
 #: Build cache kept between students, in bytes (``docker builder prune --keep-storage``): the service's
 #: dependency layers (about 0.3 GB) and many students' own steps fit; a class of 300 cannot fill a disk.
 DEFAULT_KEEP_STORAGE = 5 * 10**9
-#: Where each running batch holds a lock on ``<run id>.lock`` (released by the kernel when it dies).
-RUNS_DIR = config.CACHE_DIR / "grading" / "runs"
+#: Where each running batch holds a lock on ``<run id>.lock`` (released by the kernel when it dies): one
+#: folder per user and machine, so that batches of every clone on this machine see each other.
+RUNS_DIR = Path(tempfile.gettempdir()) / f"containerlab-grade-runs-{os.getuid()}"
+#: A rebuilt image of exercise 2's check (``cl-ex-edited-*``) older than this (seconds) is a leftover.
+EDITED_IMAGE_MAX_AGE = 2 * 3600
 #: Memory a job needs beyond its container's limit (the build, the grader itself), in bytes.
 JOB_OVERHEAD_BYTES = 1024**3
 
@@ -284,7 +287,7 @@ def _lock_output(out: Path) -> _Lock:
                           "to finish, or give this run another --out folder.") from None
 
 
-def run_states(runs_dir: Path = RUNS_DIR) -> dict[str, bool]:
+def run_states(runs_dir: Path) -> dict[str, bool]:
     """The grading runs this machine knows of: run id to whether it is still running.
 
     A run holds ``flock`` on ``runs_dir/<run id>.lock`` while it lives; the kernel
@@ -311,40 +314,37 @@ class Cleanup:
         removed: containers, networks and images removed.
         dead_runs: ids of killed runs whose leftovers were removed.
         unknown: objects of runs this machine does not know (another machine's?), left alone.
-        images_kept: students' images left because another batch is running here.
     """
 
     removed: int = 0
     dead_runs: list[str] = field(default_factory=list)
     unknown: int = 0
-    images_kept: int = 0
 
     def __str__(self) -> str:
-        parts = [f"removed {self.removed} leftover(s) of {len(self.dead_runs)} killed run(s)"]
+        text = f"removed {self.removed} leftover(s) of {len(self.dead_runs)} killed run(s)"
         if self.unknown:
-            parts.append(f"left {self.unknown} object(s) of runs started elsewhere (label {RUN_LABEL})")
-        if self.images_kept:
-            parts.append(f"kept {self.images_kept} student image(s): another batch is running")
-        return "; ".join(parts)
+            text += (f"; left {self.unknown} container(s)/network(s) of runs not started on this machine "
+                     f"(label {RUN_LABEL})")
+        return text
 
 
-#: Tags of the images the checks build for a student during a batch (grading.grade_student, ex2's rebuild).
-_STUDENT_IMAGE_PREFIXES = ("cl-ex-grade-", "cl-ex-edited-")
-
-
-def clean_leftovers(*, run_id: str, runs_dir: Path = RUNS_DIR) -> Cleanup:
+def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | None = None) -> Cleanup:
     """Remove what killed grading runs left on the engine; never what a running batch uses.
 
-    Containers and networks carry :data:`RUN_LABEL`; those of a run whose lock
-    file here is no longer held are removed, with the run's scratch folder.
-    Runs with no lock file here (started on another machine that shares the
-    engine) are left alone and counted. Students' images (``cl-ex-grade-*``,
-    ``cl-ex-edited-*``, labelled with the checks' label) are removed only when no
-    other batch runs on this machine.
+    - Containers and networks carry :data:`RUN_LABEL`; those of a run whose lock
+      file in ``runs_dir`` is no longer held are removed, with the run's scratch
+      folder. Runs with no lock file there (started on another machine that
+      shares the engine) are left alone and counted.
+    - Images carry no run label (a label would make a shared image, such as the
+      course's reference image, a new image per run): the students' images
+      ``cl-ex-grade-<key>-*`` are removed for the ``keys`` about to be graded (a
+      leftover would be replaced anyway), and exercise 2's rebuilt
+      ``cl-ex-edited-*`` images once older than :data:`EDITED_IMAGE_MAX_AGE`.
 
     Raises:
         EngineUnavailable: no engine answers.
     """
+    runs_dir = runs_dir or RUNS_DIR
     states = run_states(runs_dir)
     found = engine.labelled(RUN_LABEL)
     cleanup = Cleanup()
@@ -358,12 +358,15 @@ def clean_leftovers(*, run_id: str, runs_dir: Path = RUNS_DIR) -> Cleanup:
                 doomed[kind].append(item)
             else:
                 cleanup.unknown += 1
-    images = [i for i in engine.labelled(service.CHECK_LABEL)["images"]
-              if any(t.strip().startswith(_STUDENT_IMAGE_PREFIXES) for t in str(i["name"]).split(","))]
-    others_alive = any(alive for rid, alive in states.items() if rid != run_id)
-    if others_alive:
-        cleanup.images_kept = len(images)
-        images = []
+    prefixes = tuple(f"cl-ex-grade-{k}-" for k in keys)
+    images = []
+    for item in engine.labelled(service.CHECK_LABEL)["images"]:
+        tags = [t.strip() for t in str(item["name"]).split(",")]
+        old = time.time() - float(item.get("created", time.time())) > EDITED_IMAGE_MAX_AGE
+        if prefixes and any(t.startswith(prefixes) for t in tags):
+            images.append(item)
+        elif old and tags and all(t.startswith("cl-ex-edited-") for t in tags):
+            images.append(item)
     cleanup.removed = engine.remove_objects({**doomed, "images": images})
     for rid, alive in states.items():
         if not alive and rid != run_id:
@@ -537,7 +540,7 @@ def grade_class(submissions: Path, *, out: Path, jobs: int | None = None, shard:
             check_contexts(engines)
             engine.client()
             engine.check_builder()
-            say(f"Engine clean-up: {clean_leftovers(run_id=run_id)}.")
+            say(f"Engine clean-up: {clean_leftovers(run_id=run_id, keys=[keys[s] for s in folders])}.")
             cases = grading.hidden_cases()
 
         todo: list[_Task] = []

@@ -1168,7 +1168,7 @@ def labelled(label: str) -> dict[str, list[dict[str, object]]]:
 
     Returns:
         ``{"containers": [...], "networks": [...], "images": [...]}``, each item
-        ``{"id": ..., "name": ..., "labels": {...}}``.
+        ``{"id": ..., "name": ..., "labels": {...}}`` (images also ``"created"``, seconds since the epoch).
 
     Raises:
         EngineUnavailable: no engine answers.
@@ -1180,11 +1180,22 @@ def labelled(label: str) -> dict[str, list[dict[str, object]]]:
                            for x in c.containers.list(all=True, filters={"label": label})],
             "networks": [{"id": x.id, "name": x.name, "labels": x.attrs.get("Labels") or {}}
                          for x in c.networks.list(filters={"label": label})],
-            "images": [{"id": x.id, "name": ", ".join(x.tags) or x.short_id, "labels": x.labels or {}}
+            "images": [{"id": x.id, "name": ", ".join(x.tags) or x.short_id, "labels": x.labels or {},
+                        "created": _created(x.attrs.get("Created", ""))}
                        for x in c.images.list(filters={"label": label})],
         }
     except (docker.errors.DockerException, requests.RequestException) as exc:
         raise EngineUnavailable(f"The Docker engine stopped answering ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
+
+
+def _created(stamp: str) -> float:
+    """Seconds since the epoch of an engine time stamp (``2024-05-01T12:00:00.123456789Z``); 0 when unreadable."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(stamp[:19] + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
 
 
 def remove_objects(found: Mapping[str, Iterable[Mapping[str, object]]]) -> int:
