@@ -29,6 +29,7 @@ def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: o
     """Grade by reading ``answer.txt``: "good" passes ex1; "engine-gone" raises EngineUnavailable; "bug" raises."""
     child = subprocess.Popen(["sleep", os.environ.get("CL_FAKE_SECONDS", "0")])
     _log(f"start {key} {os.getpid()} {child.pid}")
+    _log(f"context {key} {os.environ.get('DOCKER_CONTEXT', '-')}")
     child.wait()
     answer = (folder / "answer.txt").read_text(encoding="utf-8").strip() if (folder / "answer.txt").exists() else ""
     if answer == "engine-gone":

@@ -240,6 +240,13 @@ def test_shards_graded_apart_merge_into_one_gradebook(tmp_path: Path, fake: Path
     assert len(gradebook.load_results(tmp_path / "all")) == 10
 
 
+def test_workers_take_the_named_engines_in_turn(tmp_path: Path, fake: Path) -> None:
+    """With --engine given twice, do the workers run against those docker contexts, one each?"""
+    subs = _class(tmp_path / "subs", {f"s{i}": "good" for i in range(4)})
+    batch.grade_class(subs, out=tmp_path / "out", jobs=2, engines=["default", "default"], grader=_quick())
+    assert {parts[2] for parts in _log(fake) if parts[0] == "context"} == {"default"}
+
+
 def test_cli_rejects_a_bad_shard_and_jobs(tmp_path: Path, capsys) -> None:
     """Do --shard 4/3 and --jobs 0 fail as usage errors naming the form expected?"""
     for args in (["--shard", "4/3"], ["--jobs", "0"]):
