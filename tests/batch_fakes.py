@@ -26,7 +26,8 @@ def _log(line: str) -> None:
 
 
 def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: object) -> StudentGrade:
-    """Grade by reading ``answer.txt``: "good" passes ex1; "engine-gone" raises EngineUnavailable; "bug" raises."""
+    """Grade by reading ``answer.txt``: "good" passes ex1; "engine-gone" raises EngineUnavailable; "bug" raises;
+    "engine-silent" returns a problem as a check that met a dead engine would."""
     child = subprocess.Popen(["sleep", os.environ.get("CL_FAKE_SECONDS", "0")])
     _log(f"start {key} {os.getpid()} {child.pid}")
     _log(f"context {key} {os.environ.get('DOCKER_CONTEXT', '-')}")
@@ -36,6 +37,8 @@ def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: o
         raise engine.EngineUnavailable("No Docker engine answers (a test's stand-in).")
     if answer == "bug":
         raise ZeroDivisionError("a bug in the grader")
+    if answer == "engine-silent":  # a check met a dead engine and took it for the student's fault
+        return StudentGrade(student, key, problems={"ex1": "The grader failed on this exercise (ConnectionError)."})
     res = results("ex1", [CheckResult("builds", "The image builds", answer == "good", 2, f"answer {answer!r}")])
     _log(f"done {key}")
     return StudentGrade(student, key, {"ex1": res}, seconds=0.01)

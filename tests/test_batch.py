@@ -152,6 +152,16 @@ def test_the_engine_going_away_stops_the_batch_resumably(tmp_path: Path, fake: P
     assert sorted(_done(fake)) == sorted(batch.student_key(s) for s in ("a1", "a2", "m-gone", "z1"))
 
 
+def test_a_problem_met_while_the_engine_is_gone_is_not_saved(tmp_path: Path, fake: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a grade has problems and the engine no longer answers, is it left unsaved and the batch stopped?"""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    subs = _class(tmp_path / "subs", {"alice": "good", "bob": "engine-silent"})
+    with pytest.raises(batch.BatchStopped, match="stopped answering while bob was graded"):
+        batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick())
+    assert [p.stem for p in (tmp_path / "out" / "results").glob("*.json")] == [batch.student_key("alice")]
+
+
 def test_two_runs_never_share_an_output_folder(tmp_path: Path, fake: Path) -> None:
     """Is a second run into an output folder that a running batch writes refused, naming the other run?"""
     subs = _class(tmp_path / "subs", {"alice": "good"})

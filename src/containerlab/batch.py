@@ -437,6 +437,10 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
                 grade = grader(task.student, Path(task.folder), key=task.key, work_root=Path(settings.work_root),
                                cases=settings.cases, limits=settings.limits, build_timeout=settings.build_timeout,
                                keep_images=settings.keep_images)
+            if grade.problems and not engine.answers():
+                # A check that met a dead engine may have recorded it as the student's problem: such a
+                # grade is not the student's and is never saved (the rerun grades them again).
+                raise engine.EngineUnavailable(f"the engine stopped answering while {task.student} was graded")
             write_result(out, grade, fingerprint=task.fingerprint)
             events.put(("done", task.key, grade.to_dict()))
         except engine.EngineUnavailable as exc:

@@ -281,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"containerlab {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"containerlab {args.command}: interrupted.", file=sys.stderr)
+        print(f"containerlab {args.command}: interrupted. Whatever was finished is saved; run the same command "
+              "again to go on.", file=sys.stderr)
         return 130
     return 0
 

@@ -338,6 +338,11 @@ def _engine_answers() -> bool:
         return False
 
 
+def answers() -> bool:
+    """Whether the engine answers a ping right now, on a fresh connection (not the cached client)."""
+    return _engine_answers()
+
+
 def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFailed:
     """Turn a failed build's output into a BuildFailed naming the step and its error.
 
