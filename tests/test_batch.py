@@ -359,3 +359,10 @@ def test_two_tiny_submissions_graded_on_the_engine_in_parallel(tmp_path: Path, d
     said: list[str] = []
     batch.grade_class(subs, out=out, jobs=2, say=said.append)
     assert any("Kept 2" in s for s in said)
+
+
+@pytest.mark.docker
+def test_an_engine_named_by_its_context_is_checked_from_its_own_process() -> None:
+    """Does preparing the engine of docker context `default` check its builder and clean it from a spawned process?"""
+    cleanup = batch.prepare_engine("default", run_id="test-prepare", keys=[])
+    assert isinstance(cleanup, batch.Cleanup) and "removed" in str(cleanup)

@@ -396,6 +396,7 @@ class _Settings:
     limits: engine.SandboxLimits
     build_timeout: float
     keep_images: bool
+    keep_storage: int | None
     grader: Grader | None
 
 
@@ -443,6 +444,12 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
                 raise engine.EngineUnavailable(f"the engine stopped answering while {task.student} was graded")
             write_result(out, grade, fingerprint=task.fingerprint)
             events.put(("done", task.key, grade.to_dict()))
+            if settings.grader is None and settings.keep_storage is not None:
+                # In the worker, so that each engine of --engine keeps its own cache within budget.
+                try:
+                    engine.prune_build_cache(keep_bytes=settings.keep_storage)
+                except OSError:
+                    pass  # no docker command line: the next student's builds still work
         except engine.EngineUnavailable as exc:
             events.put(("engine", task.key, str(exc)))
             return
@@ -475,6 +482,31 @@ def check_contexts(names: Sequence[str]) -> None:
     if missing:
         raise engine.EngineUnavailable(f"No docker context named {', '.join(missing)} (there are: "
                                        f"{', '.join(listed) or 'none'}); create one with `docker context create`.")
+
+
+def prepare_engine(context: str, *, run_id: str, keys: Sequence[str]) -> Cleanup:
+    """Check an engine's builder and remove killed runs' leftovers there, before any worker starts.
+
+    ``context`` ``""`` is this process's engine; another docker context is checked
+    from a spawned process pointed at it, so this process's own client is not touched.
+
+    Raises:
+        engine.EngineUnavailable: the engine does not answer.
+        engine.BuilderDoesNotLoad: its buildx builder would not load the images.
+    """
+    if context:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(_prepare_in_context, context, run_id, list(keys)).result()
+    engine.client()
+    engine.check_builder()
+    return clean_leftovers(run_id=run_id, keys=keys)
+
+
+def _prepare_in_context(context: str, run_id: str, keys: list[str]) -> Cleanup:
+    _use_context(context)
+    return prepare_engine("", run_id=run_id, keys=keys)
 
 
 # --------------------------------------------------------------------------- the batch
@@ -542,21 +574,21 @@ def grade_class(submissions: Path, *, out: Path, jobs: int | None = None, shard:
         cases: list = []
         if grader is None:
             check_contexts(engines)
-            engine.client()
-            engine.check_builder()
-            say(f"Engine clean-up: {clean_leftovers(run_id=run_id, keys=[keys[s] for s in folders])}.")
+            for context in dict.fromkeys(engines or [""]):
+                cleanup = prepare_engine(context, run_id=run_id, keys=[keys[s] for s in folders])
+                say(f"Engine {context + ' ' if context else ''}clean-up: {cleanup}.")
             cases = grading.hidden_cases()
 
         todo: list[_Task] = []
         kept: dict[str, grading.StudentGrade] = {}
         for student, folder in folders.items():
             key = keys[student]
-            print_ = fingerprint(folder)
+            current = fingerprint(folder)
             previous = read_result(result_path(out, key))
-            if previous is not None and previous[0] == print_ and previous[1].student == student:
+            if previous is not None and previous[0] == current and previous[1].student == student:
                 kept[student] = previous[1]
             else:
-                todo.append(_Task(student, key, str(folder), print_))
+                todo.append(_Task(student, key, str(folder), current))
         if kept:
             say(f"Kept {len(kept)} result(s) of an earlier run (submission unchanged); grading {len(todo)}.")
         for grade in kept.values():
@@ -564,10 +596,10 @@ def grade_class(submissions: Path, *, out: Path, jobs: int | None = None, shard:
         if (out / "results").is_dir():
             write_gradebook(out)
 
-        settings = _Settings(str(out), run_id, str(work_root), cases, limits, build_timeout, keep_images, grader)
+        settings = _Settings(str(out), run_id, str(work_root), cases, limits, build_timeout, keep_images,
+                             keep_storage, grader)
         graded = _run_workers(todo, settings, jobs=jobs or default_jobs(memory_limit_bytes=limits.memory_bytes),
-                              engines=engines, bar=bar, say=say,
-                              after=lambda g: _after_student(g, out, progress, grader is None, keep_storage))
+                              engines=engines, bar=bar, say=say, after=lambda g: _after_student(g, out, progress))
     finally:
         run_lock.release(remove=True)
         out_lock.release()
@@ -575,20 +607,15 @@ def grade_class(submissions: Path, *, out: Path, jobs: int | None = None, shard:
     return sorted([*kept.values(), *graded], key=lambda g: g.student)
 
 
-def _after_student(grade: grading.StudentGrade, out: Path, progress: Callable | None, real: bool,
-                   keep_storage: int | None) -> None:
-    """What follows each finished student: feedback, the gradebook from the result files, the cache budget."""
+def _after_student(grade: grading.StudentGrade, out: Path,
+                   progress: Callable[[grading.StudentGrade], None] | None) -> None:
+    """What follows each finished student in the parent: feedback, and the gradebook from the result files."""
     from . import report
 
     report.write_feedback(grade, out / "feedback")
     write_gradebook(out)
     if progress:
         progress(grade)
-    if real and keep_storage is not None:
-        try:
-            engine.prune_build_cache(keep_bytes=keep_storage)
-        except OSError:
-            pass
 
 
 def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: Sequence[str], bar: bool,
