@@ -35,6 +35,8 @@ def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: o
     answer = (folder / "answer.txt").read_text(encoding="utf-8").strip() if (folder / "answer.txt").exists() else ""
     if answer == "engine-gone":
         raise engine.EngineUnavailable("No Docker engine answers (a test's stand-in).")
+    if answer == "crash":  # the worker process dies (as when the kernel's OOM killer picks it)
+        os.kill(os.getpid(), 9)
     if answer == "bug":
         raise ZeroDivisionError("a bug in the grader")
     if answer == "engine-silent":  # a check met a dead engine and took it for the student's fault

@@ -137,6 +137,15 @@ def test_a_grader_bug_is_reported_and_the_batch_goes_on(tmp_path: Path, fake: Pa
     assert any(s.startswith("bug: the grader failed (ZeroDivisionError") for s in said)
 
 
+def test_a_worker_that_dies_is_replaced_and_the_batch_goes_on(tmp_path: Path, fake: Path) -> None:
+    """When a worker process is killed mid-student, is that student named, and are the others graded?"""
+    subs = _class(tmp_path / "subs", {"a": "good", "b-crash": "crash", "c": "good", "d": "good"})
+    said: list[str] = []
+    grades = batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick(), say=said.append)
+    assert [g.student for g in grades] == ["a", "c", "d"]
+    assert any(s.startswith("b-crash: the grader process died (exit code -9)") for s in said)
+
+
 def test_the_engine_going_away_stops_the_batch_resumably(tmp_path: Path, fake: Path) -> None:
     """Does EngineUnavailable mid-batch stop it with a message saying to rerun, keeping what was graded?"""
     subs = _class(tmp_path / "subs", {"a1": "good", "a2": "good", "m-gone": "engine-gone", "z1": "good"})

@@ -659,39 +659,50 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
     graded: list[grading.StudentGrade] = []
     progress = tqdm(total=len(todo), unit="student", file=sys.stderr, disable=not bar, dynamic_ncols=True)
     stopped = ""
+
+    def handle(kind: str, key: str, payload: object) -> None:
+        nonlocal stopped
+        if kind == "start":
+            running[int(payload)] = key  # type: ignore[call-overload]
+            return
+        for pid in [pid for pid, k in running.items() if k == key]:
+            del running[pid]
+        pending.discard(key)
+        progress.update(1)
+        if kind == "done":
+            grade = grading.StudentGrade.from_dict(payload)  # type: ignore[arg-type]
+            graded.append(grade)
+            with progress.external_write_mode():
+                after(grade)
+        elif kind == "engine":
+            stopped = str(payload)
+        else:
+            say(f"{names[key]}: the grader failed ({str(payload).strip().splitlines()[-1]}); not graded, a rerun "
+                "tries again.")
+
     try:
         while pending and not stopped:
             try:
-                kind, key, payload = events.get(timeout=1.0)
+                handle(*events.get(timeout=1.0))
+                continue
             except queue.Empty:
-                for slot, proc in list(workers.items()):
-                    if not proc.is_alive() and proc.exitcode not in (0, None):
-                        lost = running.pop(proc.pid, None)
-                        if lost in pending:
-                            pending.discard(lost)
-                            say(f"{names[lost]}: the grader process died (exit code {proc.exitcode}); not "
-                                "graded, a rerun tries again.")
-                            progress.update(1)
-                        start(slot)
-                if not any(p.is_alive() for p in workers.values()):
-                    break
-                continue
-            if kind == "start":
-                running[payload] = key
-                continue
-            running = {pid: k for pid, k in running.items() if k != key}
-            pending.discard(key)
-            progress.update(1)
-            if kind == "done":
-                grade = grading.StudentGrade.from_dict(payload)
-                graded.append(grade)
-                with progress.external_write_mode():
-                    after(grade)
-            elif kind == "engine":
-                stopped = payload
-            else:
-                say(f"{names[key]}: the grader failed ({payload.strip().splitlines()[-1]}); not graded, a rerun "
-                    "tries again.")
+                pass
+            for slot, proc in list(workers.items()):
+                if not proc.is_alive() and proc.exitcode not in (0, None):
+                    lost = running.pop(proc.pid, None)
+                    if lost in pending:
+                        pending.discard(lost)
+                        progress.update(1)
+                        say(f"{names[lost]}: the grader process died (exit code {proc.exitcode}); not graded, "
+                            "a rerun tries again.")
+                    start(slot)
+            if not any(p.is_alive() for p in workers.values()):
+                while True:  # what the last workers said just before they ended
+                    try:
+                        handle(*events.get(timeout=0.5))
+                    except queue.Empty:
+                        break
+                break
     except KeyboardInterrupt:
         stopped = "interrupted"
         raise
