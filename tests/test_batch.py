@@ -375,3 +375,13 @@ def test_an_engine_named_by_its_context_is_checked_from_its_own_process() -> Non
     """Does preparing the engine of docker context `default` check its builder and clean it from a spawned process?"""
     cleanup = batch.prepare_engine("default", run_id="test-prepare", keys=[])
     assert isinstance(cleanup, batch.Cleanup) and "removed" in str(cleanup)
+
+
+def test_run_labels_reach_every_container_and_network_of_the_block() -> None:
+    """Inside engine.run_labels, do containers and networks get the run's labels, with a call's own labels winning?"""
+    with engine.run_labels({batch.RUN_LABEL: "r1", batch.STUDENT_LABEL: "k1"}):
+        with engine.run_labels({batch.STUDENT_LABEL: "k2"}):
+            assert engine._with_run_labels({"own": "x", batch.RUN_LABEL: "mine"}) == {
+                batch.RUN_LABEL: "mine", batch.STUDENT_LABEL: "k2", "own": "x"}
+        assert engine._with_run_labels(None) == {batch.RUN_LABEL: "r1", batch.STUDENT_LABEL: "k1"}
+    assert engine._with_run_labels(None) == {}
