@@ -25,6 +25,11 @@ def _log(line: str) -> None:
         os.fsync(handle.fileno())
 
 
+def unimportable_grade(*args: object, **kwargs: object) -> StudentGrade:
+    """Never called: the test that uses it makes the workers fail before their first task."""
+    raise AssertionError("a worker got to grading")
+
+
 def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: object) -> StudentGrade:
     """Grade by reading ``answer.txt``: "good" passes ex1; "engine-gone" raises EngineUnavailable; "bug" raises;
     "engine-silent" returns a problem as a check that met a dead engine would."""

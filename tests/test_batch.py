@@ -48,6 +48,10 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
+def _exits_at_once(*args: object) -> None:
+    os._exit(3)
+
+
 def _quick():
     sys.path.insert(0, str(TESTS))
     import batch_fakes
@@ -144,6 +148,15 @@ def test_a_worker_that_dies_is_replaced_and_the_batch_goes_on(tmp_path: Path, fa
     grades = batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick(), say=said.append)
     assert [g.student for g in grades] == ["a", "c", "d"]
     assert any(s.startswith("b-crash: the grader process died (exit code -9)") for s in said)
+
+
+def test_workers_that_cannot_start_stop_the_batch_instead_of_being_restarted(tmp_path: Path, fake: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no worker can even start (a broken environment), does the batch stop with a message, not loop?"""
+    monkeypatch.setattr(batch, "_worker", _exits_at_once)  # spawned workers import tests/, as the target does
+    subs = _class(tmp_path / "subs", {"a": "good", "b": "good"})
+    with pytest.raises(batch.WorkersFailed, match=r"ended \(exit code 3\) with 2 student\(s\) not graded"):
+        batch.grade_class(subs, out=tmp_path / "out", jobs=2, grader=_quick())
 
 
 def test_the_engine_going_away_stops_the_batch_resumably(tmp_path: Path, fake: Path) -> None:

@@ -79,6 +79,10 @@ class OutputInUse(RuntimeError):
     """Another grading run is writing the same output folder."""
 
 
+class WorkersFailed(RuntimeError):
+    """The worker processes ended before the batch was done (they could not start, or kept dying)."""
+
+
 class BatchStopped(engine.EngineUnavailable):
     """The engine went away mid-batch; what was graded is saved and a rerun resumes."""
 
@@ -688,8 +692,10 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
             except queue.Empty:
                 pass
             for slot, proc in list(workers.items()):
-                if not proc.is_alive() and proc.exitcode not in (0, None):
-                    lost = running.pop(proc.pid, None)
+                if not proc.is_alive() and proc.exitcode not in (0, None) and proc.pid in running:
+                    # It died grading someone (e.g. the kernel's OOM killer): name them, replace the worker.
+                    # A worker that dies holding no task (it could not even start) is not replaced.
+                    lost = running.pop(proc.pid)
                     if lost in pending:
                         pending.discard(lost)
                         progress.update(1)
@@ -715,6 +721,11 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
             proc.join(timeout=10)
         tasks.close()
         events.close()
+    if pending and not stopped:
+        codes = sorted({str(p.exitcode) for p in workers.values()})
+        raise WorkersFailed(f"The grader's worker processes ended (exit code {', '.join(codes)}) with "
+                            f"{len(pending)} student(s) not graded; their output above says why. Every finished "
+                            f"result is saved in {Path(settings.out) / 'results'}; rerun the same command to go on.")
     if stopped and stopped != "interrupted":
         raise BatchStopped(f"The Docker engine went away mid-batch ({stopped.splitlines()[0]}). "
                            f"{len(graded)} student(s) were graded in this run and {len(pending)} not yet; every "

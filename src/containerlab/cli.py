@@ -127,7 +127,7 @@ def _cmd_grade(args: argparse.Namespace) -> None:
             build_timeout=args.build_timeout, keep_images=args.keep_images,
             keep_storage=None if args.no_prune else args.keep_storage, engines=args.engine,
             progress=lambda grade: tqdm.write(report.summary_line(grade)), say=tqdm.write, bar=sys.stderr.isatty())
-    except (batch.OutputInUse, batch.SubmissionsNotFound) as exc:
+    except (batch.OutputInUse, batch.SubmissionsNotFound, batch.WorkersFailed) as exc:
         raise CommandError(str(exc)) from exc
     print(f"\n{len(grades)} submission(s) graded: {out / 'gradebook.csv'}, feedback in {out / 'feedback'}/, "
           f"results in {out / 'results'}/")
