@@ -2,7 +2,7 @@
 
 Run from the repository root (``make bench``)::
 
-    .venv/bin/python benchmarks/grading.py [--students 12] [--skip-nbgrader]
+    .venv/bin/python benchmarks/grading.py [--students 12] [--modes 1,auto,nbgrader]
 
 A class of generated submissions (at least 12, varied: correct, wrong, broken,
 hostile-light) is graded three ways on this machine's engine, one after the
@@ -157,8 +157,11 @@ def measure(label: str, students: int, work: Callable[[], None]) -> dict[str, fl
     with PeakMemory() as memory:
         work()
     seconds = time.monotonic() - start
-    return {"seconds": seconds, "per_hour": students * 3600 / seconds, "peak": memory.peak,
-            "disk_per_student": (engine_bytes() - before) / students}
+    figures = {"seconds": seconds, "per_hour": students * 3600 / seconds, "peak": memory.peak,
+               "disk_per_student": (engine_bytes() - before) / students}
+    print(f"  {label}: {seconds:.0f} s, {figures['per_hour']:.0f} students/h, peak {memory.peak / 1e6:.0f} MB, "
+          f"disk {figures['disk_per_student'] / 1e6:+.0f} MB/student", flush=True)
+    return figures
 
 
 def _line(grade) -> None:  # noqa: ANN001
@@ -183,7 +186,8 @@ def nbgrader_one_by_one(submissions: Path, names: list[str], scratch: Path) -> N
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=len(VARIANTS), help="class size (at least 12)")
-    parser.add_argument("--skip-nbgrader", action="store_true", help="leave out nbgrader autograde")
+    parser.add_argument("--modes", default="1,auto,nbgrader",
+                        help="which runs, in this order (default: 1,auto,nbgrader; the build cache is warmer for later ones)")
     args = parser.parse_args()
     students = max(12, args.students)
     engine.require_engine()
@@ -199,15 +203,18 @@ def main() -> int:
         batch.grade_class(submissions, out=work / "warm-up", only=[names[0]], jobs=1)
 
         figures = {}
-        figures["jobs 1"] = measure("containerlab grade --jobs 1", students,
-                                    lambda: batch.grade_class(submissions, out=work / "jobs-1", jobs=1, progress=_line))
-        figures[f"jobs auto ({auto})"] = measure(
-            f"containerlab grade --jobs auto ({auto} jobs)", students,
-            lambda: batch.grade_class(submissions, out=work / "jobs-auto", jobs=None, progress=_line))
-        if not args.skip_nbgrader:
-            figures["nbgrader autograde"] = measure(
-                "nbgrader autograde, one student at a time", students,
-                lambda: nbgrader_one_by_one(submissions, names, work))
+        for mode in args.modes.split(","):
+            if mode == "1":
+                figures["jobs 1"] = measure("containerlab grade --jobs 1", students, lambda: batch.grade_class(
+                    submissions, out=work / "jobs-1", jobs=1, progress=_line))
+            elif mode == "auto":
+                figures[f"jobs auto ({auto})"] = measure(
+                    f"containerlab grade --jobs auto ({auto} jobs)", students,
+                    lambda: batch.grade_class(submissions, out=work / "jobs-auto", jobs=None, progress=_line))
+            elif mode == "nbgrader":
+                figures["nbgrader autograde"] = measure(
+                    "nbgrader autograde, one student at a time", students,
+                    lambda: nbgrader_one_by_one(submissions, names, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         for tag in ("cl-ex-ex1:latest", "cl-ex-ex2:latest", "cl-ex-ex3:latest"):
@@ -221,12 +228,10 @@ def main() -> int:
         print(f"  {label:<24}{f['seconds']:>9.0f} s{f['per_hour']:>12.0f}{f['peak'] / 1e6:>11.0f} MB"
               f"{f['disk_per_student'] / 1e6:>11.0f} MB")
     nbg = figures.get("nbgrader autograde")
-    if nbg:
-        ratio = figures[f"jobs auto ({auto})"]["per_hour"] / nbg["per_hour"]
-        ratio1 = figures["jobs 1"]["per_hour"] / nbg["per_hour"]
+    for label in [k for k in figures if k.startswith("jobs")] if nbg else []:
+        ratio = figures[label]["per_hour"] / nbg["per_hour"]
         verdict = "meets the goal" if ratio >= GOAL_RATIO else "MISSES the goal"
-        print(f"  --jobs auto / nbgrader: {ratio:.1f} x   (--jobs 1 / nbgrader: {ratio1:.1f} x)   "
-              f"-> goal >= {GOAL_RATIO:.0f} x: {verdict}")
+        print(f"  {label} / nbgrader: {ratio:.1f} x   -> goal >= {GOAL_RATIO:.0f} x: {verdict}")
     print(f"  (build cache pruned to {batch.DEFAULT_KEEP_STORAGE / 1e9:.0f} GB between students; "
           "peak memory counts the grader's processes, not the engine's)")
     return 0
