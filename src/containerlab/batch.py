@@ -207,11 +207,17 @@ def result_path(out: Path, key: str) -> Path:
 def write_result(out: Path, grade: grading.StudentGrade, *, fingerprint: str) -> Path:
     """Write one student's result atomically: a temporary file in the same folder, fsync, ``os.replace``.
 
+    The file is ``{"format": 1, "fingerprint": ..., "graded_at": ISO 8601 UTC, "grade": StudentGrade.to_dict()}``.
+
     A reader (or a rerun after ``kill -9``) sees the old file or the new one, never half of one.
     """
     path = result_path(out, grade.key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"format": RESULT_FORMAT, "fingerprint": fingerprint, "grade": grade.to_dict()}
+    from datetime import datetime, timezone
+
+    # graded_at: when, in UTC; a merge keeps the newer of two results by it (a file's mtime may not survive a copy).
+    data = {"format": RESULT_FORMAT, "fingerprint": fingerprint,
+            "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "grade": grade.to_dict()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
