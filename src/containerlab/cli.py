@@ -248,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prune the build cache down to this between students (default: 5GB)")
     p.add_argument("--no-prune", action="store_true", help="never prune the build cache")
     p.add_argument("--engine", action="append", default=[], metavar="CONTEXT",
-                   help="a docker context to grade on (repeat: workers take the engines in turn)")
+                   help="a docker context of an engine on this machine to grade on (repeat: workers take the "
+                   "engines in turn)")
     p.set_defaults(func=_cmd_grade)
 
     p = sub.add_parser(
