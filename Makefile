@@ -41,9 +41,10 @@ book: images ## build the book into _build/html, executing every notebook
 test: book ## run the whole test suite (builds the book first)
 	$(BIN)/pytest tests _build/jupyter_execute/notebooks --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg --durations=25
 
-bench: images ## print measured build times and image sizes (benchmarks/)
+bench: images ## print measured build times, image sizes and class grading speed (benchmarks/)
 	$(BIN)/python benchmarks/layers.py
 	$(BIN)/python benchmarks/book.py
+	$(BIN)/python benchmarks/grading.py
 
 lock: ## re-pin requirements/course.lock and every image's requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --quiet -o requirements/course.lock

@@ -30,7 +30,7 @@ def test_help_lists_the_subcommands():
     """Does --help list every subcommand?"""
     result = subprocess.run([sys.executable, "-m", "containerlab.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for name in ("engine", "images", "book"):
+    for name in ("engine", "images", "book", "grade", "gradebook"):
         assert name in result.stdout
 
 
@@ -45,3 +45,23 @@ def test_engine_script_check_mode_reports_missing_engine(tmp_path):
     )
     assert result.returncode == 1
     assert "docs.docker.com/engine/install" in result.stderr
+
+
+def test_grade_without_an_engine_says_so(tmp_path):
+    """Does `grade` exit 2 naming the missing engine before it writes any result?"""
+    (tmp_path / "subs" / "alice").mkdir(parents=True)
+    result = run_cli("grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--jobs", "1")
+    assert result.returncode == 2
+    assert "No Docker engine answers" in result.stderr and "Traceback" not in result.stderr
+    assert not list((tmp_path / "out").glob("results/*.json"))
+
+
+def test_grade_help_shows_the_class_options():
+    """Does `grade --help` offer --jobs, --shard, --keep-storage and --engine, and `gradebook` merge?"""
+    grade = subprocess.run([sys.executable, "-m", "containerlab.cli", "grade", "--help"], capture_output=True,
+                           text=True)
+    for option in ("--jobs", "--shard", "--keep-storage", "--engine", "--no-prune"):
+        assert option in grade.stdout
+    merge = subprocess.run([sys.executable, "-m", "containerlab.cli", "gradebook", "--help"], capture_output=True,
+                           text=True)
+    assert "merge" in merge.stdout and "--out" in merge.stdout

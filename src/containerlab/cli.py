@@ -93,27 +93,61 @@ def _secret_values(args: argparse.Namespace) -> list[str]:
     return values
 
 
+def _size(text: str) -> int:
+    """Read a size such as ``5GB``, ``500MB``, ``1.5GiB`` or a number of bytes (for argparse)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 5GB, 500MB, or bytes)")
+    unit = (match.group(2) or "").rstrip("b")
+    factor = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+    return int(float(match.group(1)) * factor[unit])
+
+
+def _jobs(text: str) -> int | None:
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a number of at least 1 or 'auto', not {text!r}")
+    return int(text)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from . import batch
+
+    try:
+        return batch.parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _cmd_grade(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from . import gradebook, grading, report, sandbox
+    from tqdm import tqdm
+
+    from . import batch, report, sandbox
 
     out = Path(args.out)
     limits = engine.SandboxLimits(memory_bytes=int(args.memory_mb * 1024**2), cpus=args.cpus,
                                   ready_timeout=args.ready_timeout, pids=args.pids,
                                   tmp_bytes=int(args.tmp_mb * 1024**2))
-    print(sandbox.choose(getattr(args, "engine", None) or ()).note, flush=True)
-    feedback = out / "feedback"
-
-    def progress(grade: grading.StudentGrade) -> None:
-        report.write_feedback(grade, feedback)
-        print(report.summary_line(grade), flush=True)
-
-    grades = grading.grade_submissions(Path(args.submissions), limits=limits, build_timeout=args.build_timeout,
-                                       keep_images=args.keep_images, only=args.student, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    gradebook.write_csv(grades, out / "gradebook.csv")
-    print(f"\nGraded {len(grades)} submission(s): {out / 'gradebook.csv'}, feedback in {feedback}/")
+    # Before the workers start, so that they inherit DOCKER_HOST of the engine chosen.
+    print(sandbox.choose(args.engine).note, flush=True)
+    jobs = args.jobs or batch.default_jobs(memory_limit_bytes=limits.memory_bytes)
+    shard = f", shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""
+    print(f"Grading {args.submissions} into {out} with {jobs} job(s){shard}.", flush=True)
+    try:
+        grades = batch.grade_class(
+            Path(args.submissions), out=out, jobs=jobs, shard=args.shard, only=args.student, limits=limits,
+            build_timeout=args.build_timeout, keep_images=args.keep_images,
+            keep_storage=None if args.no_prune else args.keep_storage, engines=args.engine,
+            progress=lambda grade: tqdm.write(report.summary_line(grade)), say=tqdm.write, bar=sys.stderr.isatty())
+    except (batch.OutputInUse, batch.SubmissionsNotFound, batch.WorkersFailed) as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"\n{len(grades)} submission(s) graded: {out / 'gradebook.csv'}, feedback in {out / 'feedback'}/, "
+          f"results in {out / 'results'}/")
 
 
 def _cmd_gradebook(args: argparse.Namespace) -> None:
@@ -171,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 done, 1 a check found a problem (scan, exercises check, doctor), "
         "2 the command could not do its job (the message says why).",
     )
+    from . import batch
+
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -254,6 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="size of the in-memory /tmp of a container, whose root file system is read-only "
                    "(default: 64); builds are limited by the grading engine (`containerlab engine start`)")
     p.add_argument("--keep-images", action="store_true", help="keep the images built from submissions")
+    p.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                   help="students graded at once (default: auto, twice the cores as memory allows)")
+    p.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                   help="grade only the K-th of N slices of the class (the same slice on every machine); "
+                   "merge the slices with `containerlab gradebook merge`")
+    p.add_argument("--keep-storage", type=_size, default=batch.DEFAULT_KEEP_STORAGE, metavar="SIZE",
+                   help="prune the build cache down to this between students (default: 5GB)")
+    p.add_argument("--no-prune", action="store_true", help="never prune the build cache")
+    p.add_argument("--engine", action="append", default=[], metavar="CONTEXT",
+                   help="a docker context of an engine on this machine to grade on (repeat: workers take the "
+                   "engines in turn)")
     p.set_defaults(func=_cmd_grade)
 
     p = sub.add_parser(
@@ -311,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             exercises.NbgraderFailed, CommandError) as exc:
         print(f"containerlab {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"containerlab {args.command}: interrupted. Whatever was finished is saved; run the same command "
+              "again to go on.", file=sys.stderr)
+        return 130
     return 0
 
 

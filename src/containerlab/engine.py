@@ -11,6 +11,7 @@ that produced no image.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import io
 import json
@@ -118,6 +119,33 @@ def require_engine() -> str:
         version = re.search(r"v?(\d+\.\d+\.\d+)", out)
         parts.append(f"{plugin} {version.group(1) if version else out.strip()}")
     return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- labels of a grading run
+
+_RUN_LABELS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("run_labels", default={})
+
+
+@contextlib.contextmanager
+def run_labels(labels: Mapping[str, str]) -> Iterator[None]:
+    """Put ``labels`` on every container and network started inside the ``with`` block.
+
+    The class grader labels what one student's checks start with its run id and
+    the student's key, so that the leftovers of a killed run can be told apart from
+    those of a batch still running (:func:`labelled`). Labels given to a call win
+    over these. Images are left out on purpose: a label is part of an image's
+    config, so it would make every build of a shared image (the course's
+    reference image) a new image.
+    """
+    token = _RUN_LABELS.set({**_RUN_LABELS.get(), **labels})
+    try:
+        yield
+    finally:
+        _RUN_LABELS.reset(token)
+
+
+def _with_run_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    return {**_RUN_LABELS.get(), **(labels or {})}
 
 
 # --------------------------------------------------------------------------- images
@@ -310,6 +338,11 @@ def _engine_answers() -> bool:
         return False
 
 
+def answers() -> bool:
+    """Whether the engine answers a ping right now, on a fresh connection (not the cached client)."""
+    return _engine_answers()
+
+
 def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFailed:
     """Turn a failed build's output into a BuildFailed naming the step and its error.
 
@@ -390,7 +423,7 @@ def run(
             environment=dict(environment or {}),
             volumes=dict(volumes or {}),
             name=name,
-            labels=dict(labels or {}),
+            labels=_with_run_labels(labels),
             **kwargs,
         )
     except docker.errors.APIError as exc:
@@ -611,7 +644,7 @@ def sandboxed_container(
     """
     suffix = uuid.uuid4().hex[:10]
     network = client().networks.create(
-        f"{name_prefix}-net-{suffix}", driver="bridge", internal=True, labels=dict(labels or {})
+        f"{name_prefix}-net-{suffix}", driver="bridge", internal=True, labels=_with_run_labels(labels)
     )
     container: Container | None = None
     try:
@@ -1163,3 +1196,126 @@ def compose_port(file: str | os.PathLike[str] | None, *, project: str, service: 
         raise EngineError(f"Service {service} of {project} publishes no host port for {port}: "
                           f"{result.stdout.strip()}")
     return int(match.group(1))
+
+
+# --------------------------------------------------------------------------- hygiene over a batch
+
+
+def labelled(label: str) -> dict[str, list[dict[str, object]]]:
+    """List the containers, networks and images that carry ``label`` (any value).
+
+    Returns:
+        ``{"containers": [...], "networks": [...], "images": [...]}``, each item
+        ``{"id": ..., "name": ..., "labels": {...}}`` (images also ``"created"``, seconds since the epoch).
+
+    Raises:
+        EngineUnavailable: no engine answers.
+    """
+    c = client()
+    try:
+        return {
+            "containers": [{"id": x.id, "name": x.name, "labels": x.labels or {}}
+                           for x in c.containers.list(all=True, filters={"label": label})],
+            "networks": [{"id": x.id, "name": x.name, "labels": x.attrs.get("Labels") or {}}
+                         for x in c.networks.list(filters={"label": label})],
+            "images": [{"id": x.id, "name": ", ".join(x.tags) or x.short_id, "labels": x.labels or {},
+                        "created": _created(x.attrs.get("Created", ""))}
+                       for x in c.images.list(filters={"label": label})],
+        }
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise EngineUnavailable(f"The Docker engine stopped answering ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
+
+
+def _created(stamp: str) -> float:
+    """Seconds since the epoch of an engine time stamp (``2024-05-01T12:00:00.123456789Z``); 0 when unreadable."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(stamp[:19] + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
+
+
+def remove_objects(found: Mapping[str, Iterable[Mapping[str, object]]]) -> int:
+    """Remove the containers, then networks, then images listed as :func:`labelled` returns them.
+
+    Objects already gone are skipped. Returns how many were removed.
+    """
+    c = client()
+    removed = 0
+    for kind, getter in (("containers", c.containers.get), ("networks", c.networks.get)):
+        for item in found.get(kind, ()):
+            try:
+                obj = getter(str(item["id"]))
+                obj.remove(force=True, v=True) if kind == "containers" else obj.remove()
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError:
+                pass  # still in use by something else: leave it
+    for item in found.get("images", ()):
+        try:
+            c.images.remove(str(item["id"]), force=True)
+            removed += 1
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError:
+            pass
+    return removed
+
+
+def prune_build_cache(*, keep_bytes: int, timeout: float = 300) -> str:
+    """Prune the builder's cache down to ``keep_bytes`` (``docker builder prune --keep-storage``).
+
+    BuildKit never prunes on its own while a batch runs (moby/buildkit#3665); the
+    most recently used records are kept.
+
+    Returns:
+        The command's last line (e.g. ``Total:  1.2GB``), or ``""``.
+    """
+    out = docker_cli(["builder", "prune", "--force", "--keep-storage", str(int(keep_bytes))], timeout=timeout)
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def disk_usage() -> dict[str, int]:
+    """Bytes the engine holds: ``images``, ``containers``, ``volumes``, ``build_cache`` (``docker system df``)."""
+    df = client().df()
+    return {
+        "images": int(df.get("LayersSize") or 0),
+        "containers": sum(int(x.get("SizeRw") or 0) for x in df.get("Containers") or []),
+        "volumes": sum(int((x.get("UsageData") or {}).get("Size") or 0) for x in df.get("Volumes") or []),
+        "build_cache": sum(int(x.get("Size") or 0) for x in df.get("BuildCache") or []),
+    }
+
+
+class BuilderDoesNotLoad(EngineError):
+    """The selected buildx builder keeps images in its own cache instead of the engine's image store."""
+
+
+def check_builder() -> str:
+    """Check that ``docker buildx build`` puts its images into the engine (where the checks run them).
+
+    A non-default builder with the ``docker-container`` (or ``kubernetes``/``remote``)
+    driver keeps what it builds in its own cache unless ``--load`` is given, so
+    every build would "pass" and no image would exist (moby/buildkit#3855).
+
+    Returns:
+        The builder's name and driver, e.g. ``"default (docker)"``.
+
+    Raises:
+        BuilderDoesNotLoad: naming the builder and how to switch back.
+    """
+    out = docker_cli(["buildx", "inspect"], timeout=60)
+    name = re.search(r"^Name:\s*(\S+)", out.stdout, re.M)
+    driver = re.search(r"^Driver:\s*(\S+)", out.stdout, re.M)
+    if out.returncode != 0 or not driver:
+        raise EngineError(f"`docker buildx inspect` failed: {out.stdout.strip()[-500:]}")
+    found = f"{name.group(1) if name else '?'} ({driver.group(1)})"
+    if driver.group(1) != "docker":
+        raise BuilderDoesNotLoad(
+            f"The selected buildx builder {found} does not load the images it builds into the engine, so "
+            "the checks would find no image to run (moby/buildkit#3855). Switch to the engine's own builder "
+            "with `docker buildx use default` (or unset BUILDX_BUILDER), then grade again."
+        )
+    return found

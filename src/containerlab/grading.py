@@ -1,8 +1,7 @@
-"""Grade a class: every student's submission, every exercise, into results (never rendered here).
+"""Grade one student: every exercise of one submission, into results (never rendered here).
 
-A submissions folder holds one folder per student, in nbgrader's layout
-(``submitted/<student>/ch14/*.ipynb``) or flat (``<student>/*.ipynb``). The
-grader reads each answer cell straight from the notebook JSON and never runs a
+The class (finding the student folders, workers, result files, shards) is the
+job of :mod:`containerlab.batch`. The grader reads each answer cell straight from the notebook JSON and never runs a
 student's Python: the Dockerfile of an answer cell is written to a scratch
 folder and built with the course's own copy of the service as context, and the
 image runs in the engine's sandbox (internal network, memory/CPU/process
@@ -14,9 +13,8 @@ the job of :mod:`containerlab.report`.
 from __future__ import annotations
 
 import ast
-import re
 import shutil
-from collections.abc import Callable, Iterable
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,10 +23,6 @@ from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, ex3, result
 
 ASSIGNMENT = "ch14"
 SOLUTIONS = config.ROOT / "solutions" / ASSIGNMENT
-
-
-class SubmissionsNotFound(FileNotFoundError):
-    """The submissions folder does not exist or holds no student folder."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +55,11 @@ class StudentGrade:
 
     Attributes:
         student: the student's id (their folder's name, exactly as given).
-        key: a unique id safe for tags, containers and folders (``batch.student_key``).
+        key: :func:`containerlab.batch.student_key` of ``student``: unique, safe in tags,
+            container names and folder names.
         results: per exercise key, the check results (visible and hidden).
         problems: per exercise key, why it could not be graded (a sentence).
-        notes: per exercise key, sentences for the feedback.
+        notes: per exercise key, sentences for the feedback (answers found elsewhere, ...).
         seconds: wall time spent on this student, in seconds.
     """
 
@@ -105,25 +100,35 @@ class StudentGrade:
         """Automatic points available over all exercises."""
         return sum(e.max_points for e in EXERCISES)
 
+    def to_dict(self) -> dict:
+        """Return the grade as JSON-safe data (the ``grade`` of a result file); :meth:`from_dict` reads it."""
+        return {
+            "student": self.student,
+            "key": self.key,
+            "results": {ex: {"exercise": r.exercise, "image": r.image, "notes": list(r.notes),
+                             "results": [asdict(c) for c in r.results]} for ex, r in self.results.items()},
+            "problems": dict(self.problems),
+            "notes": {ex: list(n) for ex, n in self.notes.items()},
+            "seconds": self.seconds,
+        }
 
-def student_folders(submissions: Path) -> dict[str, Path]:
-    """Find each student's folder of notebooks.
+    @classmethod
+    def from_dict(cls, data: dict) -> StudentGrade:
+        """Rebuild a grade from :meth:`to_dict`'s data.
 
-    Returns:
-        Student id to the folder holding their notebooks, sorted by id.
-
-    Raises:
-        SubmissionsNotFound: the folder is missing or holds no student folder.
-    """
-    if not submissions.is_dir():
-        raise SubmissionsNotFound(f"There is no submissions folder {submissions}.")
-    found = {}
-    for folder in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        inner = folder / ASSIGNMENT
-        found[folder.name] = inner if inner.is_dir() else folder
-    if not found:
-        raise SubmissionsNotFound(f"{submissions} holds no student folder (one folder per student expected).")
-    return found
+        Raises:
+            KeyError, TypeError: the data is not a grade's.
+        """
+        return cls(
+            student=data["student"],
+            key=data["key"],
+            results={ex: CheckResults(r["exercise"], tuple(CheckResult(**c) for c in r["results"]),
+                                      r.get("image", ""), tuple(r.get("notes", ())))
+                     for ex, r in data["results"].items()},
+            problems=dict(data.get("problems", {})),
+            notes={ex: list(n) for ex, n in data.get("notes", {}).items()},
+            seconds=float(data.get("seconds", 0.0)),
+        )
 
 
 #: The one file of the student's folder that goes into the build context: the task invites
@@ -191,10 +196,6 @@ def hidden_cases(solutions: Path = SOLUTIONS) -> list[tuple[dict[str, float], fl
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HIDDEN_CASES":
             return [(dict(c), float(v)) for c, v in ast.literal_eval(node.value)]
     raise FileNotFoundError(f"{notebook} has no HIDDEN_CASES in its hidden test cell.")
-
-
-def _slug(student: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", student.lower()).strip("-")[:40] or "student"
 
 
 def _not_graded(exercise: Exercise, problem: str) -> CheckResults:
@@ -292,7 +293,8 @@ def _copy_run_files(command: str, folder: Path, work: Path) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tuple[dict[str, float], float]],
+def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
+                  cases: list[tuple[dict[str, float], float]],
                   limits: engine.SandboxLimits = engine.SandboxLimits(),
                   build_timeout: float = service.BUILD_TIMEOUT, keep_images: bool = False) -> StudentGrade:
     """Grade every exercise of one student; a problem in one exercise is recorded, not raised.
@@ -300,7 +302,9 @@ def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tu
     Args:
         student: the student's id.
         folder: the folder holding their notebooks.
-        work_root: scratch folder (a subfolder per student is made and removed).
+        key: the student's key (:func:`containerlab.batch.student_key`); every image tag and the
+            scratch folder are named by it, so two students never share one.
+        work_root: scratch folder (the subfolder ``<key>`` is made and removed).
         cases: exercise 1's hidden request set.
         limits: sandbox limits for containers.
         build_timeout: seconds after which a build is stopped.
@@ -308,19 +312,20 @@ def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tu
 
     Returns:
         The student's results and problems.
-    """
-    import time
 
+    Raises:
+        EngineUnavailable: the engine stopped answering (not the student's fault; nothing is recorded).
+    """
     start = time.monotonic()
-    grade = StudentGrade(student)
-    work = work_root / _slug(student)
+    grade = StudentGrade(student, key)
+    work = work_root / key
     work.mkdir(parents=True, exist_ok=True)
     tags = []
     try:
         for exercise in EXERCISES:
             notebook, found = answers.find_notebook(folder, exercise.notebook)
             try:
-                tag = f"cl-ex-grade-{_slug(student)}-{exercise.key}:latest"
+                tag = f"cl-ex-grade-{key}-{exercise.key}:latest"
                 if exercise.key == "ex1":
                     tags.append(tag)
                     grade.results["ex1"] = grade_ex1(notebook, work, tag=tag, cases=cases, limits=limits,
@@ -349,58 +354,15 @@ def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tu
                 problem = f"The grader failed on this exercise ({type(exc).__name__}: {exc})."
                 grade.problems[exercise.key] = problem
                 grade.results[exercise.key] = _not_graded(exercise, problem)
+            if exercise.key in grade.results and grade.results[exercise.key].notes:
+                grade.notes[exercise.key] = list(grade.results[exercise.key].notes)
     finally:
         if not keep_images:
             for tag in tags:
-                engine.remove_image(tag)
+                try:
+                    engine.remove_image(tag)
+                except Exception:  # noqa: BLE001  (the engine is gone: the next run's clean-up removes it)
+                    pass
         shutil.rmtree(work, ignore_errors=True)
     grade.seconds = time.monotonic() - start
     return grade
-
-
-def grade_submissions(submissions: Path, *, work_root: Path | None = None,
-                      limits: engine.SandboxLimits = engine.SandboxLimits(),
-                      build_timeout: float = service.BUILD_TIMEOUT, keep_images: bool = False,
-                      only: Iterable[str] = (),
-                      progress: Callable[[StudentGrade], None] | None = None) -> list[StudentGrade]:
-    """Grade every student folder under ``submissions``.
-
-    Args:
-        submissions: one folder per student (nbgrader ``submitted/`` layout or flat).
-        work_root: scratch folder (default: ``.cache/grading``); emptied afterwards.
-        limits: sandbox limits.
-        build_timeout: seconds after which one build is stopped.
-        keep_images: keep the students' images.
-        only: grade only these student ids (default: all).
-        progress: called with each student's grade as soon as it is done.
-
-    Returns:
-        One :class:`StudentGrade` per student, sorted by id.
-
-    Raises:
-        SubmissionsNotFound: no submissions folder, no student in it, or a
-            student named in ``only`` has no submission there.
-        EngineUnavailable: no Docker engine answers (nothing can be graded).
-    """
-    folders = student_folders(submissions)
-    wanted = set(only)
-    if wanted:
-        unknown = sorted(wanted - set(folders))
-        if unknown:
-            raise SubmissionsNotFound(
-                f"No submission for {', '.join(unknown)} in {submissions} "
-                f"(students there: {', '.join(sorted(folders)) or 'none'})."
-            )
-        folders = {s: f for s, f in folders.items() if s in wanted}
-    engine.client()
-    cases = hidden_cases()
-    work_root = work_root or config.CACHE_DIR / "grading"
-    grades = []
-    for student, folder in folders.items():
-        grade = grade_student(student, folder, work_root=work_root, cases=cases, limits=limits,
-                              build_timeout=build_timeout, keep_images=keep_images)
-        grades.append(grade)
-        if progress:
-            progress(grade)
-    return grades
-

@@ -1,0 +1,51 @@
+"""Stand-ins for grading.grade_student, quick and engine-free, for the batch tests.
+
+Module-level functions, so the batch's spawned workers can import them. Each
+appends to the log file named by ``CL_FAKE_LOG``: ``start <key> <pid> <child pid>``
+when it begins and ``done <key>`` when it returns, so a test can count how often
+each student was graded. ``CL_FAKE_SECONDS`` makes each grading take that long,
+spent waiting on a child process (as a real grading waits on ``docker buildx``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from containerlab import engine
+from containerlab.checks import CheckResult, results
+from containerlab.grading import StudentGrade
+
+
+def _log(line: str) -> None:
+    with open(os.environ["CL_FAKE_LOG"], "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def unimportable_grade(*args: object, **kwargs: object) -> StudentGrade:
+    """Never called: the test that uses it makes the workers fail before their first task."""
+    raise AssertionError("a worker got to grading")
+
+
+def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: object) -> StudentGrade:
+    """Grade by reading ``answer.txt``: "good" passes ex1; "engine-gone" raises EngineUnavailable; "bug" raises;
+    "engine-silent" returns a problem as a check that met a dead engine would."""
+    child = subprocess.Popen(["sleep", os.environ.get("CL_FAKE_SECONDS", "0")])
+    _log(f"start {key} {os.getpid()} {child.pid}")
+    _log(f"context {key} {os.environ.get('DOCKER_CONTEXT', '-')}")
+    child.wait()
+    answer = (folder / "answer.txt").read_text(encoding="utf-8").strip() if (folder / "answer.txt").exists() else ""
+    if answer == "engine-gone":
+        raise engine.EngineUnavailable("No Docker engine answers (a test's stand-in).")
+    if answer == "crash":  # the worker process dies (as when the kernel's OOM killer picks it)
+        os.kill(os.getpid(), 9)
+    if answer == "bug":
+        raise ZeroDivisionError("a bug in the grader")
+    if answer == "engine-silent":  # a check met a dead engine and took it for the student's fault
+        return StudentGrade(student, key, problems={"ex1": "The grader failed on this exercise (ConnectionError)."})
+    res = results("ex1", [CheckResult("builds", "The image builds", answer == "good", 2, f"answer {answer!r}")])
+    _log(f"done {key}")
+    return StudentGrade(student, key, {"ex1": res}, seconds=0.01)

@@ -1,0 +1,400 @@
+"""The class grader: keys, shards, workers, result files that survive kill -9, hygiene on the engine."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from containerlab import batch, cli, config, engine, gradebook
+from containerlab.checks import CheckResult, results, service
+from containerlab.grading import StudentGrade
+
+TESTS = Path(__file__).parent
+FAKE = "batch_fakes.quick_grade"
+
+
+def _class(root: Path, answers: dict[str, str]) -> Path:
+    """A submissions folder: one flat folder per student, holding answer.txt (read by the stand-in grader)."""
+    for student, answer in answers.items():
+        (root / student).mkdir(parents=True)
+        (root / student / "answer.txt").write_text(answer, encoding="utf-8")
+    return root
+
+
+def _log(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _done(path: Path) -> list[str]:
+    return [parts[1] for parts in _log(path) if parts[0] == "done"]
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stand-in grader's log file; tests/ is importable in the workers."""
+    log = tmp_path / "grader.log"
+    monkeypatch.setenv("CL_FAKE_LOG", str(log))
+    monkeypatch.setenv("CL_FAKE_SECONDS", "0")
+    monkeypatch.syspath_prepend(str(TESTS))
+    return log
+
+
+def _exits_at_once(*args: object) -> None:
+    os._exit(3)
+
+
+def _quick():
+    sys.path.insert(0, str(TESTS))
+    import batch_fakes
+
+    return batch_fakes.quick_grade
+
+
+# --------------------------------------------------------------------------- keys and shards
+
+
+def test_names_differing_by_accents_or_case_get_different_keys() -> None:
+    """Do `José García`, `jose-garcia` and `JOSE GARCIA` get keys that differ but read alike and are tag-safe?"""
+    names = ["José García", "jose-garcia", "JOSE GARCIA", "jose garcia", "Zoë", "李雷", "a" * 300, "..."]
+    keys = [batch.student_key(n) for n in names]
+    assert len(set(keys)) == len(names)
+    assert all(k.startswith("jose-garcia-") for k in keys[:4])
+    import re
+    for key in keys:
+        assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", key) and len(key) <= 49, key
+    assert batch.student_key("José García") == batch.student_key("José García")  # stable
+
+
+def test_shards_split_the_class_the_same_way_whatever_the_order() -> None:
+    """Do the N shards partition the class, by key and not by order, with roughly equal slices?"""
+    keys = [batch.student_key(f"student {i}") for i in range(300)]
+    slices = [[k for k in keys if batch.in_shard(k, (i, 3))] for i in (1, 2, 3)]
+    assert sorted(sum(slices, [])) == sorted(keys)
+    assert all(60 <= len(s) <= 140 for s in slices)
+    assert [k for k in reversed(keys) if batch.in_shard(k, (2, 3))] == list(reversed(slices[1]))
+    assert batch.parse_shard("2/3") == (2, 3)
+    for bad in ("0/3", "4/3", "2", "a/b"):
+        with pytest.raises(ValueError, match="K/N"):
+            batch.parse_shard(bad)
+
+
+def test_a_grade_survives_its_json_form() -> None:
+    """Does StudentGrade.from_dict(to_dict()) give back the same grade, through JSON?"""
+    grade = StudentGrade("José", "jose-1234abcd", {"ex1": results("ex1", [
+        CheckResult("builds", "The image builds", True, 2, "Built.", hidden=False),
+        CheckResult("hidden", "Hidden", False, 1, "no", "try", hidden=True)], image="t:1", notes=["CRLF"])},
+        problems={"ex2": "no notebook"}, notes={"ex1": ["found in a copy"]}, seconds=3.5)
+    again = StudentGrade.from_dict(json.loads(json.dumps(grade.to_dict())))
+    assert again == grade and again.score == 2
+
+
+def test_default_jobs_follow_cores_and_memory() -> None:
+    """Is the default number of jobs at least 1 and at most twice the cores?"""
+    jobs = batch.default_jobs()
+    assert 1 <= jobs <= 2 * len(os.sched_getaffinity(0))
+    assert batch.default_jobs(memory_limit_bytes=10**15) == 1
+
+
+# --------------------------------------------------------------------------- result files, resuming
+
+
+def test_rerun_keeps_unchanged_results_and_regrades_changed_ones(tmp_path: Path, fake: Path) -> None:
+    """Does a rerun grade nobody when nothing changed, and only the student whose files changed?"""
+    subs = _class(tmp_path / "subs", {"alice": "good", "bob": "wrong", "José García": "good", "jose-garcia": "x"})
+    out = tmp_path / "out"
+    seen: list[str] = []
+    grades = batch.grade_class(subs, out=out, jobs=2, grader=_quick(), progress=lambda g: seen.append(g.student))
+    assert sorted(g.student for g in grades) == sorted(seen) == ["José García", "alice", "bob", "jose-garcia"]
+    assert len(list((out / "results").glob("*.json"))) == 4 and len(_done(fake)) == 4
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open(encoding="utf-8"))}
+    assert rows["alice"]["ex1"] == "2" and rows["bob"]["ex1"] == "0" and rows["José García"]["ex1"] == "2"
+    assert (out / "feedback" / "José García.txt").exists() and (out / "feedback" / "jose-garcia.txt").exists()
+    data = json.loads(batch.result_path(out, batch.student_key("alice")).read_text())
+    assert data["format"] == 1 and data["fingerprint"] == batch.fingerprint(subs / "alice")
+
+    said: list[str] = []
+    batch.grade_class(subs, out=out, jobs=2, grader=_quick(), say=said.append)
+    assert len(_done(fake)) == 4 and any("Kept 4" in s for s in said)
+
+    (subs / "bob" / "answer.txt").write_text("good")
+    batch.grade_class(subs, out=out, jobs=2, grader=_quick())
+    assert _done(fake)[4:] == [batch.student_key("bob")]
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open(encoding="utf-8"))}
+    assert rows["bob"]["ex1"] == "2" and len(rows) == 4
+
+
+def test_a_grader_bug_is_reported_and_the_batch_goes_on(tmp_path: Path, fake: Path) -> None:
+    """Does a grader that raises for one student name it, grade the others, and retry it on a rerun?"""
+    subs = _class(tmp_path / "subs", {"alice": "good", "bug": "bug", "carol": "good"})
+    said: list[str] = []
+    grades = batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick(), say=said.append)
+    assert [g.student for g in grades] == ["alice", "carol"]
+    assert any(s.startswith("bug: the grader failed (ZeroDivisionError") for s in said)
+
+
+def test_a_worker_that_dies_is_replaced_and_the_batch_goes_on(tmp_path: Path, fake: Path) -> None:
+    """When a worker process is killed mid-student, is that student named, and are the others graded?"""
+    subs = _class(tmp_path / "subs", {"a": "good", "b-crash": "crash", "c": "good", "d": "good"})
+    said: list[str] = []
+    grades = batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick(), say=said.append)
+    assert [g.student for g in grades] == ["a", "c", "d"]
+    assert any(s.startswith("b-crash: the grader process died (exit code -9)") for s in said)
+
+
+def test_workers_that_cannot_start_stop_the_batch_instead_of_being_restarted(tmp_path: Path, fake: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no worker can even start (a broken environment), does the batch stop with a message, not loop?"""
+    monkeypatch.setattr(batch, "_worker", _exits_at_once)  # spawned workers import tests/, as the target does
+    subs = _class(tmp_path / "subs", {"a": "good", "b": "good"})
+    with pytest.raises(batch.WorkersFailed, match=r"ended \(exit code 3\) with 2 student\(s\) not graded"):
+        batch.grade_class(subs, out=tmp_path / "out", jobs=2, grader=_quick())
+
+
+def test_the_engine_going_away_stops_the_batch_resumably(tmp_path: Path, fake: Path) -> None:
+    """Does EngineUnavailable mid-batch stop it with a message saying to rerun, keeping what was graded?"""
+    subs = _class(tmp_path / "subs", {"a1": "good", "a2": "good", "m-gone": "engine-gone", "z1": "good"})
+    out = tmp_path / "out"
+    with pytest.raises(batch.BatchStopped, match="rerun the same command: the batch resumes") as caught:
+        batch.grade_class(subs, out=out, jobs=1, grader=_quick())
+    assert "went away mid-batch" in str(caught.value)
+    saved = {p.stem for p in (out / "results").glob("*.json")}
+    assert {batch.student_key("a1"), batch.student_key("a2")} <= saved
+    assert len(list(csv.DictReader((out / "gradebook.csv").open()))) == len(saved)
+    (subs / "m-gone" / "answer.txt").write_text("good")
+    batch.grade_class(subs, out=out, jobs=1, grader=_quick())
+    assert sorted(_done(fake)) == sorted(batch.student_key(s) for s in ("a1", "a2", "m-gone", "z1"))
+
+
+def test_a_problem_met_while_the_engine_is_gone_is_not_saved(tmp_path: Path, fake: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a grade has problems and the engine no longer answers, is it left unsaved and the batch stopped?"""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    subs = _class(tmp_path / "subs", {"alice": "good", "bob": "engine-silent"})
+    with pytest.raises(batch.BatchStopped, match="stopped answering while bob was graded"):
+        batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick())
+    assert [p.stem for p in (tmp_path / "out" / "results").glob("*.json")] == [batch.student_key("alice")]
+
+
+def test_two_runs_never_share_an_output_folder(tmp_path: Path, fake: Path) -> None:
+    """Is a second run into an output folder that a running batch writes refused, naming the other run?"""
+    subs = _class(tmp_path / "subs", {"alice": "good"})
+    out = tmp_path / "out"
+    out.mkdir()
+    held = batch._lock_output(out)
+    try:
+        with pytest.raises(batch.OutputInUse, match="Another grading run"):
+            batch.grade_class(subs, out=out, grader=_quick())
+    finally:
+        held.release()
+
+
+KILLED_RUN = """
+import sys
+sys.path[:0] = {paths!r}
+from pathlib import Path
+import batch_fakes
+from containerlab import batch
+batch.grade_class(Path({subs!r}), out=Path({out!r}), jobs=2, grader=batch_fakes.quick_grade)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (dead, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_kill_9_mid_batch_then_rerun_loses_nothing_and_grades_no_one_twice(tmp_path: Path, fake: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """After kill -9 of the grader mid-batch, do its workers die, and does a rerun finish every student once?"""
+    students = {f"student-{i:02d}": "good" if i % 2 else "wrong" for i in range(8)}
+    subs = _class(tmp_path / "subs", students)
+    out = tmp_path / "out"
+    monkeypatch.setenv("CL_FAKE_SECONDS", "1.5")
+    script = KILLED_RUN.format(paths=[str(config.ROOT / "src"), str(TESTS)], subs=str(subs), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(list((out / "results").glob("*.json"))) < 2 or len(_log(fake)) < 6:
+        assert proc.poll() is None and time.monotonic() < deadline, "the batch did not get going"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = set(_done(fake))
+    started = [parts for parts in _log(fake) if parts[0] == "start"]
+    assert len(finished_before) < len(students)
+    # Workers and the processes they started die with the parent (no orphan goes on grading).
+    deadline = time.monotonic() + 15
+    while any(_alive(int(pid)) for _, _, worker, child in started for pid in (worker, child)):
+        assert time.monotonic() < deadline, "a worker or its child outlived the killed parent"
+        time.sleep(0.1)
+    assert len(set(_done(fake))) == len(_done(fake))
+
+    monkeypatch.setenv("CL_FAKE_SECONDS", "0")
+    grades = batch.grade_class(subs, out=out, jobs=2, grader=_quick())
+    done = _done(fake)
+    assert sorted(done) == sorted(batch.student_key(s) for s in students)  # each finished exactly once
+    assert not set(done[len(finished_before):]) & finished_before
+    assert [g.student for g in grades] == sorted(students)
+    assert len(list(csv.DictReader((out / "gradebook.csv").open()))) == len(students)
+    assert not list((out / "results").glob(".*.tmp"))
+
+
+# --------------------------------------------------------------------------- shards and merge
+
+
+def test_shards_graded_apart_merge_into_one_gradebook(tmp_path: Path, fake: Path, capsys) -> None:
+    """Do three shards graded into three folders merge (CLI) into one gradebook with every student once?"""
+    students = {f"s{i}": "good" for i in range(10)}
+    subs = _class(tmp_path / "subs", students)
+    outs = [tmp_path / f"shard-{k}" for k in (1, 2, 3)]
+    for k, out in enumerate(outs, start=1):
+        batch.grade_class(subs, out=out, shard=(k, 3), jobs=1, grader=_quick())
+    counts = [len(list((o / "results").glob("*.json"))) for o in outs]
+    assert sum(counts) == 10 and len(_done(fake)) == 10
+    assert cli.main(["gradebook", "merge", *map(str, outs), "--out", str(tmp_path / "all")]) == 0
+    rows = list(csv.DictReader((tmp_path / "all" / "gradebook.csv").open()))
+    assert sorted(r["student"] for r in rows) == sorted(students)
+    assert "Merged 10" in capsys.readouterr().out
+    assert len(gradebook.load_results(tmp_path / "all")) == 10
+
+
+def test_workers_take_the_named_engines_in_turn(tmp_path: Path, fake: Path) -> None:
+    """With --engine given twice, do the workers run against those docker contexts, one each?"""
+    subs = _class(tmp_path / "subs", {f"s{i}": "good" for i in range(4)})
+    batch.grade_class(subs, out=tmp_path / "out", jobs=2, engines=["default", "default"], grader=_quick())
+    assert {parts[2] for parts in _log(fake) if parts[0] == "context"} == {"default"}
+
+
+def test_cli_rejects_a_bad_shard_and_jobs(tmp_path: Path, capsys) -> None:
+    """Do --shard 4/3 and --jobs 0 fail as usage errors naming the form expected?"""
+    for args in (["--shard", "4/3"], ["--jobs", "0"]):
+        with pytest.raises(SystemExit) as caught:
+            cli.main(["grade", str(tmp_path), *args])
+        assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "K/N" in err and "at least 1" in err
+
+
+# --------------------------------------------------------------------------- hygiene on the engine
+
+
+def test_a_builder_that_does_not_load_images_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Does a docker-container buildx builder (moby/buildkit#3855) stop grading with a clear message?"""
+    inspect = textwrap.dedent("""\
+        Name:   grading
+        Driver: docker-container
+
+        Nodes:
+        Name:      grading0
+        """)
+    monkeypatch.setattr(engine, "docker_cli", lambda args, **kw: subprocess.CompletedProcess(args, 0, inspect, ""))
+    with pytest.raises(engine.BuilderDoesNotLoad, match=r"grading \(docker-container\).*docker buildx use default"):
+        engine.check_builder()
+    default = inspect.replace("grading", "default").replace("docker-container", "docker")
+    monkeypatch.setattr(engine, "docker_cli", lambda args, **kw: subprocess.CompletedProcess(args, 0, default, ""))
+    assert engine.check_builder() == "default (docker)"
+
+
+@pytest.mark.docker
+def test_leftovers_of_killed_runs_go_and_those_of_running_ones_stay(tmp_path: Path, docker_client) -> None:
+    """Are a dead run's networks and containers removed, a live or unknown run's kept, images only by key?"""
+    from conftest import TEST_LABEL
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\n")
+    suffix = os.urandom(4).hex()
+    ours, theirs = f"cl-ex-grade-mine{suffix}-ex1:latest", f"cl-ex-grade-other{suffix}-ex1:latest"
+    for tag in (ours, theirs):
+        engine.build(tmp_path / "ctx", tag=tag, labels={service.CHECK_LABEL: "student-image", TEST_LABEL: "1",
+                                                         "which": tag})
+    runs = tmp_path / "runs"
+    live = batch._Lock(runs / "live0000run.lock")
+    batch._Lock(runs / "dead0000run.lock").release()  # its process ended: the lock is free
+    made = []
+    try:
+        for run in ("live0000run", "dead0000run", "elsewhere00"):
+            labels = {batch.RUN_LABEL: run, TEST_LABEL: "1", service.CHECK_LABEL: "ex3"}
+            made.append(docker_client.networks.create(f"cl-test-left-{run}-{os.getpid()}", labels=labels))
+            made.append(docker_client.containers.create(config.PYTHON_SLIM_IMAGE, "true", labels=labels,
+                                                        name=f"cl-test-left-{run}-{os.getpid()}"))
+        cleanup = batch.clean_leftovers(run_id="mine", keys=[f"mine{suffix}"], runs_dir=runs)
+        left = {c.labels[batch.RUN_LABEL] for c in docker_client.containers.list(
+            all=True, filters={"label": TEST_LABEL})} | {n.attrs["Labels"][batch.RUN_LABEL] for n in
+                                                         docker_client.networks.list(filters={"label": TEST_LABEL})}
+        assert left == {"live0000run", "elsewhere00"}
+        assert cleanup.removed == 3 and cleanup.dead_runs == ["dead0000run"] and cleanup.unknown == 2
+        assert engine.image(ours) is None and engine.image(theirs) is not None
+        assert not (runs / "dead0000run.lock").exists()
+        assert "removed 3 leftover(s) of 1 killed run(s)" in str(cleanup)
+    finally:
+        live.release()
+        engine.remove_image(ours)
+        engine.remove_image(theirs)
+        for obj in made:
+            try:
+                obj.remove(force=True) if hasattr(obj, "status") else obj.remove()
+            except Exception:  # noqa: BLE001  (already removed by the clean-up)
+                pass
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_two_tiny_submissions_graded_on_the_engine_in_parallel(tmp_path: Path, docker_client) -> None:
+    """Do two students whose names differ only by accents and case get their own grades, and nothing stays?"""
+    from test_grading import SOURCE, _fill
+
+    subs = tmp_path / "submitted"
+    _fill(subs / "José García" / "ch14", answers_from=SOURCE)
+    _fill(subs / "jose-garcia", answers_from=None, overrides={
+        "ex1-dockerfile": f"%%writefile ex1.Dockerfile\nFROM {config.PYTHON_SLIM_IMAGE}\nRUN exit 3\n"})
+    for folder in (subs / "José García" / "ch14", subs / "jose-garcia"):  # exercise 1 only: quick
+        for notebook in folder.glob("ex[2-5]-*.ipynb"):
+            notebook.unlink()
+    out = tmp_path / "out"
+    grades = batch.grade_class(subs, out=out, jobs=2, build_timeout=300)
+    by_name = {g.student: g for g in grades}
+    assert by_name["José García"].results["ex1"].score == by_name["José García"].results["ex1"].max_score
+    assert by_name["jose-garcia"].results["ex1"].score < by_name["José García"].results["ex1"].score
+    assert "There is no notebook" in by_name["jose-garcia"].problems["ex2"]
+    assert by_name["José García"].key != by_name["jose-garcia"].key
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open(encoding="utf-8"))}
+    assert set(rows) == {"José García", "jose-garcia"}
+    # Nothing of the batch stays on the engine: containers, networks, images.
+    assert docker_client.containers.list(all=True, filters={"label": batch.RUN_LABEL}) == []
+    assert docker_client.networks.list(filters={"label": batch.RUN_LABEL}) == []
+    assert not [t for i in docker_client.images.list() for t in i.tags
+                if any(t.startswith(f"cl-ex-grade-{g.key}") for g in grades)]
+    said: list[str] = []
+    batch.grade_class(subs, out=out, jobs=2, say=said.append)
+    assert any("Kept 2" in s for s in said)
+
+
+@pytest.mark.docker
+def test_an_engine_named_by_its_context_is_checked_from_its_own_process() -> None:
+    """Does preparing the engine of docker context `default` check its builder and clean it from a spawned process?"""
+    cleanup = batch.prepare_engine("default", run_id="test-prepare", keys=[])
+    assert isinstance(cleanup, batch.Cleanup) and "removed" in str(cleanup)
+
+
+def test_run_labels_reach_every_container_and_network_of_the_block() -> None:
+    """Inside engine.run_labels, do containers and networks get the run's labels, with a call's own labels winning?"""
+    with engine.run_labels({batch.RUN_LABEL: "r1", batch.STUDENT_LABEL: "k1"}):
+        with engine.run_labels({batch.STUDENT_LABEL: "k2"}):
+            assert engine._with_run_labels({"own": "x", batch.RUN_LABEL: "mine"}) == {
+                batch.RUN_LABEL: "mine", batch.STUDENT_LABEL: "k2", "own": "x"}
+        assert engine._with_run_labels(None) == {batch.RUN_LABEL: "r1", batch.STUDENT_LABEL: "k1"}
+    assert engine._with_run_labels(None) == {}
