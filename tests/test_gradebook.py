@@ -33,7 +33,8 @@ def _grade(student: str, *, failing: dict[str, set[str]] | None = None, answered
         grade.results[key] = results(key, [
             CheckResult(name, name, name not in failing.get(key, set()), points,
                         hidden=name in ("predict-hidden", "no-test-data"))
-            for name, points in module.POINTS.items()], image=f"img-{key}", notes=["CRLF line endings changed"])
+            for name, points in module.POINTS.items()], image=f"img-{key}",
+            notes=[*grade.notes.get(key, []), "CRLF line endings changed"])  # as grade_student copies them
     for key in ("ex4", "ex5"):
         grade.results[key] = results(key, [CheckResult("answer-present", "An answer is written", answered, 0)])
     grade.results["ex3"] += results("ex3", [CheckResult("answer-present", "An answer is written", answered, 0)])
