@@ -141,6 +141,24 @@ def _step_output(log: str) -> tuple[str, list[str]]:
     return failed, [m.group(1) for m in map(pattern.match, lines) if m]
 
 
+def _summary(log: str) -> list[str]:
+    """The failed step's last output lines, as BuildKit repeats them in its error summary.
+
+    The summary (between ``------`` lines, after `` > [step]:``) is kept even when the
+    step's streamed output was clipped (docker/buildx#484), so it often still holds the error.
+    """
+    lines = log.splitlines()
+    for start, line in enumerate(lines):
+        if line.startswith(" > ") and line.rstrip().endswith(":") and start > 0 and lines[start - 1] == "------":
+            block = []
+            for inner in lines[start + 1:]:
+                if inner == "------":
+                    break
+                block.append(re.sub(r"^\d+\.\d+ ?", "", inner))
+            return block
+    return []
+
+
 def _final_error(log: str) -> str:
     errors = [line for line in log.splitlines() if line.startswith("ERROR:")]
     return errors[-1] if errors else ""
@@ -201,8 +219,11 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
     """
     log = exc.log
     step = exc.step
-    at = f" at step {step}" if step else ""
+    at = f" at step `{step}`" if step else ""
     _id, output = _step_output(log)
+    clipped = next((ln for ln in output if "[output clipped, log limit" in ln), "")
+    # After clipping, the streamed output stops; the error summary still has the step's last lines.
+    output = [ln for ln in output if "[output clipped" not in ln] + _summary(log)
     text = "\n".join(output)
     final = _final_error(log)
     paths = [context] if context else []
@@ -255,21 +276,11 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
                      "Start FROM an image that exists here: the course's python:3.13-slim "
                      "(`docker image ls` lists what there is).")
 
-    if "[output clipped, log limit" in text:
-        limit = re.search(r"log limit (\S+) reached", text)
-        code = re.search(r"exit code: (\d+)", final)
-        return Cause(LOG_CLIPPED,
-                     f"The build failed{at}{f' with exit code {code.group(1)}' if code else ''}, but the builder "
-                     f"stopped recording that step's output after {limit.group(1) if limit else '1MiB'} "
-                     "(a BuildKit limit, docker/buildx#484), so the error itself is not in the log.",
-                     "Make the step print less (`pip install --quiet`, `--progress-bar off`) or split it into "
-                     "smaller RUN steps, then build again: the error will then be shown.")
-
     if "Could not open requirements file" in text:
         name = re.search(r"No such file or directory: '([^']+)'", text)
         return Cause(REQUIREMENTS_NOT_COPIED,
                      f"pip found no {name.group(1) if name else 'requirements file'} in the image when step "
-                     f"{step} ran.",
+                     f"`{step}` ran.",
                      "COPY the requirements file into the image before the RUN that installs it, to the folder "
                      "the RUN works in (WORKDIR), or give pip its full path.")
 
@@ -299,8 +310,9 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
         host = hosts[0] if hosts else ""
         reason = next((ln.strip() for ln in (output or [final]) if _NETWORK.search(ln)), "")
         return Cause(NO_NETWORK,
-                     f"Step {step or '(a download)'} downloads from {host or 'the internet'}, and the build found "
-                     f"no network to reach it ({scrub(_NETWORK.search(reason or final).group(0))}).",
+                     (f"Step `{step}` downloads from {host or 'the internet'}" if step else
+                      f"An ADD of a URL downloads from {host or 'the internet'}")
+                     + f", and the build found no network to reach it ({scrub(_NETWORK.search(reason or final).group(0))}).",
                      "Builds here cannot download from the internet. Put what the image needs in the build "
                      "context and COPY it, and install the service's packages from its requirements.txt.")
 
@@ -321,7 +333,7 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
         if context is not None and (context / name).exists():
             return Cause(FILE_IGNORED,
                          f"{name} is in the build context folder, but .dockerignore leaves it out, so step "
-                         f"{step} cannot copy it.",
+                         f"`{step}` cannot copy it.",
                          f"Copy only what the image needs; if it needs {name}, take it out of .dockerignore.")
         if "requirements" in name:
             return Cause(FILE_MISSING, f"A file the build needs is missing from the build context{at}.",
@@ -332,7 +344,7 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
     command = re.search(r"(?:/bin/sh: \d+: |sh: \d+: )?(\S+): (?:command )?not found", text)
     if command and "exit code: 127" in final:
         return Cause(RUN_COMMAND_NOT_FOUND,
-                     f"Step {step} runs {command.group(1)}, which the image does not have.",
+                     f"Step `{step}` runs {command.group(1)}, which the image does not have.",
                      f"Use what the image has (python, pip), or install {command.group(1)} with apt-get in the "
                      "same RUN before using it.")
     apt = re.search(r"Unable to locate package (\S+)|Package '([^']+)' has no installation candidate", text)
@@ -342,6 +354,17 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
                      f"Debian 13, which the slim image is built on, has no package {name}.",
                      "The service needs no system packages; if yours does, look up its current Debian name "
                      "(packages.debian.org, suite trixie).")
+    if clipped:
+        limit = re.search(r"log limit (\S+) reached", clipped)
+        code = re.search(r"exit code: (\d+)", final)
+        last = quote(_summary(log), 3)
+        return Cause(LOG_CLIPPED,
+                     f"The build failed{at}{f' with exit code {code.group(1)}' if code else ''}, but the builder "
+                     f"stopped recording that step's output at its limit ({limit.group(1) if limit else '1MiB'}; "
+                     "a BuildKit limit, docker/buildx#484), so the error itself may not be in the log."
+                     + (f" Its last lines:\n{last}" if last else ""),
+                     "Make the step print less (`pip install --quiet`, `--progress-bar off`) or split it into "
+                     "smaller RUN steps, then build again: the error will then be shown.")
     return Cause(BUILD_OTHER, f"The build failed{at}: {quote(output or exc.error_lines or log.splitlines())}",
                  "Read the error above, fix that step, and run the check again.")
 
