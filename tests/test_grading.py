@@ -117,7 +117,7 @@ def test_rendering_shows_points_hints_and_hidden_marks() -> None:
     page = report.Checklist(res)._repr_html_()
     assert "&lt;port 80&gt;" in page and "Hint:" in page and "Score: 3 / 5" in page
     assert str(report.Checklist(res)) == text
-    grade = StudentGrade("zoe", {"ex1": res})
+    grade = StudentGrade("zoe", results={"ex1": res})
     assert "zoe" in report.summary_line(grade)
 
 

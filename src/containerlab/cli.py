@@ -82,7 +82,7 @@ def _secret_values(args: argparse.Namespace) -> list[str]:
 def _cmd_grade(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from . import grading, report
+    from . import gradebook, grading, report
 
     out = Path(args.out)
     limits = engine.SandboxLimits(memory_bytes=int(args.memory_mb * 1024**2), cpus=args.cpus,
@@ -96,8 +96,30 @@ def _cmd_grade(args: argparse.Namespace) -> None:
     grades = grading.grade_submissions(Path(args.submissions), limits=limits, build_timeout=args.build_timeout,
                                        keep_images=args.keep_images, only=args.student, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    report.write_gradebook(grades, out / "gradebook.csv")
+    gradebook.write_csv(grades, out / "gradebook.csv")
     print(f"\nGraded {len(grades)} submission(s): {out / 'gradebook.csv'}, feedback in {feedback}/")
+
+
+def _cmd_gradebook(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from . import gradebook
+
+    if args.action == "merge":  # batch's subcommand, in the same form as on its branch
+        try:
+            grades = gradebook.merge([Path(d) for d in args.folders], Path(args.out))
+        except gradebook.ResultFileInvalid as exc:
+            raise CommandError(str(exc)) from exc
+        print(f"Merged {len(grades)} student(s) from {len(args.folders)} folder(s): {Path(args.out) / 'gradebook.csv'}")
+    elif args.action == "nbgrader":
+        try:
+            grades = gradebook.publish(Path(args.out), course=Path(args.course), db_url=args.db,
+                                       feedback=not args.no_feedback)
+        except (gradebook.ResultFileInvalid, gradebook.GradebookMismatch) as exc:
+            raise CommandError(str(exc)) from exc
+        print(f"Automatic points of {len(grades)} student(s) are in nbgrader's gradebook "
+              f"{args.db or gradebook.course_db_url(Path(args.course))}; "
+              "grade the free-text answers in formgrader, then `nbgrader export`.")
 
 
 def _cmd_exercises(args: argparse.Namespace) -> None:
@@ -192,6 +214,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus", type=float, default=1.0, help="CPU limit per container (default: 1.0)")
     p.add_argument("--keep-images", action="store_true", help="keep the images built from submissions")
     p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser(
+        "gradebook",
+        help="one gradebook: merge result folders (shards, machines), or fill nbgrader's database",
+        description="`merge DIR... --out OUT`: read DIR/results/*.json of each folder (the --out folders of "
+        "`containerlab grade`, e.g. one per shard), keep the newer result of a student graded twice, and "
+        "write OUT/results, OUT/gradebook.csv and OUT/feedback. `nbgrader OUT`: write the automatic points "
+        "of OUT/results, per graded cell, into nbgrader's gradebook database (the one formgrader and "
+        "`nbgrader export` use), and the feedback pages where `nbgrader release_feedback` finds them.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = actions.add_parser("merge", help="merge the result folders of several grading runs into one gradebook",
+                           description="Keep the newer result of a student graded twice (and say so); write "
+                           "OUT/results, OUT/gradebook.csv and OUT/feedback.")
+    q.add_argument("folders", nargs="+", metavar="DIR", help="result folders to merge")
+    q.add_argument("--out", required=True, help="where to write the merged gradebook")
+    q.set_defaults(func=_cmd_gradebook)
+    q = actions.add_parser("nbgrader", help="write the automatic points into nbgrader's gradebook database",
+                           description="Write the automatic points of OUT/results into nbgrader's database. "
+                           "The assignment is created there with nbgrader's generate_assignment when missing; "
+                           "points a person gave in formgrader are kept.")
+    q.add_argument("out", metavar="OUT", help="the --out folder of `containerlab grade` (holds results/)")
+    q.add_argument("--course", default=".", metavar="DIR",
+                   help="nbgrader's course directory: feedback/, submitted/, autograded/ (default: .)")
+    q.add_argument("--db", metavar="URL", help="nbgrader's database (default: DIR's nbgrader_config.py "
+                   "CourseDirectory.db_url, else sqlite:///DIR/gradebook.db)")
+    q.add_argument("--no-feedback", action="store_true", help="do not write DIR/feedback/<student>/ch14/*.html")
+    q.set_defaults(func=_cmd_gradebook)
 
     p = sub.add_parser("exercises", help="generate the student versions of the exercises, or check them",
                        description="`generate` runs nbgrader's generate_assignment on solutions/ch14 and "

@@ -17,7 +17,7 @@ import ast
 import re
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import config, engine
@@ -60,16 +60,40 @@ class StudentGrade:
     """One student's graded submission.
 
     Attributes:
-        student: the student's id (their folder's name).
+        student: the student's id (their folder's name, exactly as given).
+        key: a unique id safe for tags, containers and folders (``batch.student_key``).
         results: per exercise key, the check results (visible and hidden).
         problems: per exercise key, why it could not be graded (a sentence).
+        notes: per exercise key, sentences for the feedback.
         seconds: wall time spent on this student, in seconds.
     """
 
     student: str
+    key: str = ""
     results: dict[str, CheckResults] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+
+    # Stand-in for the coordinator's version (same fields): the gradebook branch needs the JSON form.
+    def to_dict(self) -> dict:
+        """Return the grade as JSON-safe data (the ``grade`` of a result file)."""
+        return {
+            "student": self.student, "key": self.key, "seconds": self.seconds,
+            "problems": dict(self.problems), "notes": {k: list(v) for k, v in self.notes.items()},
+            "results": {k: {"exercise": r.exercise, "image": r.image, "notes": list(r.notes),
+                            "results": [asdict(c) for c in r.results]} for k, r in self.results.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudentGrade:
+        """Rebuild a grade from :meth:`to_dict`'s data."""
+        return cls(
+            student=data["student"], key=data.get("key", ""), seconds=float(data.get("seconds", 0.0)),
+            problems=dict(data.get("problems", {})), notes={k: list(v) for k, v in data.get("notes", {}).items()},
+            results={k: CheckResults(r["exercise"], tuple(CheckResult(**c) for c in r["results"]), r.get("image", ""),
+                                     tuple(r.get("notes", ()))) for k, r in data.get("results", {}).items()},
+        )
 
     @property
     def score(self) -> float:

@@ -115,37 +115,6 @@ def failed(results: Iterable[CheckResult]) -> list[str]:
 # --------------------------------------------------------------------------- class reports (grading)
 
 
-def write_gradebook(grades: Iterable[StudentGrade], path: Path) -> None:
-    """Write the gradebook as CSV: one row per student, automatic points per exercise.
-
-    Args:
-        grades: the graded students.
-        path: the CSV file to write.
-
-    Columns: ``student``, one per exercise (points given; for the free-text
-    exercises, which a person grades, ``answered`` or ``no answer``), ``total``,
-    ``max``, ``problems`` (why an exercise could not be graded; empty when all went well).
-    """
-    import csv
-
-    from .grading import EXERCISES
-
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student", *(e.key for e in EXERCISES), "total", "max", "problems"])
-        for grade in grades:
-            row = [grade.student]
-            for exercise in EXERCISES:
-                found = grade.results.get(exercise.key)
-                if exercise.max_points == 0:  # graded by a person: say whether there is anything to grade
-                    answered = bool(found) and all(r.passed for r in found)
-                    row.append("answered" if answered else "no answer")
-                else:
-                    row.append(_points(found.score) if found is not None else "0")
-            problems = "; ".join(f"{k}: {v}" for k, v in grade.problems.items())
-            writer.writerow([*row, _points(grade.score), _points(grade.max_score), problems])
-
-
 def write_feedback(grade: StudentGrade, folder: Path) -> tuple[Path, Path]:
     """Write one student's feedback as ``<student>.txt`` and ``<student>.html`` in ``folder``.
 
@@ -168,6 +137,27 @@ def write_feedback(grade: StudentGrade, folder: Path) -> tuple[Path, Path]:
     text_path.write_text("\n\n".join(text_parts) + "\n", encoding="utf-8")
     html_path.write_text("<!doctype html><meta charset='utf-8'>" + "\n".join(html_parts), encoding="utf-8")
     return text_path, html_path
+
+
+def feedback_page(grade: StudentGrade, exercise: str) -> str:
+    """Render one exercise's feedback as a page of its own (nbgrader hands out one page per notebook).
+
+    Args:
+        grade: the student's grade.
+        exercise: the exercise key, e.g. ``"ex1"``.
+
+    Returns:
+        A complete HTML page: the exercise's checklist, hidden checks included, and its notes.
+    """
+    res = grade.results[exercise]
+    notes = "".join(f"<p>{html.escape(n)}</p>" for n in grade.notes.get(exercise, []))
+    problem = grade.problems.get(exercise)
+    problem = f"<p><b>Could not be graded:</b> {html.escape(problem)}</p>" if problem else ""
+    return ("<!doctype html><meta charset='utf-8'>"
+            f"<title>Feedback for {html.escape(grade.student)}: {html.escape(exercise)}</title>"
+            f"<h1>Feedback for {html.escape(grade.student)}: {html.escape(exercise)}</h1>"
+            f"<p>Automatic points; free-text answers are graded by a person.</p>{problem}{notes}"
+            f"{render_html(res)}\n")
 
 
 def summary_line(grade: StudentGrade) -> str:

@@ -1,0 +1,99 @@
+"""The graded corpus: every case graded once as a class, with the points and messages it must get.
+
+The cases live in ``tests/corpus/`` (see :mod:`corpus` for their form). The
+whole corpus is graded by one ``containerlab grade`` run, as an instructor runs
+it; the cases marked ``autograde`` are graded again by ``nbgrader autograde``,
+which runs the check cells the student sees, and must agree.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+import corpus
+from containerlab import cli, exercises
+
+CASES = corpus.load_all()
+#: The grader's options for the corpus run: two workers on the two cores CI has.
+GRADE_OPTIONS: list[str] = []
+
+
+def test_every_case_file_is_well_formed() -> None:
+    """Does every case file load, name its outcome, and edit only cells its notebook has?"""
+    assert CASES, "the corpus is empty"
+    for case in CASES:
+        assert case.why.strip(), case.id
+        assert case.expects_pass or case.points < corpus.max_points(case.exercise), \
+            f"{case.id}: a fails_ case cannot get every point"
+
+
+def test_corpus_covers_correct_variants_and_mistakes() -> None:
+    """Does the corpus hold at least 40 cases, both correct variants and mistakes, for every graded exercise?"""
+    assert len(CASES) >= 40
+    for exercise in ("ex1", "ex2", "ex3"):
+        kinds = {case.expects_pass for case in CASES if case.exercise == exercise}
+        assert kinds == {True, False}, exercise
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.expects_pass], ids=lambda c: c.id)
+def test_a_passing_case_expects_every_point(case: corpus.Case) -> None:
+    """Does each passes_ case expect the exercise's full automatic points?"""
+    assert case.points == corpus.max_points(case.exercise)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+    """Grade the whole corpus in one `containerlab grade` run; per case id, its gradebook row and feedback."""
+    root = tmp_path_factory.mktemp("corpus")
+    submitted = root / "submitted"
+    for case in CASES:
+        corpus.materialise(case, submitted / case.id / exercises.ASSIGNMENT)
+    out = root / "grades"
+    status = cli.main(["grade", str(submitted), "--out", str(out), *GRADE_OPTIONS])
+    assert status in (0, 1), f"containerlab grade exited with {status}"
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as handle:
+        rows = {row["student"]: row for row in csv.DictReader(handle)}
+    feedback: dict[str, str] = {}
+    for path in out.glob("feedback/**/*.txt"):
+        text = path.read_text(encoding="utf-8")
+        first = text.split(":", 1)[0]
+        feedback[first.removeprefix("Feedback for ").strip()] = text
+    return {"rows": rows, "feedback": feedback, "submitted": submitted}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_case_gets_its_points_and_messages(case: corpus.Case, graded: dict) -> None:
+    """Does `containerlab grade` give the case its expected points, with the key phrases in its feedback?"""
+    row = graded["rows"].get(case.id)
+    assert row is not None, f"no gradebook row for {case.id}"
+    text = graded["feedback"].get(case.id, "")
+    assert float(row[case.exercise]) == case.points, f"{case.id}: {row[case.exercise]} points\n{text}"
+    for phrase in case.phrases:
+        assert phrase.lower() in text.lower(), f"{case.id}: {phrase!r} is not in the feedback\n{text}"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_nbgrader_autograde_gives_the_same_points(graded: dict, tmp_path: Path) -> None:
+    """Does `nbgrader autograde`, running the check cells, give the marked cases the points the grader gave?"""
+    from nbgrader.api import Gradebook
+
+    chosen = [c for c in CASES if c.autograde]
+    assert chosen, "no case is marked autograde: true"
+    course = exercises.scratch_course(tmp_path)
+    exercises.generate(course)
+    for case in chosen:
+        shutil.copytree(graded["submitted"] / case.id, course / "submitted" / case.id)
+        exercises.nbgrader(["db", "student", "add", case.id], course_dir=course)
+    exercises.nbgrader(["autograde", exercises.ASSIGNMENT], course_dir=course)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for case in chosen:
+            stem = corpus.NOTEBOOKS[case.exercise]
+            notebook = gb.find_submission_notebook(stem, exercises.ASSIGNMENT, case.id)
+            assert notebook.code_score == float(graded["rows"][case.id][case.exercise]), case.id
