@@ -43,6 +43,7 @@ test: book ## run the whole test suite (builds the book first)
 
 bench: images ## print measured build times and image sizes (benchmarks/)
 	$(BIN)/python benchmarks/layers.py
+	$(BIN)/python benchmarks/sizes.py
 	$(BIN)/python benchmarks/book.py
 
 lock: ## re-pin requirements/course.lock and every image's requirements.txt
