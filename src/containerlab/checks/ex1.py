@@ -139,7 +139,8 @@ def check(dockerfile: str | Path = "ex1.Dockerfile", context: str | Path = "serv
     runtime, probe = probe_checks(built, service.VISIBLE_CASES, limits=limits)
     items = [builds, *static_checks(built)]
     if probe is None or not probe.healthy:
-        items = [counts_once(r, SERVES, SERVES_HINT) for r in items]
+        hint = SERVES_HINT if built.image else "Make the build pass first: the first check says what stops it."
+        items = [counts_once(r, SERVES, hint) for r in items]
     notes = [*built.notes, *service.risk_notes(built), *(probe.notes if probe else [])]
     return results(EXERCISE, [*items, *runtime], image=built.image, notes=notes)
 
@@ -163,7 +164,7 @@ def check_hidden(image: str, cases: Sequence[tuple[dict[str, float], float]], *,
     items, probe = probe_checks(built, cases, health="", predict="predict-hidden", hidden=True, limits=limits)
     data = data_check(image, data_dir)
     if probe is None or not probe.healthy:
-        data = counts_once(data, SERVES, SERVES_HINT)
+        data = counts_once(data, SERVES, SERVES_HINT if image else "Make the build pass first.")
     return results(EXERCISE, [*items, data], image=image)
 
 

@@ -259,7 +259,8 @@ def check(dockerfile: str | Path = "ex2.Dockerfile", context: str | Path = "serv
                for r in runtime]
     items = [builds, deps, *sizes]
     if probe is None or not probe.healthy:
-        items = [counts_once(r, SERVES, SERVES_HINT) for r in items]
+        hint = SERVES_HINT if built.image else "Make the build pass first: the first check says what stops it."
+        items = [counts_once(r, SERVES, hint) for r in items]
     elif not (any(r.passed for r in sizes) or (deps.passed and ex1_reinstalls(ex1_dockerfile))):
         why = IMPROVES.format(margin=MARGIN)
         hint = "Make the image smaller (see the size checks), or fix what exercise 1 rebuilt after a code edit."
