@@ -35,3 +35,24 @@ c.CourseDirectory.ignore = [
 # 30 s per cell would kill them. A cell that loops forever is still stopped.
 c.Execute.timeout = 1800
 c.ExecutePreprocessor.timeout = 1800
+
+# Students copy answer cells (JupyterLab keeps the nbgrader metadata, so a
+# grade_id repeats: jupyter/nbgrader#1083) and paste answers into new cells.
+# nbgrader runs every copy in notebook order; containerlab grade grades the copy
+# the student ran last. LastRunAnswers (first, before ClearOutput drops the
+# execution counts) comments out the other copies so both grade the same text.
+# The rest is nbgrader 0.9's default list.
+c.Autograde.sanitize_preprocessors = [
+    "containerlab.autograde.LastRunAnswers",
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+# Autograde copies the course's files over a submission; the student's
+# .dockerignore is kept, because the task invites editing it (it decides what
+# goes into the image). Nothing else of theirs is: code, lockfile and data are
+# the course's. The same rule as containerlab grade (grading.STUDENT_CONTEXT_FILES).
+c.Autograde.exclude_overwriting = {"ch14": ["service/.dockerignore"]}

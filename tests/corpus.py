@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,8 @@ def load(path: Path) -> Case:
     edits = tuple(data.get("edits") or ())
     for edit in edits:
         kinds = set(edit) & EDIT_KINDS
+        if len(kinds) > 1:  # a copy or a new cell may say how it was run
+            kinds -= {"execution_count"}
         if len(kinds) != 1:
             raise CaseError(f"{where}: edit {edit} must have exactly one of {sorted(EDIT_KINDS)}")
     expect = data["expect"]
@@ -200,7 +203,7 @@ def materialise(case: Case, folder: Path) -> None:
             copy = nbformat.from_dict(nb.cells[i].copy())
             copy.source = edit["source"]
             copy.execution_count = edit.get("execution_count")
-            copy.pop("id", None)
+            copy.id = uuid.uuid4().hex[:8]
             nb.cells.insert(i + 1, copy)
         elif "append_after" in edit:
             i = _index(nb, edit["append_after"], where)

@@ -22,7 +22,21 @@ class CommandError(RuntimeError):
 
 
 def _cmd_engine(args: argparse.Namespace) -> None:
-    print(engine.require_engine())
+    from . import sandbox
+
+    if args.action is None:
+        print(engine.require_engine())
+    elif args.action == "start":
+        limits = sandbox.EngineLimits(memory_bytes=int(args.memory_mb * 1024**2), pids=args.pids, cpus=args.cpus,
+                                      disk_bytes=int(args.disk_gb * 1024**3))
+        print(sandbox.start(limits=limits, echo=lambda line: print(line, file=sys.stderr, flush=True)))
+    elif args.action == "stop":
+        sandbox.stop(purge=args.purge, echo=lambda line: print(line, file=sys.stderr, flush=True))
+    else:
+        running, text = sandbox.status()
+        print(text)
+        if not running:
+            raise SystemExit(1)
 
 
 def _cmd_images(args: argparse.Namespace) -> None:
@@ -82,11 +96,13 @@ def _secret_values(args: argparse.Namespace) -> list[str]:
 def _cmd_grade(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from . import gradebook, grading, report
+    from . import gradebook, grading, report, sandbox
 
     out = Path(args.out)
     limits = engine.SandboxLimits(memory_bytes=int(args.memory_mb * 1024**2), cpus=args.cpus,
-                                  ready_timeout=args.ready_timeout)
+                                  ready_timeout=args.ready_timeout, pids=args.pids,
+                                  tmp_bytes=int(args.tmp_mb * 1024**2))
+    print(sandbox.choose(getattr(args, "engine", None) or ()).note, flush=True)
     feedback = out / "feedback"
 
     def progress(grade: grading.StudentGrade) -> None:
@@ -150,10 +166,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "engine",
-        help="check that a Docker engine with buildx and compose answers",
-        description="Print the versions of the engine and of the buildx and compose plugins, or say "
-        "what is missing and how to get it (exit status 2).",
+        help="check the Docker engine; start, stop or report the grading engine",
+        description="Without an action: print the versions of the engine and of the buildx and compose "
+        "plugins, or say what is missing and how to get it (exit status 2). `start`, `stop`, `status`: the "
+        "grading engine, a second dockerd (as root on Linux) whose builds and containers run together under "
+        "the memory, process and CPU limits given here, on a disk of the given size; `containerlab grade` "
+        "uses it when it runs (docker context `grading`). The main engine is left as it is.",
     )
+    p.add_argument("action", nargs="?", choices=["start", "stop", "status"], help="what to do with the grading engine")
+    p.add_argument("--memory-mb", type=float, default=2048,
+                   help="start: memory of all its builds and containers together (default: 2048)")
+    p.add_argument("--pids", type=int, default=2048, help="start: processes of all of them together (default: 2048)")
+    p.add_argument("--cpus", type=float, default=None,
+                   help="start: CPU cores for all of them together (default: all cores but half of one)")
+    p.add_argument("--disk-gb", type=float, default=20,
+                   help="start: size of its disk for images, layers and build cache (default: 20)")
+    p.add_argument("--purge", action="store_true", help="stop: also delete its disk (build cache, base images)")
     p.set_defaults(func=_cmd_engine)
 
     p = sub.add_parser(
@@ -212,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait this long at most for a service to answer (default: 90)")
     p.add_argument("--memory-mb", type=float, default=1024, help="memory limit per container (default: 1024)")
     p.add_argument("--cpus", type=float, default=1.0, help="CPU limit per container (default: 1.0)")
+    p.add_argument("--pids", type=int, default=256, help="process limit per container (default: 256)")
+    p.add_argument("--tmp-mb", type=float, default=64,
+                   help="size of the in-memory /tmp of a container, whose root file system is read-only "
+                   "(default: 64); builds are limited by the grading engine (`containerlab engine start`)")
     p.add_argument("--keep-images", action="store_true", help="keep the images built from submissions")
     p.set_defaults(func=_cmd_grade)
 

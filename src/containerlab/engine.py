@@ -322,6 +322,9 @@ def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFa
     step_output = [line.split(" ", 2)[-1] for line in lines
                    if failed and re.match(rf"^#{failed} \d+\.\d+ ", line)]
     errors = step_output[-8:] + [line for line in lines if line.startswith("ERROR")]
+    cause = _limit_hit(errors)
+    if cause:
+        errors.append(cause)
     where = f" at step {step}" if step else ""
     detail = "\n".join(errors) or "\n".join(lines[-8:])
     return BuildFailed(
@@ -330,6 +333,18 @@ def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFa
         error_lines=errors,
         log="\n".join(lines),
     )
+
+
+def _limit_hit(errors: list[str]) -> str:
+    """A sentence naming the limit a failed build step ran into, or ``""`` (from its error lines)."""
+    text = "\n".join(errors)
+    if "exit code: 137" in text or re.search(r"^\s*Killed\s*$", text, re.MULTILINE):
+        return "The step was killed: it used more memory than the build's memory limit allows (exit code 137)."
+    if "Cannot fork" in text or "Resource temporarily unavailable" in text or "can't fork" in text.lower():
+        return "The step could not start more processes: it reached the build's process limit."
+    if "No space left on device" in text:
+        return "The step ran out of disk space: it wrote more than the build's disk limit allows."
+    return ""
 
 
 # --------------------------------------------------------------------------- containers
@@ -506,17 +521,26 @@ def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathL
 class SandboxLimits:
     """Limits put on a container started from an untrusted image (a student's submission).
 
+    The container's root file system is read-only; it may write only to a
+    ``/tmp`` in memory of at most ``tmp_bytes`` (counted in its memory limit,
+    too) and to the volumes the check mounts. Builds are limited elsewhere: by
+    the cgroup, disk and timeout of the grading engine (:mod:`containerlab.sandbox`).
+
     Attributes:
-        memory_bytes: memory limit of the container, in bytes.
+        memory_bytes: memory limit of the container, in bytes (no swap beyond it).
         cpus: CPU share (1.0 = one core).
         pids: most processes the container may have at once (stops fork bombs).
         ready_timeout: seconds to wait for the service to answer at most.
+        tmp_bytes: size of the ``/tmp`` tmpfs, in bytes (stops disk bombs at run time).
+        read_only: run with a read-only root file system (``docker run --read-only``).
     """
 
     memory_bytes: int = 1024**3
     cpus: float = 1.0
     pids: int = 256
     ready_timeout: float = 90.0
+    tmp_bytes: int = 64 * 1024**2
+    read_only: bool = True
 
 
 @dataclass(frozen=True)
@@ -563,9 +587,13 @@ def sandboxed_container(
     """Start a container from an untrusted image, isolated, and remove it afterwards.
 
     The container runs on its own *internal* bridge network (it gets an address
-    but no route to the outside world), with memory, CPU and process limits, no
-    new privileges and no published ports. Both the container and the network
-    are removed when the ``with`` block ends, also on errors.
+    but no route to the outside world), with memory (no swap beyond it), CPU and
+    process limits, a read-only root file system with a size-capped tmpfs at
+    ``/tmp``, every Linux capability dropped, no new privileges and no published
+    ports. Ports below 1024 stay open to it (``net.ipv4.ip_unprivileged_port_start=0``
+    in its own network namespace, as Docker 20.10 and later set by default), so
+    a service may listen on port 80 without ``CAP_NET_BIND_SERVICE``. Both the
+    container and the network are removed when the ``with`` block ends, also on errors.
 
     Args:
         image_name: the image to run (its own ``CMD``).
@@ -595,9 +623,14 @@ def sandboxed_container(
             labels=labels,
             network=network.name,
             mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_bytes,
             nano_cpus=int(limits.cpus * 1e9),
             pids_limit=limits.pids,
             security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            read_only=limits.read_only,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_bytes},mode=1777"},
+            sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
         )
         yield container
     finally:

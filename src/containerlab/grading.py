@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import config, engine
+from . import answers, config, engine
 from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, ex3, results, service
 
 ASSIGNMENT = "ch14"
@@ -126,19 +126,57 @@ def student_folders(submissions: Path) -> dict[str, Path]:
     return found
 
 
-def answer_file(notebook: Path, grade_id: str, *, magic: str) -> str:
-    """Return the text an answer cell writes with ``%%writefile`` (the cell minus its first line).
+#: The one file of the student's folder that goes into the build context: the task invites
+#: editing it, and it cannot reach outside the context (nbgrader: ``Autograde.exclude_overwriting``).
+STUDENT_CONTEXT_FILES = ("service/.dockerignore",)
+#: A student's .dockerignore larger than this (bytes) is not used.
+MAX_STUDENT_FILE = 64 * 1024
 
-    Raises:
-        conceptual.NotebookUnreadable: the notebook is missing or not valid JSON.
-        ValueError: the cell is missing or does not start with ``magic``.
+
+def build_context(work: Path, folder: Path) -> tuple[Path, tuple[str, ...]]:
+    """Make the build context: the course's copy of the service, with the student's .dockerignore.
+
+    Only the files in :data:`STUDENT_CONTEXT_FILES` are taken from the student's folder
+    (regular files reached without a symbolic link, at most :data:`MAX_STUDENT_FILE` bytes); the code, the
+    lockfile and the data are the course's. A student folder with a ``service/`` folder
+    but no ``.dockerignore`` means the student deleted it, as nbgrader would see it.
+
+    Returns:
+        The context folder (made once per student) and notes for the feedback.
     """
-    source = conceptual.read_cell(notebook, grade_id)
-    first, _, body = source.partition("\n")
-    if not first.strip().startswith(magic):
-        raise ValueError(f"The answer cell {grade_id} of {notebook.name} is missing or no longer starts "
-                         f"with `{magic}`.")
-    return body
+    context = work / "service"
+    if context.exists():
+        return context, ()
+    shutil.copytree(SOLUTIONS / "service", context)
+    notes = []
+    for name in STUDENT_CONTEXT_FILES:
+        theirs, ours = folder / name, work / name
+        linked = any((folder / Path(*Path(name).parts[:i + 1])).is_symlink() for i in range(len(Path(name).parts)))
+        if linked or (theirs.exists() and not theirs.is_file()):
+            notes.append(f"Your {name} is a link or not a regular file; the course's copy was used.")
+        elif theirs.is_file():
+            if theirs.stat().st_size > MAX_STUDENT_FILE:
+                notes.append(f"Your {name} is larger than {MAX_STUDENT_FILE // 1024} KiB; the course's copy "
+                             "was used.")
+            else:
+                shutil.copyfile(theirs, ours)
+        elif theirs.parent.is_dir():
+            ours.unlink(missing_ok=True)
+            notes.append(f"Your folder has no {name}; the image was built without one.")
+    return context, tuple(notes)
+
+
+def _answer(notebook: Path, filename: str, grade_id: str, work: Path) -> tuple[Path, tuple[str, ...]]:
+    """Write what the notebook's answer cell writes into ``work``; return the file and the notes."""
+    answer = answers.written_file(notebook, filename, grade_id=grade_id)
+    target = work / filename
+    target.write_text(answer.text, encoding="utf-8")
+    return target, answer.notes
+
+
+def _noted(checked: CheckResults, *notes: tuple[str, ...]) -> CheckResults:
+    return CheckResults(checked.exercise, checked.results, checked.image,
+                        tuple(n for group in notes for n in group) + checked.notes)
 
 
 def hidden_cases(solutions: Path = SOLUTIONS) -> list[tuple[dict[str, float], float]]:
@@ -165,26 +203,30 @@ def _not_graded(exercise: Exercise, problem: str) -> CheckResults:
 
 
 def grade_ex1(notebook: Path, work: Path, *, tag: str, cases: list[tuple[dict[str, float], float]],
-              limits: engine.SandboxLimits, build_timeout: float) -> CheckResults:
-    """Grade exercise 1 of one submission: visible and hidden checks."""
-    dockerfile = work / "ex1.Dockerfile"
-    dockerfile.write_text(answer_file(notebook, "ex1-dockerfile", magic="%%writefile"), encoding="utf-8")
-    context = work / "service"
-    if not context.exists():
-        shutil.copytree(SOLUTIONS / "service", context)
+              limits: engine.SandboxLimits, build_timeout: float, notes: tuple[str, ...] = ()) -> CheckResults:
+    """Grade exercise 1 of one submission: visible and hidden checks.
+
+    Raises:
+        conceptual.NotebookUnreadable: the notebook is missing or not valid JSON.
+        answers.AnswerMissing: no cell writes ex1.Dockerfile.
+    """
+    dockerfile, found = _answer(notebook, "ex1.Dockerfile", "ex1-dockerfile", work)
+    context, context_notes = build_context(work, notebook.parent)
     visible = ex1.check(dockerfile, context, tag=tag, limits=limits, build_timeout=build_timeout)
     hidden = ex1.check_hidden(visible.image, cases, data_dir=context / "data", limits=limits)
-    return visible + hidden
+    return _noted(visible + hidden, notes, found, context_notes)
 
 
 def reported_number(notebook: Path, grade_id: str, name: str) -> float | str:
     """Read ``NAME = <number>`` from an answer cell without running it.
 
+    When the cell was copied, the copy run last is read (as for the answer cells).
+
     Returns:
         The number, or a sentence saying why none could be read (the grader never
         runs a student's code, so a computed value cannot be read).
     """
-    source = conceptual.read_cell(notebook, grade_id)
+    source, _ = answers.cell_source(notebook, grade_id)
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -200,38 +242,33 @@ def reported_number(notebook: Path, grade_id: str, name: str) -> float | str:
 
 
 def grade_ex2(notebook: Path, work: Path, *, tag: str, ex1_image: str,
-              limits: engine.SandboxLimits, build_timeout: float) -> CheckResults:
+              limits: engine.SandboxLimits, build_timeout: float, notes: tuple[str, ...] = ()) -> CheckResults:
     """Grade exercise 2 of one submission against the student's own exercise-1 image."""
-    dockerfile = work / "ex2.Dockerfile"
-    dockerfile.write_text(answer_file(notebook, "ex2-dockerfile", magic="%%writefile"), encoding="utf-8")
-    context = work / "service"
-    if not context.exists():
-        shutil.copytree(SOLUTIONS / "service", context)
+    dockerfile, found = _answer(notebook, "ex2.Dockerfile", "ex2-dockerfile", work)
+    context, context_notes = build_context(work, notebook.parent)
     checked = ex2.check(dockerfile, context, tag=tag, ex1_image=ex1_image, limits=limits,
                         build_timeout=build_timeout)
     reported = reported_number(notebook, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT")
+    found += answers.cell_source(notebook, "ex2-reported-reduction")[1]
     if isinstance(reported, str):
         report = results("ex2", [CheckResult("reported-reduction", ex2.DESCRIPTIONS["reported-reduction"], False,
                                              ex2.POINTS["reported-reduction"], reported[0].upper() + reported[1:] + ".",
                                              "Write the measured reduction as a number.")])
     else:
         report = ex2.check_report(checked, reported, ex1_image=ex1_image)
-    return checked + report
+    return _noted(checked + report, notes, found, context_notes)
 
 
 def grade_ex3(notebook: Path, work: Path, *, tag: str, limits: engine.SandboxLimits,
-              build_timeout: float) -> CheckResults:
+              build_timeout: float, notes: tuple[str, ...] = ()) -> CheckResults:
     """Grade exercise 3 of one submission: the Dockerfile, the run command, the free-text answer's presence."""
-    (work / "ex3.Dockerfile").write_text(answer_file(notebook, "ex3-dockerfile", magic="%%writefile"),
-                                         encoding="utf-8")
-    (work / "ex3-run.sh").write_text(answer_file(notebook, "ex3-run-command", magic="%%writefile"),
-                                     encoding="utf-8")
-    context = work / "service"
-    if not context.exists():
-        shutil.copytree(SOLUTIONS / "service", context)
-    checked = ex3.check(work / "ex3.Dockerfile", work / "ex3-run.sh", context, folder=work, tag=tag,
+    dockerfile, found = _answer(notebook, "ex3.Dockerfile", "ex3-dockerfile", work)
+    run_command, found_run = _answer(notebook, "ex3-run.sh", "ex3-run-command", work)
+    context, context_notes = build_context(work, notebook.parent)
+    checked = ex3.check(dockerfile, run_command, context, folder=work, tag=tag,
                         limits=limits, build_timeout=build_timeout)
-    return checked + conceptual.check(notebook, "ex3-answer", exercise="ex3", manual_points=3)
+    return _noted(checked + conceptual.check(notebook, "ex3-answer", exercise="ex3", manual_points=3),
+                  notes, found, found_run, context_notes)
 
 
 def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tuple[dict[str, float], float]],
@@ -260,31 +297,31 @@ def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tu
     tags = []
     try:
         for exercise in EXERCISES:
-            notebook = folder / exercise.notebook
+            notebook, found = answers.find_notebook(folder, exercise.notebook)
             try:
                 tag = f"cl-ex-grade-{_slug(student)}-{exercise.key}:latest"
                 if exercise.key == "ex1":
                     tags.append(tag)
                     grade.results["ex1"] = grade_ex1(notebook, work, tag=tag, cases=cases, limits=limits,
-                                                     build_timeout=build_timeout)
+                                                     build_timeout=build_timeout, notes=found)
                 elif exercise.key == "ex2":
                     tags.append(tag)
                     ex1_image = grade.results["ex1"].image if "ex1" in grade.results else ""
                     grade.results["ex2"] = grade_ex2(notebook, work, tag=tag, ex1_image=ex1_image,
-                                                     limits=limits, build_timeout=build_timeout)
+                                                     limits=limits, build_timeout=build_timeout, notes=found)
                 elif exercise.key == "ex3":
                     tags.append(tag)
                     grade.results["ex3"] = grade_ex3(notebook, work, tag=tag, limits=limits,
-                                                     build_timeout=build_timeout)
+                                                     build_timeout=build_timeout, notes=found)
                 else:
-                    grade.results[exercise.key] = conceptual.check(
-                        notebook, f"{exercise.key}-answer", exercise=exercise.key, manual_points=4)
+                    grade.results[exercise.key] = _noted(conceptual.check(
+                        notebook, f"{exercise.key}-answer", exercise=exercise.key, manual_points=4), found)
                     first = grade.results[exercise.key].results[0]
                     if "not a valid notebook" in first.message or "There is no notebook" in first.message:
                         grade.problems[exercise.key] = first.message
             except (conceptual.NotebookUnreadable, ValueError, OSError) as exc:
                 grade.problems[exercise.key] = str(exc)
-                grade.results[exercise.key] = _not_graded(exercise, str(exc))
+                grade.results[exercise.key] = _noted(_not_graded(exercise, str(exc)), found)
             except engine.EngineUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001  (one submission must never stop the batch)

@@ -1,0 +1,341 @@
+"""The grading engine: builds of untrusted Dockerfiles with memory, process, CPU and disk limits.
+
+The Docker engine's built-in BuildKit ignores every limit given to one build
+(``--memory``, ``--cgroup-parent``; ENGINE.md, "Limits on builds"), so an
+ordinary ``docker build`` of a student's Dockerfile may allocate 2 GiB, start
+1,200 processes or write 3 GB. Grading therefore builds on a **second,
+dedicated dockerd** (``scripts/grading-engine.sh``, run by ``containerlab
+engine start|stop|status``):
+
+- it runs every build step and every container under one cgroup it creates
+  and limits first (``--cgroup-parent=/NAME``; cgroup v1 ``memory``, ``pids``
+  and ``cpu`` controllers, or the cgroup v2 files ``memory.max``, ``pids.max``,
+  ``cpu.max``): a memory bomb is killed (exit 137), a fork bomb gets "Cannot fork";
+- its data-root is a loop-mounted ext4 file system of fixed size: a disk bomb
+  fills that file system and fails for this engine alone (the failed step's
+  layer is dropped, so the next student has the space again);
+- it has its own socket (``unix:///run/NAME.sock``), exec-root, pidfile,
+  containerd namespace and bridge on a private subnet; it never touches the
+  main engine's ``docker0`` or iptables chains (``--iptables=false``; the script
+  adds the NAT its bridge needs in chains of its own, and drops traffic from
+  it to the host and to the main engine's networks);
+- the course's base images are copied into it once from the main engine
+  (``docker save | docker load``).
+
+Why this route, of those issue 10 names:
+
+- *Docker-in-Docker in a limited container* (``docker run --privileged
+  --memory ... docker:dind``) needs a ``docker:dind`` image, which cannot be
+  pulled here (no registry), and a privileged container: the student's build
+  would run one kernel-level escape away from root on the host, with more
+  privilege than the dedicated daemon's children have. Its limits would be the
+  same cgroup limits, one level further down.
+- *podman/buildah from Debian* do honour ``--memory``/``--pids-limit`` per
+  build, but they are a second build tool with its own image store, Dockerfile
+  dialect (``RUN --mount`` differences) and no compose stack for exercise 3;
+  students build with Docker, so the grade should come from Docker's builder.
+- *buildx with the docker-container driver* runs BuildKit in a container whose
+  limits could be set, but it needs the ``moby/buildkit`` image from a
+  registry, and it does not load images into the engine by default
+  (moby/buildkit#3855): every graded image would have to be exported and loaded.
+
+The dedicated dockerd uses only what the machine already has (the Debian
+``docker.io`` engine, ``ip``, ``mkfs.ext4``, ``mount``, ``iptables``) and
+limits builds per engine, not per build: with ``--jobs N`` the N builds
+running at once share its budget, so give it N times what one build may use.
+
+Where it cannot run (not Linux, not root, no cgroup controllers), grading
+uses the normal engine and says so: containers still run with their limits
+(:class:`containerlab.engine.SandboxLimits`), builds only with a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+import requests
+
+from . import config, engine
+
+#: The grading engine's name: its socket is /run/NAME.sock, its cgroup /NAME, its state /var/lib/NAME
+#: (``CL_GRADING_NAME`` chooses another, e.g. for tests beside an instructor's engine).
+GRADING_NAME = "containerlab-grading"
+#: The script that starts, stops and reports the grading engine (as root).
+SCRIPT = config.ROOT / "scripts" / "grading-engine.sh"
+#: Exit status of the script when this machine cannot run a grading engine.
+CANNOT_RUN = 3
+#: Base images copied from the main engine into the grading engine.
+BASE_IMAGES = (config.PYTHON_SLIM_IMAGE, config.PYTHON_FULL_IMAGE, config.POSTGRES_IMAGE)
+
+
+class GradingEngineUnavailable(engine.EngineError):
+    """The grading engine is not running, or cannot run on this machine (the message says which)."""
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """What all builds and containers of the grading engine may use together.
+
+    The defaults leave a 2-core, 8 GB laptop responsive while a build of the
+    course's service (pip installs numpy, pandas and scikit-learn: about
+    400 MB of memory and 1.5 GB of disk at most) still passes.
+
+    Attributes:
+        memory_bytes: memory of the engine's cgroup, in bytes (no swap beyond it).
+        pids: processes at once, all builds and containers together.
+        cpus: CPU time, in cores (1.5 = one and a half cores); ``None``: all cores but half of one.
+        disk_bytes: size of the file system holding its images, layers and build cache, in bytes.
+    """
+
+    memory_bytes: int = 2 * 1024**3
+    pids: int = 2048
+    cpus: float | None = None
+    disk_bytes: int = 20 * 1024**3
+
+    def environment(self) -> dict[str, str]:
+        """The settings as the script reads them (``CL_GRADING_*`` variables)."""
+        env = {
+            "CL_GRADING_MEMORY_MB": str(max(1, self.memory_bytes // 1024**2)),
+            "CL_GRADING_PIDS": str(self.pids),
+            "CL_GRADING_DISK_GB": str(max(1, self.disk_bytes // 1024**3)),
+        }
+        if self.cpus is not None:
+            env["CL_GRADING_CPUS"] = f"{self.cpus:g}"
+        return env
+
+
+def engine_name(name: str | None = None) -> str:
+    """``name``, or ``CL_GRADING_NAME``, or :data:`GRADING_NAME`: the grading engine meant."""
+    return name or os.environ.get("CL_GRADING_NAME") or GRADING_NAME
+
+
+def host(name: str | None = None) -> str:
+    """The Docker host address of the grading engine ``name`` (for ``DOCKER_HOST``)."""
+    return f"unix:///run/{engine_name(name)}.sock"
+
+
+def _script(action: list[str], *, name: str | None, env: dict[str, str] | None = None,
+            echo: Callable[[str], None] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run the grading-engine script; its messages (stderr) go to ``echo`` as they come."""
+    if not sys.platform.startswith("linux"):
+        return subprocess.CompletedProcess(action, CANNOT_RUN, "",
+                                           f"grading engine: it needs Linux (this is {sys.platform})\n")
+    # The script always talks to the main engine by its own address, never to DOCKER_HOST.
+    full_env = {**os.environ, **(env or {}), "CL_GRADING_NAME": engine_name(name)}
+    full_env.pop("DOCKER_HOST", None)
+    proc = subprocess.Popen(["bash", str(SCRIPT), *action], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=full_env)
+    err: list[str] = []
+    assert proc.stderr is not None and proc.stdout is not None
+    for line in proc.stderr:
+        err.append(line)
+        if echo:
+            echo(line.rstrip("\n"))
+    out = proc.stdout.read()
+    return subprocess.CompletedProcess(action, proc.wait(timeout=timeout), out, "".join(err))
+
+
+def cannot_run() -> str:
+    """Why this machine cannot run a grading engine (not Linux, not root, no cgroups, a tool missing), or ``""``."""
+    result = _script(["can-run"], name=None)
+    return "" if result.returncode == 0 else (result.stdout.strip().removeprefix("no: ") or _last_words(result))
+
+
+def start(*, limits: EngineLimits = EngineLimits(), name: str | None = None,
+          images: tuple[str, ...] | None = None, echo: Callable[[str], None] | None = None) -> str:
+    """Start the grading engine (or leave a running one as it is) and copy the base images into it.
+
+    Args:
+        limits: the engine's budget, for all its builds and containers together.
+        name: the engine's name (socket, cgroup, state folder).
+        images: base images to copy from the main engine (those it has); default ``CL_GRADING_IMAGES``
+            or :data:`BASE_IMAGES`.
+        echo: called with each progress message.
+
+    Returns:
+        The script's status lines (limits, disk use, and the main engine's docker0).
+
+    Raises:
+        GradingEngineUnavailable: this machine cannot run it (the message says why).
+        engine.EngineError: it did not start (the message holds the script's last words).
+    """
+    chosen = " ".join(images) if images is not None else os.environ.get("CL_GRADING_IMAGES", " ".join(BASE_IMAGES))
+    result = _script(["start"], name=name, env={**limits.environment(), "CL_GRADING_IMAGES": chosen}, echo=echo)
+    if result.returncode == CANNOT_RUN:
+        raise GradingEngineUnavailable(f"{_last_words(result)}. `containerlab grade` grades on the normal "
+                                       f"engine then, where {UNLIMITED.split(', but ')[0]} but builds are "
+                                       "unlimited (only the build timeout holds).")
+    if result.returncode != 0:
+        raise engine.EngineError(f"The grading engine did not start: {_last_words(result)}")
+    return result.stdout.strip()
+
+
+def stop(*, name: str | None = None, purge: bool = False, echo: Callable[[str], None] | None = None) -> None:
+    """Stop the grading engine and take down its bridge, rules, mount and cgroup.
+
+    Args:
+        name: the engine's name.
+        purge: also delete its disk image (its build cache and the copied base images).
+        echo: called with each progress message.
+
+    Raises:
+        engine.EngineError: stopping failed (the message holds the script's last words).
+    """
+    result = _script(["stop", *(["--purge"] if purge else [])], name=name, echo=echo)
+    if result.returncode not in (0, CANNOT_RUN):
+        raise engine.EngineError(f"The grading engine did not stop cleanly: {_last_words(result)}")
+
+
+def status(*, name: str | None = None) -> tuple[bool, str]:
+    """Whether the grading engine runs, and the script's description of it and of the main engine."""
+    result = _script(["status"], name=name)
+    return result.returncode == 0, (result.stdout + result.stderr).strip()
+
+
+def _last_words(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line.removeprefix("grading engine: ") for line in result.stderr.splitlines() if line.strip()]
+    return " ".join(lines[-3:]) or f"the script exited with status {result.returncode}"
+
+
+def answers(address: str) -> bool:
+    """Whether the engine at ``address`` (a Docker host URL) answers a ping now."""
+    try:
+        return bool(docker.DockerClient(base_url=address, timeout=10).ping())
+    except (docker.errors.DockerException, requests.RequestException):
+        return False
+
+
+def use(address: str | None) -> None:
+    """Send every later engine call of this process (SDK, buildx, compose) to ``address``.
+
+    ``None`` goes back to the normal engine (``DOCKER_HOST`` unset). Child
+    processes, such as parallel grading workers, inherit the choice.
+    """
+    if address is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = address
+    engine.client.cache_clear()
+
+
+#: Label of the grading engine itself (``docker info`` shows it), set by the script.
+ENGINE_LABEL = "org.containerlab.grading-engine"
+
+
+def is_grading_engine(address: str | None) -> bool:
+    """Whether the engine at ``address`` (``None``: the one ``DOCKER_HOST`` or the default names) is a grading engine."""
+    try:
+        c = docker.DockerClient(base_url=address, timeout=10) if address else docker.from_env(timeout=10)
+        labels = c.info().get("Labels") or []
+    except (docker.errors.DockerException, requests.RequestException):
+        return False
+    return any(str(label).startswith(ENGINE_LABEL + "=") for label in labels)
+
+
+def context_host(context: str) -> str:
+    """The Docker host address of docker context ``context`` (``""`` when there is no such context)."""
+    result = subprocess.run(["docker", "context", "inspect", context, "--format", "{{.Endpoints.docker.Host}}"],
+                            capture_output=True, text=True, timeout=30)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The engine grading uses.
+
+    Attributes:
+        host: its Docker host address, or ``None`` for what ``DOCKER_HOST`` or the default names.
+        builds_limited: whether builds run with memory, process, CPU and disk limits.
+        note: one sentence for the person grading, saying which engine and what is limited.
+    """
+
+    host: str | None
+    builds_limited: bool
+    note: str
+
+
+UNLIMITED = ("containers run with their limits, but builds have only the build timeout: a build may use "
+             "any amount of memory, processes and disk. Start the grading engine (`containerlab engine start`, "
+             "as root on Linux) to limit builds.")
+
+
+def choose(engines: list[str] | tuple[str, ...] = (), *, name: str | None = None) -> Choice:
+    """Pick the engine to grade on and say what it limits.
+
+    With docker contexts named (``containerlab grade --engine CONTEXT``; the
+    grading engine's context is ``grading``), those are used as they are. Else
+    ``DOCKER_HOST`` is respected when set. Else the grading engine is used when
+    it runs (this process is pointed at it with :func:`use`), and the normal
+    engine otherwise, saying that builds are then unlimited.
+
+    Args:
+        engines: docker contexts the batch spreads its workers over.
+        name: the grading engine's name.
+
+    Returns:
+        The choice, with a sentence saying what it limits.
+    """
+    if engines:
+        unlimited = [e for e in engines if not is_grading_engine(context_host(e) or None)]
+        if not unlimited:
+            return Choice(None, True, f"Grading on {', '.join(engines)}: builds and containers run with the "
+                          "grading engine's memory, process, CPU and disk limits.")
+        return Choice(None, False, f"{', '.join(unlimited)} is not a grading engine: there, {UNLIMITED}")
+    if os.environ.get("DOCKER_HOST"):
+        address = os.environ["DOCKER_HOST"]
+        if is_grading_engine(address):
+            return Choice(address, True, f"Grading on the grading engine ({address}): builds and containers "
+                          "run with its memory, process, CPU and disk limits.")
+        return Choice(address, False, f"Grading on {address}, which is not a grading engine: {UNLIMITED}")
+    address = host(name)
+    if answers(address) and is_grading_engine(address):
+        use(address)
+        return Choice(address, True, f"Grading on the grading engine ({address}): builds and containers "
+                      "run with its memory, process, CPU and disk limits.")
+    return Choice(None, False, f"Grading on the normal Docker engine (the grading engine is not running): "
+                  f"{UNLIMITED}")
+
+
+@contextlib.contextmanager
+def running(*, limits: EngineLimits = EngineLimits(), name: str | None = None,
+            images: tuple[str, ...] | None = None, link: str = "", purge: bool = True) -> Iterator[str]:
+    """Start a grading engine for the ``with`` block (tests, a corpus run), then stop it.
+
+    For the block, ``CL_GRADING_NAME`` names it, so that ``containerlab grade``
+    run in this process finds it and grades there.
+
+    Args:
+        limits: its budget.
+        name: its name; use one of your own beside an instructor's engine.
+        images: base images to copy in (default ``CL_GRADING_IMAGES`` or :data:`BASE_IMAGES`).
+        link: the /30 between host and its network namespace, e.g. ``"10.213.253.0/30"``
+            (default ``CL_GRADING_LINK`` or the script's); two engines need two links.
+        purge: delete its disk when stopping.
+
+    Yields:
+        Its Docker host address. This process is not pointed at it; use :func:`use` or :func:`choose`.
+    """
+    chosen = engine_name(name)
+    saved = {key: os.environ.get(key) for key in ("CL_GRADING_NAME", "CL_GRADING_LINK")}
+    os.environ["CL_GRADING_NAME"] = chosen
+    if link:
+        os.environ["CL_GRADING_LINK"] = link
+    try:
+        start(limits=limits, name=chosen, images=images)
+        try:
+            yield host(chosen)
+        finally:
+            stop(name=chosen, purge=purge)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
