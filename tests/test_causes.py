@@ -137,3 +137,15 @@ def test_start_failure_names_its_cause(name: str) -> None:
         assert word in cause.problem + " " + cause.hint, (word, cause)
     if kind != causes.LOOPBACK_ONLY:
         assert "all interfaces" not in cause.hint
+
+
+def test_a_build_step_killed_for_memory_is_named() -> None:
+    """Is a RUN step killed by the grading engine's memory limit (exit code 137) named as such, not as "failed"?"""
+    log = ("#5 [2/2] RUN python -c \"b = bytearray(2 * 1024**3)\"\n#5 ERROR: executor failed running "
+           "[/bin/sh -c python -c \"b = bytearray(2 * 1024**3)\"]: exit code: 137\n"
+           "ERROR: failed to solve: executor failed running [/bin/sh -c python -c \"b = bytearray(2 * 1024**3)\"]: "
+           "exit code: 137")
+    exc = engine.BuildFailed("failed", step='[2/2] RUN python -c "b = bytearray(2 * 1024**3)"',
+                             error_lines=[line for line in log.splitlines() if line.startswith("ERROR")], log=log)
+    cause = causes.build_cause(exc, timeout=900)
+    assert cause.kind == causes.BUILD_KILLED and "memory" in cause.problem

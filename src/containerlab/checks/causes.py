@@ -26,6 +26,8 @@ from . import dockerfile as df
 # Build failures.
 BUILD_TIMEOUT = "build-timeout"
 NO_SPACE = "no-space"
+BUILD_KILLED = "build-killed"  # a step killed for memory (exit code 137)
+BUILD_PROCESS_LIMIT = "build-process-limit"
 SYNTAX_LINE = "syntax-line"  # a `# syntax=` line makes the builder fetch a frontend image
 SYNTAX_ERROR = "syntax-error"
 BASE_UNAVAILABLE = "base-unavailable"
@@ -238,6 +240,15 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
     if "no space left on device" in log.lower():
         return Cause(NO_SPACE, "The build ran out of disk space.",
                      "A step writes far too much data; remove it, and keep large files out of the image.")
+    if "exit code: 137" in final or re.search(r"^\s*Killed\s*$", text, re.MULTILINE):
+        return Cause(BUILD_KILLED, f"The build's step{at.replace(' at step', '')} was killed (exit code 137): it used "
+                     "more memory than a build may use here.",
+                     "Install from the locked requirements.txt, one pip install, without compiling; a step that "
+                     "needs gigabytes of memory has no place in this image.")
+    if "Cannot fork" in text or "Resource temporarily unavailable" in text or "can't fork" in text.lower():
+        return Cause(BUILD_PROCESS_LIMIT, f"The build failed{at}: the step could not start more processes (it "
+                     "reached the build's process limit).",
+                     "A step that starts processes without end (a loop, a fork bomb) cannot build here; remove it.")
     if "docker/dockerfile" in final and "frontend" in final:
         return Cause(SYNTAX_LINE,
                      "The `# syntax=` line asks the builder to download a Dockerfile frontend image from a "
