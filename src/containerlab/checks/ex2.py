@@ -121,8 +121,9 @@ def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
         try:
             measured = layers.build(copy, tag=tag, dockerfile=dockerfile)
         except engine.BuildFailed as exc:
-            return _result("deps-reused", False, f"The rebuild after the edit failed: {exc}",
-                           "The Dockerfile must build from any copy of the service folder.")
+            cause = service.build_cause(exc, timeout=service.BUILD_TIMEOUT, context=copy, parsed=built.dockerfile)
+            return _result("deps-reused", False, f"The rebuild after the edit failed: {cause.problem}",
+                           "The Dockerfile must build from any copy of the service folder. " + cause.hint)
         own = [s for s in measured.steps if s.layer is not None]
         if not own:
             return _result("deps-reused", False, "The build adds no layer of its own.", "Install the requirements.")
