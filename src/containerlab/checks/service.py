@@ -133,12 +133,12 @@ def build_submission(dockerfile: str | Path, context: str | Path, *, tag: str,
         return Built("", problem=str(exc), hint="")
     context = Path(context)
     if not context.is_dir():
-        return Built("", problem=f"The build context folder {context} does not exist.",
+        return Built("", problem=f"The build context folder {context.name}/ does not exist.",
                      hint="Build from the folder that holds the service (requirements.txt and src/).",
                      notes=parsed.notes, dockerfile=parsed)
     size = context_size(context)
     if size > MAX_CONTEXT_BYTES:
-        return Built("", problem=f"The build context {context} holds {size / 1024**2:.0f} MB, more than the "
+        return Built("", problem=f"The build context {context.name}/ holds {size / 1024**2:.0f} MB, more than the "
                      f"{MAX_CONTEXT_BYTES / 1024**2:.0f} MB the checks accept.",
                      hint="Keep large files (data, models, virtual environments) out of the context folder "
                      "or list them in .dockerignore.", notes=parsed.notes, dockerfile=parsed)
