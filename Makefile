@@ -52,8 +52,16 @@ lock: ## re-pin requirements/course.lock and every image's requirements.txt
 	  $(BIN)/uv pip compile "$$req" --universal --python-version 3.13 --no-header --quiet -o "$${req%.in}.txt"; \
 	done
 
+# The students' JupyterLab: Jupyter's own folders inside the project, not the home folder, and the
+# course's config folder first on the config path: it hides nbgrader's instructor tools and the news
+# pop-up (src/containerlab/student_lab/). LAB_ARGS adds options (tests: port, token, root folder).
+LAB_DIRS ?= $(CURDIR)/.cache/lab
+LAB_ARGS ?=
 lab: env ## open the exercises in JupyterLab (the server runs from the repository root, for nbgrader)
-	$(BIN)/jupyter lab --LabApp.default_url=/lab/tree/exercises/ch14 $(if $(filter 0,$(shell id -u)),--allow-root)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/src/containerlab/student_lab JUPYTER_CONFIG_DIR=$(LAB_DIRS)/config \
+	  JUPYTER_DATA_DIR=$(LAB_DIRS)/data JUPYTER_RUNTIME_DIR=$(LAB_DIRS)/runtime IPYTHONDIR=$(LAB_DIRS)/ipython \
+	  MPLCONFIGDIR=$(LAB_DIRS)/matplotlib \
+	  $(BIN)/jupyter lab --LabApp.default_url=/lab/tree/exercises/ch14 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 exercises: env ## regenerate the student versions exercises/ch14 from solutions/ch14 (nbgrader)
 	$(BIN)/containerlab exercises generate

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import uuid
 from pathlib import Path
 
@@ -26,12 +28,36 @@ EXPECTED: dict[tuple[str, str], tuple[set[str], dict[str, str]]] = {
     ("passes_all", "fails_no_secret"): ({"secret-from-env"}, {"secret-from-env": "--env-file"}),
     ("passes_all", "fails_mounted_elsewhere"): ({"data-mounted"}, {"data-mounted": "DATA_DIR"}),
     ("passes_all", "fails_refused_option"): (ALL, {"builds": "Counts once your run command can be run"}),
+    ("passes_all", "passes_sourced_env"): (set(), {}),
+    ("passes_all", "fails_named_volume"): ({"data-mounted"}, {"data-mounted": "bind-mount that folder"}),
+    ("passes_all", "fails_token_file_not_mounted"): ({"secret-from-env"}, {"secret-from-env": "API_TOKEN_FILE"}),
     ("fails_starts_nothing", "passes_all"): (ALL, {"builds": "ended at once"}),
     ("fails_secret_copied_renamed", "passes_all"): ({"no-secret-in-image"}, {"no-secret-in-image": "under any name"}),
     ("fails_secret_added", "passes_all"): ({"no-secret-in-image"}, {"no-secret-in-image": ".env"}),
     ("fails_secret_build_arg", "passes_all"): ({"no-secret-in-image"}, {"no-secret-in-image": "ARG"}),
     ("fails_data_copied_renamed", "passes_all"): ({"no-data-in-image"}, {"no-data-in-image": "reference.txt"}),
 }
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the containers the check starts in this test (other helpers share the engine and its labels)."""
+    ids: list[str] = []
+    original = engine.sandboxed_container
+
+    @contextlib.contextmanager
+    def recording(*args, **kwargs):
+        with original(*args, **kwargs) as container:
+            ids.append(container.id)
+            yield container
+
+    monkeypatch.setattr(engine, "sandboxed_container", recording)
+    return ids
+
+
+def _left_over(docker_client, ids: list[str]) -> list[str]:
+    """Which of the containers ``ids`` still exist."""
+    return [c.id for c in docker_client.containers.list(all=True) if c.id in ids]
 
 
 @pytest.fixture
@@ -45,7 +71,8 @@ def student_tag():
 @pytest.mark.docker
 @pytest.mark.slow
 @pytest.mark.parametrize("dockerfile,command", sorted(EXPECTED), ids=lambda v: v)
-def test_fixture_fails_exactly_its_checks(dockerfile: str, command: str, student_tag: str, docker_client) -> None:
+def test_fixture_fails_exactly_its_checks(dockerfile: str, command: str, student_tag: str, docker_client,
+                                          started: list[str]) -> None:
     """Does each Dockerfile/run-command pair fail exactly the checks its names say, with the intended hint?"""
     must_fail, words = EXPECTED[(dockerfile, command)]
     res = ex3.check(FIXTURES / f"{dockerfile}.dockerfile", FIXTURES / f"{command}.run.sh", SERVICE,
@@ -53,7 +80,24 @@ def test_fixture_fails_exactly_its_checks(dockerfile: str, command: str, student
     assert {r.name for r in res if not r.passed} == must_fail, [(r.name, r.message) for r in res]
     for name, word in words.items():
         assert word in res.get(name).hint + res.get(name).message, res.get(name)
-    assert docker_client.containers.list(all=True, filters={"label": "org.containerlab.exercise-check"}) == []
+    assert _left_over(docker_client, started) == []
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_token_file_mounted_from_the_folder_earns_the_secret_points(student_tag: str, tmp_path: Path,
+                                                                   docker_client, started: list[str]) -> None:
+    """Does API_TOKEN_FILE naming a mounted file of the folder pass, with the token's file scanned for too?"""
+    shutil.copytree(SERVICE, tmp_path / "service")
+    token = ex3._read_env_file(SERVICE / ".env")["API_TOKEN"]
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "api_token").write_text(token + "\n", encoding="utf-8")
+    res = ex3.check(FIXTURES / "passes_all.dockerfile", FIXTURES / "passes_token_file.run.sh", tmp_path / "service",
+                    folder=tmp_path, tag=student_tag)
+    assert [r.name for r in res if not r.passed] == [], [(r.name, r.message) for r in res]
+    assert "API_TOKEN_FILE names the mounted file /run/secrets/api_token" in res.get("secret-from-env").message
+    assert str(tmp_path) not in " ".join(r.message + r.hint for r in res)
+    assert _left_over(docker_client, started) == []
 
 
 def test_run_command_refuses_options_and_paths_outside() -> None:

@@ -4,7 +4,7 @@ Each subcommand is a thin wrapper over a keyword-only function of the package,
 which is also the Python API. Errors the user can act on are printed as one
 clear message, never as a traceback. Exit status: 0 done; 1 a check found a
 problem (``scan``: a secret or data; ``exercises check``: the student versions
-are out of date); 2 the command could not do its job (the message says why),
+are out of date; ``doctor``: the machine is not ready); 2 the command could not do its job (the message says why),
 like argparse's own usage errors.
 """
 
@@ -154,12 +154,21 @@ def _cmd_exercises(args: argparse.Namespace) -> None:
     print("exercises/ch14 is what solutions/ch14 generates.")
 
 
+def _cmd_doctor(args: argparse.Namespace) -> None:
+    from . import doctor, report
+
+    findings = doctor.diagnose()
+    print(report.render_doctor(findings))
+    if not doctor.all_well(findings):
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``containerlab`` command."""
     parser = argparse.ArgumentParser(
         prog="containerlab",
         description="Tools behind Chapter 14, Containerisation: engine checks, base images, grading.",
-        epilog="Exit status: 0 done, 1 a check found a problem (scan, exercises check), "
+        epilog="Exit status: 0 done, 1 a check found a problem (scan, exercises check, doctor), "
         "2 the command could not do its job (the message says why).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -280,6 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "writes exercises/ch14; `check` says whether exercises/ch14 is up to date.")
     p.add_argument("action", choices=["generate", "check"])
     p.set_defaults(func=_cmd_exercises)
+
+    p = sub.add_parser(
+        "doctor",
+        help="check that this machine is ready for the course, and print a fix for each problem",
+        description="Check the Docker engine and its version, the buildx and compose plugins, that the active "
+        "buildx builder puts images into the engine, the base images, free disk and the build cache, the "
+        "networks' address pools, that builds trust the host's CA bundle, Python and the course environment, "
+        "and Chromium for the browser tests. Exit status 0 when all is well, 1 when a problem was found.",
+    )
+    p.set_defaults(func=_cmd_doctor)
     return parser
 
 

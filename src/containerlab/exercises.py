@@ -91,7 +91,51 @@ def generate(course: Path | None = None) -> Path:
     """
     course = course or scratch_course()
     nbgrader(["generate_assignment", ASSIGNMENT, "--force"], course_dir=course)
-    return course / "exercises" / ASSIGNMENT
+    released = course / "exercises" / ASSIGNMENT
+    for notebook in sorted(released.rglob("*.ipynb")):
+        release_metadata(notebook)
+    return released
+
+
+def course_kernel_metadata() -> dict[str, dict[str, object]]:
+    """The ``kernelspec`` and ``language_info`` that the course environment's kernel reports.
+
+    JupyterLab writes both into a notebook when its kernel starts; when they differ
+    from what the file holds, the notebook is marked modified the moment it opens,
+    and closing it unchanged asks to save. Released notebooks carry these values.
+
+    Returns:
+        ``{"kernelspec": {...}, "language_info": {...}}`` of ipykernel's ``python3``
+        kernel in this environment (display name from its kernel spec, language info
+        from ``IPythonKernel.language_info``, which holds this Python's version).
+    """
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        display_name = KernelSpecManager().get_kernel_spec("python3").display_name
+    except NoSuchKernel:
+        display_name = "Python 3 (ipykernel)"
+    return {"kernelspec": {"display_name": display_name, "language": "python", "name": "python3"},
+            "language_info": dict(IPythonKernel.language_info)}
+
+
+def release_metadata(notebook: Path) -> None:
+    """Make a released notebook's metadata what students need (rewrites ``notebook`` in place).
+
+    - No ``jupytext`` metadata: with it, jupytext's contents manager (on in the course
+      environment) pairs the notebook with a ``.md`` file that saving writes beside it,
+      and a fresh copy of the notebook then clashes with that older text file
+      (mwouts/jupytext#157). The sources in ``solutions/`` keep their pairing.
+    - The course kernel's ``kernelspec`` and ``language_info``
+      (:func:`course_kernel_metadata`), so that opening it does not mark it modified.
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata.pop("jupytext", None)
+    nb.metadata.update(course_kernel_metadata())
+    nbformat.write(nb, notebook)
 
 
 def sync_service_copy() -> None:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import answers, config, engine
-from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, ex3, results, service
+from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, ex3, results, runcommand, service
 
 ASSIGNMENT = "ch14"
 SOLUTIONS = config.ROOT / "solutions" / ASSIGNMENT
@@ -265,10 +265,31 @@ def grade_ex3(notebook: Path, work: Path, *, tag: str, limits: engine.SandboxLim
     dockerfile, found = _answer(notebook, "ex3.Dockerfile", "ex3-dockerfile", work)
     run_command, found_run = _answer(notebook, "ex3-run.sh", "ex3-run-command", work)
     context, context_notes = build_context(work, notebook.parent)
+    run_files = _copy_run_files(run_command.read_text(encoding="utf-8"), notebook.parent, work)
     checked = ex3.check(dockerfile, run_command, context, folder=work, tag=tag,
                         limits=limits, build_timeout=build_timeout)
     return _noted(checked + conceptual.check(notebook, "ex3-answer", exercise="ex3", manual_points=3),
-                  notes, found, found_run, context_notes)
+                  notes, found, found_run, context_notes, run_files)
+
+
+def _copy_run_files(command: str, folder: Path, work: Path) -> tuple[str, ...]:
+    """Copy the student's own files their run command mounts or reads (a token file) into ``work``.
+
+    Only what :func:`runcommand.student_files` lists (regular files outside the course's
+    folders), each at most :data:`MAX_STUDENT_FILE` bytes; the rest stays the course's.
+
+    Returns:
+        Notes for the feedback about files that were not copied.
+    """
+    notes = []
+    for relative in runcommand.student_files(command, folder):
+        theirs, ours = folder / relative, work / relative
+        if theirs.stat().st_size > MAX_STUDENT_FILE:
+            notes.append(f"Your {relative} is larger than {MAX_STUDENT_FILE // 1024} KiB and was not used.")
+            continue
+        ours.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(theirs, ours)
+    return tuple(notes)
 
 
 def grade_student(student: str, folder: Path, *, work_root: Path, cases: list[tuple[dict[str, float], float]],

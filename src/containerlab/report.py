@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .checks import CheckResult, CheckResults
 
 if TYPE_CHECKING:  # grading imports the checks; only the type is needed here
+    from .doctor import Finding
     from .grading import StudentGrade
 
 _PASS, _FAIL = "\u2714", "\u2718"
@@ -54,7 +55,11 @@ def render_text(results: CheckResults, *, show_hidden: bool = True) -> str:
 
 
 def render_html(results: CheckResults, *, show_hidden: bool = True) -> str:
-    """Render results as an HTML checklist table (for JupyterLab and feedback pages)."""
+    """Render results as an HTML checklist table (for JupyterLab and feedback pages).
+
+    Messages keep their line breaks (``white-space: pre-wrap``): a container's last
+    log lines stay one per line instead of running together as one paragraph.
+    """
     shown = [r for r in results if show_hidden or not r.hidden]
     rows = []
     for r in shown:
@@ -68,7 +73,7 @@ def render_html(results: CheckResults, *, show_hidden: bool = True) -> str:
             f"<tr><td style='color:{color};font-weight:bold'>{mark}</td>"
             f"<td>{_points(r.awarded)}/{_points(r.points)}</td>"
             f"<td style='text-align:left'>{html.escape(r.description)}{hidden}"
-            f"<div style='font-size:90%;opacity:.85'>{detail}</div></td></tr>"
+            f"<div style='font-size:90%;opacity:.85;white-space:pre-wrap'>{detail}</div></td></tr>"
         )
     notes = "".join(f"<p><b>Note:</b> {html.escape(n)}</p>" for n in results.notes)
     score = sum(r.awarded for r in shown)
@@ -165,3 +170,27 @@ def summary_line(grade: StudentGrade) -> str:
     problems = f"  problems: {', '.join(grade.problems)}" if grade.problems else ""
     return (f"{grade.student:<20} {_points(grade.score):>4} / {_points(grade.max_score):<4}"
             f" ({grade.seconds:.1f} s){problems}")
+
+
+# --------------------------------------------------------------------------- containerlab doctor
+
+_DOCTOR_MARKS = {"ok": "ok", "problem": "PROBLEM", "warning": "warning", "skipped": "skipped"}
+
+
+def render_doctor(findings: Iterable[Finding]) -> str:
+    """Render the findings of :func:`containerlab.doctor.diagnose` as terminal text.
+
+    Returns:
+        One line per finding (``[ok]      engine  Docker engine 20.10.24 ...``), the fix under each
+        problem or warning, and a last line saying whether all is well.
+    """
+    findings = list(findings)
+    lines = []
+    for f in findings:
+        lines.append(f"[{_DOCTOR_MARKS.get(f.status, f.status)}]".ljust(10) + f"{f.name:<26} {f.detail}")
+        if f.fix and f.status in ("problem", "warning"):
+            lines.append(" " * 10 + f"fix: {f.fix}")
+    problems = [f for f in findings if f.status == "problem"]
+    lines.append("All is well." if not problems else
+                 f"{len(problems)} problem(s): {', '.join(f.name for f in problems)}; the fixes are above.")
+    return "\n".join(lines)

@@ -45,7 +45,15 @@ class CheckFailed(AssertionError):
     """A required check failed; the message is the student's hint.
 
     An ``AssertionError`` so that nbgrader's autograder gives the test cell 0 points.
+    In a notebook it shows as one line (the check, what was found, the hint) instead of
+    a traceback through this package: IPython asks an exception for its own rendering
+    with ``_render_traceback_`` (IPython's ``InteractiveShell.showtraceback``), and the
+    cell still ends with an error, which is what nbgrader counts.
     """
+
+    def _render_traceback_(self) -> list[str]:
+        """The lines IPython shows for this exception: one, in red, without a traceback."""
+        return [f"\x1b[1;31mCheck failed:\x1b[0m {self}"]
 
 
 @dataclass(frozen=True)

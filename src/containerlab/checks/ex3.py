@@ -13,145 +13,34 @@ the secret value nor the data files.
 from __future__ import annotations
 
 import json
-import os
-import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import engine, scan
 from . import CheckResult, CheckResults, counts_once, results, service
+from .runcommand import RunCommandProblem, RunSpec, SecurityRule, parse_run_command
+from .runcommand import read_env_file as _read_env_file
+
+__all__ = ["RunCommandProblem", "RunSpec", "SecurityRule", "parse_run_command", "check", "runtime_checks",
+           "scan_checks", "secret_values"]
 
 EXERCISE = "ex3"
 DEFAULT_TAG = "cl-ex-ex3:latest"
 #: The variable the service reads its token from.
 TOKEN_VARIABLE = "API_TOKEN"
+#: The variable that names a file holding the token instead (taught in 14.3.3).
+TOKEN_FILE_VARIABLE = "API_TOKEN_FILE"
+#: A token file is read up to this many bytes (a token is a line, not a file's worth).
+_MAX_TOKEN_BYTES = 4096
 
 POINTS = {"builds": 1, "data-mounted": 2, "secret-from-env": 2, "no-secret-in-image": 2, "no-data-in-image": 1}
 DESCRIPTIONS = {
     "builds": "The image builds",
     "data-mounted": "The running container has the data folder mounted, and the service sees its files",
-    "secret-from-env": f"The running container gets the token in {TOKEN_VARIABLE}, and the service accepts it",
+    "secret-from-env": (f"The running container gets the token at run time ({TOKEN_VARIABLE}, or "
+                        f"{TOKEN_FILE_VARIABLE} naming a mounted file), and the service accepts it"),
     "no-secret-in-image": "No layer, config entry or history step of the image holds the secret",
     "no-data-in-image": "No layer of the image holds the data files",
 }
-
-
-class RunCommandProblem(ValueError):
-    """The run command cannot be used (not ``docker run``, an option the check refuses, a path outside)."""
-
-
-@dataclass
-class RunSpec:
-    """What a student's ``docker run`` command asks for, resolved against their folder.
-
-    Attributes:
-        environment: variables set with ``-e``/``--env``/``--env-file``.
-        volumes: bind mounts, absolute host path to ``{"bind": target, "mode": "ro"|"rw"}``.
-        image: the image the command names.
-        notes: options that the sandbox leaves out (published ports), as sentences.
-    """
-
-    environment: dict[str, str] = field(default_factory=dict)
-    volumes: dict[str, dict[str, str]] = field(default_factory=dict)
-    image: str = ""
-    notes: list[str] = field(default_factory=list)
-
-
-_FLAGS = {"-d", "--detach", "--rm", "--init", "-it", "-i", "-t"}
-_WITH_VALUE = {"--name", "-e", "--env", "--env-file", "-v", "--volume", "--mount", "-p", "--publish"}
-
-
-def _read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text(encoding="utf-8-sig").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
-def parse_run_command(text: str, folder: Path) -> RunSpec:
-    """Read a ``docker run`` command and resolve its paths against ``folder``.
-
-    Only what this exercise needs is accepted: ``--detach``, ``--rm``,
-    ``--init``, ``--name``, ``-e``/``--env``, ``--env-file``, ``-v``/``--volume``,
-    ``--mount type=bind,...``, ``-p``/``--publish`` (left out: the sandbox
-    publishes no port). Bind mounts must come from inside ``folder``.
-
-    Args:
-        text: the command (comment lines and ``\\`` continuations allowed).
-        folder: the student's exercise folder (paths are relative to it; ``$PWD`` is it).
-
-    Returns:
-        The environment, the mounts and the image.
-
-    Raises:
-        RunCommandProblem: with a sentence naming what is wrong.
-    """
-    lines = [ln for ln in text.replace("\r\n", "\n").split("\n") if not ln.strip().startswith("#")]
-    joined = " ".join(ln.rstrip().removesuffix("\\") for ln in lines)
-    folder = folder.resolve()
-    for form in ("$(pwd)", "${PWD}", "$PWD", "`pwd`"):
-        joined = joined.replace(form, str(folder))
-    try:
-        argv = shlex.split(joined)
-    except ValueError as exc:
-        raise RunCommandProblem(f"The run command cannot be read ({exc}); check its quotes.") from exc
-    if argv[:2] != ["docker", "run"]:
-        raise RunCommandProblem("The run command must start with `docker run`.")
-    spec = RunSpec()
-    args = iter(argv[2:])
-    for arg in args:
-        option, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if option in _FLAGS:
-            continue
-        if option in _WITH_VALUE:
-            value = inline if eq else next(args, "")
-            if option in ("-e", "--env"):
-                key, has, val = value.partition("=")
-                spec.environment[key] = val if has else os.environ.get(key, "")
-            elif option == "--env-file":
-                path = _inside(folder, value)
-                if not path.is_file():
-                    raise RunCommandProblem(f"--env-file names {value}, which does not exist.")
-                spec.environment.update(_read_env_file(path))
-            elif option in ("-v", "--volume"):
-                parts = value.split(":")
-                if len(parts) < 2:
-                    raise RunCommandProblem(f"-v {value} needs SOURCE:TARGET.")
-                source = _inside(folder, parts[0])
-                spec.volumes[str(source)] = {"bind": parts[1], "mode": parts[2] if len(parts) > 2 else "rw"}
-            elif option == "--mount":
-                fields = dict(p.partition("=")[::2] for p in value.split(","))
-                if fields.get("type", "volume") != "bind":
-                    raise RunCommandProblem("Use a bind mount of your data folder (--mount type=bind,...).")
-                source = _inside(folder, fields.get("source") or fields.get("src", ""))
-                target = fields.get("target") or fields.get("destination") or fields.get("dst", "")
-                spec.volumes[str(source)] = {"bind": target, "mode": "ro" if "readonly" in fields else "rw"}
-            elif option in ("-p", "--publish"):
-                spec.notes.append(f"The check publishes no port (-p {value} left out): it asks from inside.")
-            continue
-        if arg.startswith("-"):
-            raise RunCommandProblem(
-                f"The check does not run the option {arg}. Use only --detach, --rm, --init, --name, "
-                "-e/--env, --env-file, -v/--volume, --mount and -p.")
-        spec.image = arg
-        break
-    if not spec.image:
-        raise RunCommandProblem("The run command names no image (it comes after the options).")
-    return spec
-
-
-def _inside(folder: Path, path: str) -> Path:
-    """Resolve ``path`` against ``folder`` and refuse anything outside it."""
-    if not path:
-        raise RunCommandProblem("A mount or env file has no source path.")
-    resolved = (folder / path).resolve()
-    if not resolved.is_relative_to(folder):
-        raise RunCommandProblem(f"{path} is outside your exercise folder; mount only the data folder next "
-                                "to this notebook (service/data).")
-    return resolved
 
 
 def _result(name: str, passed: bool, message: str = "", hint: str = "") -> CheckResult:
@@ -159,14 +48,43 @@ def _result(name: str, passed: bool, message: str = "", hint: str = "") -> Check
 
 
 def secret_values(context: Path, spec: RunSpec | None) -> list[str]:
-    """The secret values to look for: the service's ``.env`` values and the token passed at run time."""
+    """The secret values to look for: the service's ``.env`` values and the token passed at run time.
+
+    The token passed at run time is the value of ``API_TOKEN``, or the content of the
+    mounted file that ``API_TOKEN_FILE`` names.
+    """
     values = []
     env_file = context / ".env"
     if env_file.is_file():
         values += [v for v in _read_env_file(env_file).values() if len(v) >= 8]
     if spec is not None and spec.environment.get(TOKEN_VARIABLE):
         values.append(spec.environment[TOKEN_VARIABLE])
+    if spec is not None and (token := _token_from_file(spec)[0]):
+        values.append(token)
     return sorted(set(values))
+
+
+def _token_from_file(spec: RunSpec) -> tuple[str, str]:
+    """Read the token the way the service does from the file ``API_TOKEN_FILE`` names, on the host side.
+
+    Returns:
+        ``(token, "")``, or ``("", why not)`` (no such variable, no mount puts a file there,
+        the file cannot be read or is empty).
+    """
+    name = spec.environment.get(TOKEN_FILE_VARIABLE, "")
+    if not name:
+        return "", f"{TOKEN_FILE_VARIABLE} is not set"
+    host = spec.host_file(name)
+    if host is None:
+        return "", f"{TOKEN_FILE_VARIABLE} is {name}, but no mount of your command puts a file there"
+    try:
+        with host.open("rb") as handle:
+            token = handle.read(_MAX_TOKEN_BYTES).decode("utf-8", errors="replace").strip()
+    except OSError:
+        return "", f"{TOKEN_FILE_VARIABLE} is {name}, but the file mounted there cannot be read"
+    if not token:
+        return "", f"{TOKEN_FILE_VARIABLE} is {name}, but the file mounted there is empty"
+    return token, ""
 
 
 def scan_checks(image: str, *, values: list[str], data_dir: Path) -> list[CheckResult]:
@@ -209,15 +127,35 @@ def scan_checks(image: str, *, values: list[str], data_dir: Path) -> list[CheckR
     return out
 
 
+def _answer_message(answer: engine.HttpAnswer) -> str:
+    """The service's own explanation of a refused request (its JSON ``message``), or its status."""
+    try:
+        message = json.loads(answer.body).get("message", "")
+    except (ValueError, AttributeError, TypeError):
+        message = ""
+    status = answer.status or answer.error
+    return f"{status} ({message})" if message else str(status)
+
+
 def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: Path,
                    limits: engine.SandboxLimits) -> list[CheckResult]:
-    """Start the container as the run command says and look at it from outside and inside."""
+    """Start the container as the run command says and look at it from outside and inside.
+
+    The token counts as passed at run time when the container has ``API_TOKEN``, or
+    ``API_TOKEN_FILE`` naming a file that one of the command's bind mounts puts there
+    (the service reads either, :func:`customer_value.api.load_token`); in both cases
+    ``/predict`` must accept that token. The data counts as mounted only when the
+    folder ``service/data`` itself is bind-mounted where the service reads: a named
+    volume starts empty where the work is graded, so it cannot hold that data.
+    """
     names = ("data-mounted", "secret-from-env")
     if spec is None:
         return [_result(n, False, problem, "Fix the run command first.") for n in names]
     if not image:
         return [_result(n, False, "There is no image to run.", "Make the build pass first.") for n in names]
     token = spec.environment.get(TOKEN_VARIABLE, "")
+    file_token, file_problem = _token_from_file(spec)
+    token = token or file_token
     with engine.sandboxed_container(image, environment=spec.environment, volumes=spec.volumes, limits=limits,
                                     labels={service.CHECK_LABEL: "ex3"}) as container:
         try:
@@ -233,6 +171,7 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
         predict = engine.http_from_inside(container, "POST", "/predict", headers=headers,
                                           body=json.dumps(service.VISIBLE_CASES[0][0]))
     data_root = data_dir.resolve()
+    shown_dir = f"{data_dir.parent.name}/{data_dir.name}" if data_dir.parent.name else data_dir.name
     bound = [m for m in mounts if m.get("Type") == "bind" and Path(m.get("Source", "")).resolve() == data_root]
     files = []
     if listed.status == 200:
@@ -244,10 +183,20 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
     expected = sorted(p.name for p in data_dir.glob("*.csv"))
     wanted_at = env.get("DATA_DIR") or "/data"
     seen = (f"; the service lists {files}" if listed.status == 200
-            else f"; GET /data answered {listed.status or listed.error}")
-    if not bound:
-        data = _result("data-mounted", False, f"The container has {len(mounts)} mount(s), none of {data_dir}.",
-                       "Bind-mount the data folder next to this notebook (service/data) with -v SOURCE:TARGET.")
+            else f"; GET /data answered {_answer_message(listed)}")
+    volumes = [m for m in spec.named_volumes if m.target.rstrip("/") == wanted_at.rstrip("/")]
+    if not bound and volumes:
+        name = volumes[0].source or "an anonymous volume"
+        data = _result("data-mounted", False,
+                       f"{volumes[0].written} mounts a volume ({name}) at {wanted_at}, not the folder "
+                       f"{shown_dir}: a volume is storage Docker keeps apart from your folder, and it is "
+                       "empty where your work is graded, so the service cannot see the data that way.",
+                       f"The data must come from {shown_dir}: bind-mount that folder, e.g. "
+                       f"-v \"$PWD/{shown_dir}:{wanted_at}:ro\" or -v ./{shown_dir}:{wanted_at}:ro.")
+    elif not bound:
+        data = _result("data-mounted", False, f"The container has {len(mounts)} mount(s), none of {shown_dir}.",
+                       f"Bind-mount the data folder next to this notebook ({shown_dir}) with -v SOURCE:TARGET, "
+                       f"e.g. -v \"$PWD/{shown_dir}:/data:ro\".")
     elif bound[0]["Destination"].rstrip("/") != wanted_at.rstrip("/"):
         data = _result("data-mounted", False,
                        f"The folder is mounted at {bound[0]['Destination']}, but the service reads {wanted_at}{seen}.",
@@ -255,17 +204,32 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
                        "or set DATA_DIR to where you mount it.")
     elif listed.status == 200 and not set(expected) <= {Path(f).name for f in files}:
         data = _result("data-mounted", False, f"The folder is mounted at {wanted_at}{seen}.",
-                       "Mount the folder itself (service/data), not a file or a parent folder.")
+                       f"Mount the folder itself ({shown_dir}), not a file or a parent folder.")
     else:
-        data = _result("data-mounted", True, f"{data_dir.name}/ is mounted at {wanted_at}{seen}.")
-    if not env.get(TOKEN_VARIABLE):
-        secret = _result("secret-from-env", False, f"The container has no {TOKEN_VARIABLE} variable.",
-                         f"Pass the token when the container starts: --env-file service/.env or -e {TOKEN_VARIABLE}=...")
+        data = _result("data-mounted", True, f"{shown_dir}/ is mounted at {wanted_at}{seen}.")
+    given = spec.environment
+    how = (f"{TOKEN_VARIABLE} is set at run time" if given.get(TOKEN_VARIABLE)
+           else f"{TOKEN_FILE_VARIABLE} names the mounted file {given.get(TOKEN_FILE_VARIABLE)}")
+    hint = (f"Pass the token when the container starts: --env-file service/.env, -e {TOKEN_VARIABLE}=..., "
+            f"or a mounted file named by -e {TOKEN_FILE_VARIABLE}=....")
+    if not given.get(TOKEN_VARIABLE) and not given.get(TOKEN_FILE_VARIABLE):
+        if env.get(TOKEN_VARIABLE) or env.get(TOKEN_FILE_VARIABLE):
+            secret = _result("secret-from-env", False, "The container's token comes from the image (an ENV line "
+                             "of the Dockerfile), not from the run command.", hint)
+        else:
+            secret = _result("secret-from-env", False, f"The run command passes no token: the container has "
+                             f"neither {TOKEN_VARIABLE} nor {TOKEN_FILE_VARIABLE} (or they are empty).", hint)
+    elif not given.get(TOKEN_VARIABLE) and file_problem:
+        secret = _result("secret-from-env", False, f"{file_problem[0].upper()}{file_problem[1:]}.",
+                         f"Mount the file that holds the token (e.g. -v \"$PWD/secrets/api_token:/run/secrets/"
+                         f"api_token:ro\") and set {TOKEN_FILE_VARIABLE} to where it is inside the container.")
     elif predict.status != 200:
-        secret = _result("secret-from-env", False, f"{TOKEN_VARIABLE} is set, but /predict with it answered "
-                         f"{predict.status or predict.error}.", "Pass the same token the requests send.")
+        secret = _result("secret-from-env", False,
+                         f"{how}, but /predict with that token answered {_answer_message(predict)}.",
+                         "Pass one token, the same one the requests send (set API_TOKEN or API_TOKEN_FILE, "
+                         "not both).")
     else:
-        secret = _result("secret-from-env", True, f"{TOKEN_VARIABLE} is set at run time and /predict accepts it.")
+        secret = _result("secret-from-env", True, f"{how}, and /predict accepts its token.")
     return [data, secret]
 
 
