@@ -43,6 +43,7 @@ test: book ## run the whole test suite (builds the book first)
 
 bench: images ## print measured build times, image sizes and class grading speed (benchmarks/)
 	$(BIN)/python benchmarks/layers.py
+	$(BIN)/python benchmarks/sizes.py
 	$(BIN)/python benchmarks/book.py
 	$(BIN)/python benchmarks/grading.py
 

@@ -20,24 +20,44 @@ HIDDEN_CASES = [
 ALL = set(ex1.POINTS)
 
 #: fixture -> (checks that must fail, {check: words its hint or message must contain})
+#: An image that does not serve earns nothing (issue 9, section 4): every check fails, and the health
+#: check names the cause with the hint for that cause (section 6).
 EXPECTED: dict[str, tuple[set[str], dict[str, str]]] = {
     "passes_all": (set(), {}),
     "fails_shell_form_cmd": ({"exec-form-cmd"}, {"exec-form-cmd": "JSON list"}),
-    "fails_wrong_port": ({"health", "predict", "predict-hidden"}, {"health": "port 80"}),
-    "fails_loopback_only": ({"health", "predict", "predict-hidden"}, {"health": "0.0.0.0"}),
+    "fails_wrong_port": (ALL, {"health": "port 80", "builds": "Counts once"}),
+    "fails_loopback_only": (ALL, {"health": "0.0.0.0"}),
     "fails_data_copied": ({"no-test-data"}, {"no-test-data": ".dockerignore"}),
-    "fails_missing_requirements": ({"builds", "health", "predict", "predict-hidden", "no-test-data"},
-                                   {"builds": "requirements file"}),
-    "fails_syntax_error": ({"builds", "health", "predict", "predict-hidden", "no-test-data"},
-                           {"builds": "syntax error"}),
+    "fails_data_copied_renamed": ({"no-test-data"}, {"no-test-data": "training-set.txt"}),
+    "fails_missing_requirements": (ALL, {"builds": "requirements file"}),
+    "fails_syntax_error": (ALL, {"builds": "syntax error"}),
     "fails_untouched_placeholder": (ALL, {"builds": "placeholder"}),
+    "fails_base_tag_unavailable": (ALL, {"builds": "python:3.12-slim"}),
+    "fails_starts_nothing_python_cmd": (ALL, {"health": "ended at once", "builds": "Counts once",
+                                              "no-test-data": "Counts once"}),
+    "fails_exits_at_once": (ALL, {"health": "ended at once"}),
+    "fails_command_not_found": (ALL, {"health": "uvicornn"}),
+    "fails_module_not_found": (ALL, {"health": "src.customer_value.api:app"}),
+    "fails_interpreter_path_missing": (ALL, {"health": "/opt/venv/bin/uvicorn"}),
+    "fails_killed_for_memory": (ALL, {"health": "OOMKilled"}),
+    "passes_platform_pinned_note": (set(), {}),
+    "passes_failing_healthcheck_note": (set(), {}),
+}
+#: fixture -> words one of its notes must contain (right-but-risky choices cost no points).
+NOTES = {
+    "passes_all": "runs as root",
+    "passes_platform_pinned_note": "--platform=linux/amd64",
+    "passes_failing_healthcheck_note": "HEALTHCHECK",
 }
 
 
 def _run_all(dockerfile: Path, tag: str) -> dict[str, ex1.CheckResult]:
+    return {r.name: r for r in _checked(dockerfile, tag)}
+
+
+def _checked(dockerfile: Path, tag: str) -> ex1.CheckResults:
     visible = ex1.check(dockerfile, SERVICE, tag=tag)
-    hidden = ex1.check_hidden(visible.image, HIDDEN_CASES, data_dir=SERVICE / "data")
-    return {r.name: r for r in visible + hidden}
+    return visible + ex1.check_hidden(visible.image, HIDDEN_CASES, data_dir=SERVICE / "data")
 
 
 @pytest.fixture
@@ -54,13 +74,17 @@ def student_tag():
 def test_fixture_fails_exactly_its_checks(fixture: str, student_tag: str) -> None:
     """Does each fixture Dockerfile fail exactly the checks its name says, with the intended hint?"""
     must_fail, words = EXPECTED[fixture]
-    results = _run_all(FIXTURES / f"{fixture}.dockerfile", student_tag)
+    checked = _checked(FIXTURES / f"{fixture}.dockerfile", student_tag)
+    results = {r.name: r for r in checked}
     failed = {name for name, r in results.items() if not r.passed}
-    assert failed == must_fail
+    assert failed == must_fail, [(r.name, r.message) for r in checked]
     for name, word in words.items():
         assert word in results[name].hint + results[name].message, results[name]
     for r in results.values():
         assert r.passed or r.hint, f"{r.name} failed without a hint"
+        assert "10.255.255.53" not in r.message and str(config.ROOT) not in r.message + r.hint
+    if fixture in NOTES:
+        assert any(NOTES[fixture] in note for note in checked.notes), checked.notes
 
 
 @pytest.mark.docker

@@ -15,6 +15,7 @@ from containerlab.checks import ex3
 FIXTURES = Path(__file__).parent / "fixtures" / "ex3"
 FOLDER = config.ROOT / "solutions" / "ch14"
 SERVICE = FOLDER / "service"
+ALL = set(ex3.POINTS)
 
 #: (dockerfile fixture, run-command fixture) -> (checks that must fail, {check: words in its hint})
 EXPECTED: dict[tuple[str, str], tuple[set[str], dict[str, str]]] = {
@@ -26,10 +27,15 @@ EXPECTED: dict[tuple[str, str], tuple[set[str], dict[str, str]]] = {
     ("passes_all", "fails_no_mount"): ({"data-mounted"}, {"data-mounted": "service/data"}),
     ("passes_all", "fails_no_secret"): ({"secret-from-env"}, {"secret-from-env": "--env-file"}),
     ("passes_all", "fails_mounted_elsewhere"): ({"data-mounted"}, {"data-mounted": "DATA_DIR"}),
-    ("passes_all", "fails_refused_option"): ({"data-mounted", "secret-from-env"}, {}),
+    ("passes_all", "fails_refused_option"): (ALL, {"builds": "Counts once your run command can be run"}),
     ("passes_all", "passes_sourced_env"): (set(), {}),
     ("passes_all", "fails_named_volume"): ({"data-mounted"}, {"data-mounted": "bind-mount that folder"}),
     ("passes_all", "fails_token_file_not_mounted"): ({"secret-from-env"}, {"secret-from-env": "API_TOKEN_FILE"}),
+    ("fails_starts_nothing", "passes_all"): (ALL, {"builds": "ended at once"}),
+    ("fails_secret_copied_renamed", "passes_all"): ({"no-secret-in-image"}, {"no-secret-in-image": "under any name"}),
+    ("fails_secret_added", "passes_all"): ({"no-secret-in-image"}, {"no-secret-in-image": ".env"}),
+    ("fails_secret_build_arg", "passes_all"): ({"no-secret-in-image"}, {"no-secret-in-image": "ARG"}),
+    ("fails_data_copied_renamed", "passes_all"): ({"no-data-in-image"}, {"no-data-in-image": "reference.txt"}),
 }
 
 
@@ -73,7 +79,7 @@ def test_fixture_fails_exactly_its_checks(dockerfile: str, command: str, student
                     folder=FOLDER, tag=student_tag)
     assert {r.name for r in res if not r.passed} == must_fail, [(r.name, r.message) for r in res]
     for name, word in words.items():
-        assert word in res.get(name).hint, res.get(name)
+        assert word in res.get(name).hint + res.get(name).message, res.get(name)
     assert _left_over(docker_client, started) == []
 
 

@@ -109,6 +109,23 @@ def test_only_data_files_at_or_above_the_size_limit_are_reported(monkeypatch):
     assert found == {"app/data/customers.csv", "app/data/big.parquet"}
 
 
+def test_data_files_are_found_by_their_bytes_whatever_they_are_called(monkeypatch):
+    """Is a data file found renamed, inside a bigger file, and after a later layer deleted it, but not by chance?"""
+    sample = b"tenure_months,orders_last_year,avg_order_value,support_tickets\n" + b"24,6,50.0,1\n" * 40
+    name = _fake_image(monkeypatch, [
+        ("COPY data/customers.csv model/training-set.txt", {"app/model/training-set.txt": sample}),
+        ("RUN cat data/*.csv > all.txt", {"app/all.txt": b"header\n" + sample + b"more\n"}),
+        ("COPY data/customers.csv /tmp/x", {"tmp/x": sample}),
+        ("RUN rm /tmp/x", {"tmp/.wh.x": b""}),
+        ("COPY src/ src/", {"app/src/api.py": b"print('24,6,50.0,1')\n"}),
+    ])
+    found = [f for f in scan.scan_image(name, data_files={"data/customers.csv": sample}) if f.kind == scan.DATA_COPY]
+    assert {(f.path, f.layer) for f in found} == {("app/model/training-set.txt", 0), ("app/all.txt", 1), ("tmp/x", 2)}
+    assert "is a copy of the data file data/customers.csv" in found[0].detail
+    assert "holds the contents of" in found[1].detail
+    assert "later layer (3)" in found[2].detail
+
+
 def test_secret_split_across_read_chunks_is_still_found(monkeypatch):
     """Is a secret value found when it straddles the scanner's 1 MiB read boundary?"""
     boundary = 1 << 20

@@ -675,6 +675,43 @@ def sandboxed_container(
             pass
 
 
+def container_state(container: Container) -> dict[str, object]:
+    """Return the container's ``State`` as the engine reports it now (``Status``, ``ExitCode``,
+    ``OOMKilled``, ``Error``, ``StartedAt``, ``FinishedAt``); ``{}`` when it is gone."""
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return {}
+    return dict(container.attrs.get("State") or {})
+
+
+def remove_labelled_containers(key: str, value: str) -> list[dict[str, object]]:
+    """Remove every container labelled ``key=value`` (e.g. one whose start the engine refused).
+
+    Returns:
+        The ``State`` of each removed container, as the engine reported it before removal.
+    """
+    states = []
+    for found in client().containers.list(all=True, filters={"label": f"{key}={value}"}):
+        states.append(dict(found.attrs.get("State") or {}))
+        remove_container(found)
+    return states
+
+
+def exec_inside(container: Container, command: list[str]) -> tuple[int | None, str]:
+    """Run ``command`` in a running container; return its exit code (``None`` when it could not run) and output."""
+    try:
+        result = container.exec_run(command)
+    except docker.errors.APIError as exc:
+        return None, str(exc.explanation or exc)
+    return result.exit_code, (result.output or b"").decode("utf-8", "replace")
+
+
+def local_tags() -> list[str]:
+    """Every ``repository:tag`` of the images in the local engine."""
+    return sorted(tag for found in client().images.list() for tag in found.tags)
+
+
 def container_address(container: Container) -> str:
     """Return the container's IP address on its (first) network, or ``""`` when it has none."""
     container.reload()

@@ -32,6 +32,7 @@ SECRET_VALUE = "secret-value"  # one of the given secret values, found verbatim
 SECRET_FILE = "secret-file"  # a file that usually holds credentials (.env, private keys)
 SECRET_NAME = "secret-name"  # an ENV or build argument whose name says it is a secret
 DATA_FILE = "data-file"  # a large data file (CSV, Parquet, ...)
+DATA_COPY = "data-copy"  # the bytes of one of the given data files, whatever the file is called
 
 #: Data files at least this big (bytes) are reported; small ones (a package's
 #: bundled sample data, test fixtures) are not.
@@ -52,6 +53,8 @@ SECRET_NAME_PATTERN = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS
 _RUN_ARGS = re.compile(r"^(?:RUN )?\|\d+ (.*?) (?:/bin/sh -c|/bin/bash -c|\S+/\S+ )")
 
 _CHUNK = 1 << 20
+#: Given data files shorter than this (bytes) are not searched for inside other files (too likely by chance).
+DATA_NEEDLE_MIN_BYTES = 64
 
 
 class ScanError(engine.EngineError):
@@ -130,10 +133,16 @@ def _contains(stream: IO[bytes], needles: list[bytes], *, head: int = 0) -> tupl
     return found, first
 
 
-def _scan_layer(tar_stream: IO[bytes], values: list[str], data_min_bytes: int) -> _Layer:
-    """Scan one layer's tar, streamed; report files by path (no leading ``/``)."""
+def _scan_layer(tar_stream: IO[bytes], values: list[str], data_min_bytes: int,
+                data: dict[str, bytes] | None = None) -> _Layer:
+    """Scan one layer's tar, streamed; report files by path (no leading ``/``).
+
+    ``data`` maps a data file's name to its bytes: a file holding those bytes
+    (a renamed copy, or a concatenation) is reported whatever it is called.
+    """
     result = _Layer()
-    needles = [v.encode() for v in values]
+    data = {name: content for name, content in (data or {}).items() if len(content) >= DATA_NEEDLE_MIN_BYTES}
+    needles = [v.encode() for v in values] + list(data.values())
     with tarfile.open(fileobj=tar_stream, mode="r|") as layer:  # type: ignore[call-overload]
         for member in layer:
             path = member.name.lstrip("./") if member.name.startswith("./") else member.name
@@ -167,6 +176,10 @@ def _scan_layer(tar_stream: IO[bytes], values: list[str], data_min_bytes: int) -
             for value in values:
                 if value.encode() in found:
                     result.findings.append((SECRET_VALUE, path, f"the file contains the secret value {mask(value)}"))
+            for name, content in data.items():
+                if content in found:
+                    same = "is a copy of" if member.size == len(content) else "holds the contents of"
+                    result.findings.append((DATA_COPY, path, f"the file {same} the data file {name}"))
     return result
 
 
@@ -211,7 +224,8 @@ def _archive_files(image_name: str) -> Iterator[tuple[tarfile.TarInfo, bytes, IO
                 yield member, stream.read(512), stream
 
 
-def _read_archive(image_name: str, values: list[str], data_min_bytes: int) -> tuple[dict[str, _Layer], dict[str, Any]]:
+def _read_archive(image_name: str, values: list[str], data_min_bytes: int,
+                  data: dict[str, bytes] | None = None) -> tuple[dict[str, _Layer], dict[str, Any]]:
     """Stream ``docker save``; return the layers by diff id and the image config (with its history)."""
     layers: dict[str, _Layer] = {}
     config: dict[str, Any] | None = None
@@ -219,7 +233,7 @@ def _read_archive(image_name: str, values: list[str], data_min_bytes: int) -> tu
         for member, head, stream in _archive_files(image_name):
             if _is_tar(head) or member.name.endswith("layer.tar"):
                 reader = _HashingReader(_Peeked(head, stream))  # type: ignore[arg-type]
-                scanned = _scan_layer(reader, values, data_min_bytes)  # type: ignore[arg-type]
+                scanned = _scan_layer(reader, values, data_min_bytes, data)  # type: ignore[arg-type]
                 layers[reader.drain()] = scanned
             elif head.lstrip().startswith(b"{") and member.size < 50_000_000:
                 try:
@@ -261,6 +275,7 @@ def scan_image(
     secret_values: Iterable[str] = (),
     data_min_bytes: int = DATA_MIN_BYTES,
     skip_layers_of: str | None = None,
+    data_files: dict[str, bytes] | None = None,
 ) -> list[Finding]:
     """Find secrets and data baked into an image: in its layers, its config and its history.
 
@@ -271,6 +286,9 @@ def scan_image(
         data_min_bytes: report data files (CSV, TSV, Parquet, Feather) of at least this many bytes.
         skip_layers_of: a base image whose layers (the leading layers the two
             images share) are not scanned, to look only at what a Dockerfile added.
+        data_files: data file name to its bytes; any file in any layer holding those
+            bytes is reported as :data:`DATA_COPY`, whatever it is called (files of at
+            least :data:`DATA_NEEDLE_MIN_BYTES`).
 
     Returns:
         Findings in order: layers bottom to top, then config, then history. An
@@ -281,7 +299,7 @@ def scan_image(
         ScanError: the image is not there or could not be read.
     """
     values = sorted({v for v in secret_values if v}, key=len, reverse=True)
-    layers, config = _read_archive(image_name, values, data_min_bytes)
+    layers, config = _read_archive(image_name, values, data_min_bytes, data_files)
     diff_ids: list[str] = list(config.get("rootfs", {}).get("diff_ids", []))
     history = [h for h in config.get("history", []) if not h.get("empty_layer")]
     instructions = [str(h.get("created_by", "")) for h in history]

@@ -10,7 +10,7 @@ measures what the student's work does on the real engine and returns a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -120,3 +120,25 @@ class CheckResults(Sequence[CheckResult]):
 def results(exercise: str, items: Iterable[CheckResult], *, image: str = "", notes: Iterable[str] = ()) -> CheckResults:
     """Bundle check results of one exercise (a convenience for the exercise modules)."""
     return CheckResults(exercise, tuple(items), image, tuple(notes))
+
+
+def counts_once(result: CheckResult, condition: str, hint: str) -> CheckResult:
+    """Withhold a check's points until the answer does the task (issue 9: no free points).
+
+    A check that passed on its own (the image builds, its base is slim) earns
+    nothing while the answer does not do what the task asks (the service does not
+    answer). The result then fails, its message says what it counts once, and it
+    keeps what was measured, so that the student sees both.
+
+    Args:
+        result: the check's own result.
+        condition: what must hold first, completing "Counts once ..." (e.g. "a container of the image
+            answers GET /health").
+        hint: what to do, pointing at the check that says how.
+
+    Returns:
+        ``result`` unchanged when it failed anyway (its own message says why), else a failed copy.
+    """
+    if not result.passed:
+        return result
+    return replace(result, passed=False, message=f"Counts once {condition}. {result.message}".strip(), hint=hint)

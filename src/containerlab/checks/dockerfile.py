@@ -186,3 +186,48 @@ def is_slim_python(reference: str) -> bool:
     name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
     name = name.removeprefix("docker.io/").removeprefix("library/")
     return name == "python" and "slim" in tag.split("-")
+
+
+#: Files that list dependencies: copying them before the install keeps the install cacheable.
+_MANIFEST = re.compile(r"(^|/)(requirements[\w.-]*\.(txt|in)|constraints[\w.-]*\.txt|pyproject\.toml|setup\.cfg"
+                       r"|poetry\.lock|uv\.lock|Pipfile(\.lock)?|[\w.-]+\.lock)$", re.IGNORECASE)
+_INSTALL = re.compile(r"\b(pip3?|uv pip|poetry|pipenv)\b.*\b(install|sync)\b")
+
+
+def copy_sources(ins: Instruction) -> list[str]:
+    """The sources of a ``COPY``/``ADD`` (flags and the destination left out); ``[]`` for ``--from`` copies."""
+    exec_args = exec_form(ins.args)
+    words = exec_args if exec_args is not None else ins.args.split()
+    if any(w.startswith("--from") for w in words):
+        return []
+    words = [w for w in words if not w.startswith("--")]
+    return words[:-1]
+
+
+def code_before_deps(parsed: Dockerfile) -> bool:
+    """Whether a stage copies more than the dependency files before the step that installs the dependencies.
+
+    Such a Dockerfile reinstalls every dependency after any code edit: the install
+    step depends on the copied code, so the build cache cannot reuse it.
+    """
+    copied_code = False
+    for ins in parsed.instructions:
+        if ins.keyword == "FROM":
+            copied_code = False
+        elif ins.keyword in ("COPY", "ADD"):
+            if any(not _MANIFEST.search(src.rstrip("/")) for src in copy_sources(ins)):
+                copied_code = True
+        elif ins.keyword == "RUN" and _INSTALL.search(ins.args) and copied_code:
+            return True
+    return False
+
+
+def pinned_platforms(parsed: Dockerfile) -> list[tuple[Instruction, str]]:
+    """``FROM`` lines that pin a literal ``--platform`` (not ``$BUILDPLATFORM``/``$TARGETPLATFORM``)."""
+    found = []
+    for ins in parsed.instructions:
+        if ins.keyword == "FROM":
+            match = re.search(r"--platform=(\S+)", ins.args)
+            if match and "$" not in match.group(1):
+                found.append((ins, match.group(1)))
+    return found

@@ -4,6 +4,12 @@ Visible checks: it builds; the base is a slim Python image; ``CMD`` is exec
 form; a container answers ``/health`` on port 80; ``/predict`` gives the
 reference answers. Hidden checks (:func:`check_hidden`): a second set of
 customers, and no file of the service's ``data/`` folder inside the image.
+
+No free points (issue 9): the checks that a Dockerfile can pass without doing
+the task (it builds, slim base, exec form, no data inside) count only for an
+image whose container answers ``GET /health``; otherwise they fail with a
+message that says so (:func:`.counts_once`). Right-but-risky choices (root
+user, a pinned ``--platform``, a HEALTHCHECK that fails) are notes.
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import engine
-from . import CheckResult, CheckResults, results
+from .. import engine, scan
+from . import CheckResult, CheckResults, counts_once, results
 from . import service
 from .dockerfile import exec_form, is_slim_python
 
@@ -32,6 +38,11 @@ DESCRIPTIONS = {
     "predict-hidden": "POST /predict gives the right answers for more customers",
     "no-test-data": "The image holds none of the files in the service's data/ folder",
 }
+
+
+#: What the checks that a non-working answer could pass wait for.
+SERVES = "a container of the image answers GET /health on port 80"
+SERVES_HINT = "Make the service answer first: the health check below says what stops it."
 
 
 def _result(name: str, passed: bool, message: str = "", hint: str = "", *, hidden: bool = False) -> CheckResult:
@@ -66,32 +77,39 @@ def runtime_checks(built: service.Built, cases: Sequence[tuple[dict[str, float],
                    *, health: str = "health", predict: str = "predict", hidden: bool = False,
                    limits: engine.SandboxLimits = engine.SandboxLimits()) -> list[CheckResult]:
     """Run the built image and check ``/health`` and ``/predict`` (named ``health``/``predict`` checks)."""
+    return probe_checks(built, cases, health=health, predict=predict, hidden=hidden, limits=limits)[0]
+
+
+def probe_checks(built: service.Built, cases: Sequence[tuple[dict[str, float], float]],
+                 *, health: str = "health", predict: str = "predict", hidden: bool = False,
+                 limits: engine.SandboxLimits = engine.SandboxLimits()
+                 ) -> tuple[list[CheckResult], service.Probe | None]:
+    """Like :func:`runtime_checks`, and also return the probe (``None`` when there was no image to run).
+
+    A failed health check names its cause from evidence and gives the hint for
+    that cause (:func:`.causes.start_cause`).
+    """
     names = [n for n in (health, predict) if n]
     if not built.image:
-        return [_result(n, False, "There is no image to run.", "Make the build pass first.", hidden=hidden)
-                for n in names]
+        return ([_result(n, False, "There is no image to run.", "Make the build pass first.", hidden=hidden)
+                 for n in names], None)
     probe = service.probe_service(built.image, cases, limits=limits)
     out = []
     if health:
         if probe.healthy:
             out.append(_result(health, True, "GET /health answered 200.", hidden=hidden))
         else:
-            last_lines = "\n".join(probe.logs.strip().splitlines()[-5:])
-            logs = f" Last container output:\n{last_lines}" if last_lines else ""
-            out.append(_result(health, False, probe.problem + logs,
-                               "Start the server so that it listens on all interfaces (host 0.0.0.0) and "
-                               "port 80 inside the container, with the app from src/customer_value/api.py.",
-                               hidden=hidden))
+            out.append(_result(health, False, probe.problem, probe.hint, hidden=hidden))
     if predict:
         if not probe.healthy:
-            out.append(_result(predict, False, "The service never became ready.",
+            out.append(_result(predict, False, f"The service never became ready: {probe.problem}",
                                "Make the health check pass first.", hidden=hidden))
         else:
             wrong = probe.wrong_answers()
             out.append(_result(predict, not wrong, service.describe_wrong(probe),
                                "Serve the unchanged service code with the locked requirements installed.",
                                hidden=hidden))
-    return out
+    return out, probe
 
 
 def check(dockerfile: str | Path = "ex1.Dockerfile", context: str | Path = "service", *,
@@ -100,7 +118,8 @@ def check(dockerfile: str | Path = "ex1.Dockerfile", context: str | Path = "serv
     """Run the visible checks of exercise 1.
 
     Builds the image (tagged ``tag``, which is kept), runs a container in the
-    sandbox, asks it three customers, and removes the container.
+    sandbox, asks it three customers, and removes the container. The build and
+    static checks count only once the container answers ``/health``.
 
     Args:
         dockerfile: the student's Dockerfile.
@@ -110,15 +129,20 @@ def check(dockerfile: str | Path = "ex1.Dockerfile", context: str | Path = "serv
         build_timeout: seconds after which the build is stopped.
 
     Returns:
-        The results, in checklist order, with the image tag (``""`` when the build failed).
+        The results, in checklist order, with the image tag (``""`` when the build failed)
+        and notes (cleaned file, right-but-risky choices).
     """
     built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem,
                       built.hint or "Fix the problem above and run the answer cell, then this check, again."))
-    items = [builds, *static_checks(built),
-             *runtime_checks(built, service.VISIBLE_CASES, limits=limits)]
-    return results(EXERCISE, items, image=built.image, notes=built.notes)
+    runtime, probe = probe_checks(built, service.VISIBLE_CASES, limits=limits)
+    items = [builds, *static_checks(built)]
+    if probe is None or not probe.healthy:
+        hint = SERVES_HINT if built.image else "Make the build pass first: the first check says what stops it."
+        items = [counts_once(r, SERVES, hint) for r in items]
+    notes = [*built.notes, *service.risk_notes(built), *(probe.notes if probe else [])]
+    return results(EXERCISE, [*items, *runtime], image=built.image, notes=notes)
 
 
 def check_hidden(image: str, cases: Sequence[tuple[dict[str, float], float]], *,
@@ -133,22 +157,43 @@ def check_hidden(image: str, cases: Sequence[tuple[dict[str, float], float]], *,
         limits: sandbox limits.
 
     Returns:
-        The ``predict-hidden`` and ``no-test-data`` results.
+        The ``predict-hidden`` and ``no-test-data`` results; ``no-test-data`` counts
+        only when the service answered.
     """
     built = service.Built(image)
-    items = runtime_checks(built, cases, health="", predict="predict-hidden", hidden=True, limits=limits)
-    items.append(data_check(image, data_dir))
-    return results(EXERCISE, items, image=image)
+    items, probe = probe_checks(built, cases, health="", predict="predict-hidden", hidden=True, limits=limits)
+    data = data_check(image, data_dir)
+    if probe is None or not probe.healthy:
+        data = counts_once(data, SERVES, SERVES_HINT if image else "Make the build pass first.")
+    return results(EXERCISE, [*items, data], image=image)
+
+
+def data_files(data_dir: str | Path) -> dict[str, bytes]:
+    """The files of the data folder, by their path relative to its parent (``data/customers.csv``), with their bytes."""
+    root = Path(data_dir)
+    return {p.relative_to(root.parent).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.stat().st_size <= 50_000_000}
 
 
 def data_check(image: str, data_dir: str | Path, *, name: str = "no-test-data") -> CheckResult:
-    """Check that no file of ``data_dir`` (same name and size) is in the image's file system."""
+    """Check that no layer of the image holds a file of ``data_dir``, whatever it is called there.
+
+    Every layer is read (:func:`containerlab.scan.scan_image`), so a copy that a
+    later step deletes, a renamed copy or a file that holds a data file's bytes
+    are all found.
+    """
     if not image:
         return _result(name, False, "There is no image to look into.", "Make the build pass first.", hidden=True)
-    data = {(p.name, p.stat().st_size) for p in Path(data_dir).rglob("*") if p.is_file()}
-    found = [path for path, size in engine.image_files(image) if (Path(path).name, size) in data]
+    data = data_files(data_dir)
+    try:
+        findings = scan.scan_image(image, data_files=data, data_min_bytes=1 << 62)
+    except scan.ScanError as exc:
+        return _result(name, False, f"The image could not be read ({exc}).", "Build the image again.", hidden=True)
+    found = [f for f in findings if f.kind == scan.DATA_COPY]
     if found:
-        return _result(name, False, f"The image holds {len(found)} data file(s), e.g. /{found[0]}.",
+        first = found[0]
+        return _result(name, False, f"The image holds {len(found)} copy(ies) of data files; e.g. /{first.path} "
+                       f"({first.detail}, layer {first.layer}: {first.instruction}).",
                        "Copy only what the service needs to run (the requirements file and the code), or "
                        "exclude the data folder with .dockerignore; data comes in at run time.", hidden=True)
-    return _result(name, True, f"None of the {len(data)} data file(s) is in the image.", hidden=True)
+    return _result(name, True, f"None of the {len(data)} data file(s) is in any layer of the image.", hidden=True)

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from .. import engine, scan
-from . import CheckResult, CheckResults, results, service
+from . import CheckResult, CheckResults, counts_once, results, service
 from .runcommand import RunCommandProblem, RunSpec, SecurityRule, parse_run_command
 from .runcommand import read_env_file as _read_env_file
 
@@ -88,28 +88,38 @@ def _token_from_file(spec: RunSpec) -> tuple[str, str]:
 
 
 def scan_checks(image: str, *, values: list[str], data_dir: Path) -> list[CheckResult]:
-    """Scan every layer, the config and the history of ``image`` for the secret and the data files."""
+    """Scan every layer, the config and the history of ``image`` for the secret and the data files.
+
+    Secrets are found by their values (the ``.env`` values and the token passed at
+    run time) in any file, ``ENV``, label or build step, whatever the file is
+    called, and by file kind (``.env`` files, private keys). Data files are found by
+    their bytes in any file of any layer, renamed or deleted later, and by name.
+    """
     if not image:
         return [_result(n, False, "There is no image to scan.", "Make the build pass first.")
                 for n in ("no-secret-in-image", "no-data-in-image")]
-    findings = scan.scan_image(image, secret_values=values, data_min_bytes=1)
-    data_names = {p.name for p in data_dir.rglob("*") if p.is_file()}
+    data_files = {p.relative_to(data_dir.parent).as_posix(): p.read_bytes()
+                  for p in sorted(data_dir.rglob("*")) if p.is_file() and p.stat().st_size <= 50_000_000}
+    findings = scan.scan_image(image, secret_values=values, data_min_bytes=1, data_files=data_files)
+    data_names = {Path(name).name for name in data_files}
     secret = [f for f in findings if f.kind in (scan.SECRET_VALUE, scan.SECRET_FILE, scan.SECRET_NAME)]
-    data = [f for f in findings if f.kind == scan.DATA_FILE and Path(f.path).name in data_names]
+    data = [f for f in findings if f.kind == scan.DATA_COPY
+            or (f.kind == scan.DATA_FILE and Path(f.path).name in data_names)]
     out = []
     if secret:
         first = secret[0]
         where = f"layer {first.layer} ({first.instruction})" if first.where == "layer" else first.where
-        out.append(_result("no-secret-in-image", False, f"{len(secret)} finding(s); first in {where}: {first.detail}",
-                           "Keep secrets out of every instruction: no ENV or ARG with the token, no COPY of .env "
-                           "(deleting it in a later step does not remove it from the earlier layer). Pass the "
-                           "token when the container starts."))
+        path = f"/{first.path}: " if first.where == "layer" else ""
+        out.append(_result("no-secret-in-image", False, f"{len(secret)} finding(s); first in {where}: {path}{first.detail}",
+                           "Keep secrets out of every instruction: no ENV or ARG with the token, no COPY or ADD of "
+                           ".env under any name (deleting it in a later step does not remove it from the earlier "
+                           "layer). Pass the token when the container starts."))
     else:
         out.append(_result("no-secret-in-image", True, "The scan found no secret in any layer, the config or the history."))
     if data:
         first = data[0]
-        out.append(_result("no-data-in-image", False, f"{len(data)} data file(s) in the layers, e.g. {first.path} "
-                           f"in layer {first.layer}.",
+        out.append(_result("no-data-in-image", False, f"{len(data)} data file(s) in the layers, e.g. /{first.path} "
+                           f"in layer {first.layer} ({first.detail}).",
                            "Copy only the requirements file and the code; mount the data folder when the "
                            "container starts."))
     else:
@@ -256,7 +266,21 @@ def check(dockerfile: str | Path = "ex3.Dockerfile", run_command: str | Path = "
         spec = parse_run_command(path.read_text(encoding="utf-8-sig"), folder)
     except RunCommandProblem as exc:
         problem = str(exc)
-    items = [builds, *runtime_checks(built.image, spec, problem, data_dir=data_dir, limits=limits),
-             *scan_checks(built.image, values=secret_values(context, spec), data_dir=data_dir)]
-    notes = [*built.notes, *(spec.notes if spec else [])]
+    runtime = runtime_checks(built.image, spec, problem, data_dir=data_dir, limits=limits)
+    scans = scan_checks(built.image, values=secret_values(context, spec), data_dir=data_dir)
+    # No free points: the image and the scans count only for a service that starts as the command says.
+    gated = [builds, *scans]
+    probe: service.Probe | None = None
+    if spec is None:
+        gated = [counts_once(r, "your run command can be run", "Fix the run command first: the data and "
+                             "secret checks say what is wrong with it.") for r in gated]
+    elif built.image and not any(r.passed for r in runtime):
+        probe = service.probe_service(built.image, [], environment=spec.environment, volumes=spec.volumes,
+                                      limits=limits)
+        if not probe.healthy:
+            condition = f"a container started as your run command says answers GET /health ({probe.problem})"
+            gated = [counts_once(r, condition, probe.hint) for r in gated]
+    items = [gated[0], *runtime, *gated[1:]]
+    notes = [*built.notes, *(spec.notes if spec else []), *service.risk_notes(built),
+             *(probe.notes if probe else [])]
     return results(EXERCISE, items, image=built.image, notes=notes)

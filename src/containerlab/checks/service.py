@@ -13,11 +13,13 @@ import json
 import os
 import secrets
 import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import engine
+from . import causes
 from . import dockerfile as df
 
 #: Builds stopped after this many seconds (a cold pip install of the service takes 1-3 minutes).
@@ -28,6 +30,8 @@ MAX_CONTEXT_BYTES = 300 * 1024**2
 TOLERANCE = 0.05
 #: Label on everything the checks create, so that an instructor can find leftovers.
 CHECK_LABEL = "org.containerlab.exercise-check"
+#: Label with a value unique to one probe, to find its container when the engine refused to start it.
+PROBE_LABEL = "org.containerlab.probe-id"
 
 #: Customers the visible checks send, with the answers of the reference service.
 VISIBLE_CASES: tuple[tuple[dict[str, float], float], ...] = (
@@ -48,6 +52,7 @@ class Built:
         hint: what to change when there is a problem.
         notes: what was cleaned in the Dockerfile (BOM, CRLF).
         dockerfile: the parsed Dockerfile, or ``None`` when it could not be read.
+        cause: the kind of build failure (:mod:`.causes`), or ``""``.
     """
 
     image: str
@@ -56,6 +61,7 @@ class Built:
     hint: str = ""
     notes: tuple[str, ...] = ()
     dockerfile: df.Dockerfile | None = None
+    cause: str = ""
 
 
 @dataclass
@@ -64,18 +70,24 @@ class Probe:
 
     Attributes:
         healthy: ``/health`` answered 2xx on the expected port.
-        problem: why it did not (a sentence), or ``""``.
+        problem: why it did not (a sentence naming the cause), or ``""``.
+        hint: what to change for that cause, or ``""``.
+        cause: the kind of start failure (:mod:`.causes`), or ``""``.
         logs: the container's last output lines when something went wrong.
         answers: for each case sent, ``(customer, expected, got)``; ``got`` is the
             ``customer_value`` answered, or the error text.
         container_attrs: the engine's inspect data of the running container (mounts, env).
+        notes: right-but-risky findings that cost no points (a HEALTHCHECK that fails).
     """
 
     healthy: bool = False
     problem: str = ""
+    hint: str = ""
+    cause: str = ""
     logs: str = ""
     answers: list[tuple[dict[str, float], float, float | str]] = field(default_factory=list)
     container_attrs: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def wrong_answers(self) -> list[tuple[dict[str, float], float, float | str]]:
         """The cases whose answer is missing or off by more than :data:`TOLERANCE`."""
@@ -121,12 +133,12 @@ def build_submission(dockerfile: str | Path, context: str | Path, *, tag: str,
         return Built("", problem=str(exc), hint="")
     context = Path(context)
     if not context.is_dir():
-        return Built("", problem=f"The build context folder {context} does not exist.",
+        return Built("", problem=f"The build context folder {context.name}/ does not exist.",
                      hint="Build from the folder that holds the service (requirements.txt and src/).",
                      notes=parsed.notes, dockerfile=parsed)
     size = context_size(context)
     if size > MAX_CONTEXT_BYTES:
-        return Built("", problem=f"The build context {context} holds {size / 1024**2:.0f} MB, more than the "
+        return Built("", problem=f"The build context {context.name}/ holds {size / 1024**2:.0f} MB, more than the "
                      f"{MAX_CONTEXT_BYTES / 1024**2:.0f} MB the checks accept.",
                      hint="Keep large files (data, models, virtual environments) out of the context folder "
                      "or list them in .dockerignore.", notes=parsed.notes, dockerfile=parsed)
@@ -138,40 +150,35 @@ def build_submission(dockerfile: str | Path, context: str | Path, *, tag: str,
             result = engine.build(context, tag=tag, dockerfile=cleaned, build_args=build_args,
                                   labels={CHECK_LABEL: "student-image"}, timeout=timeout)
         except engine.BuildFailed as exc:
-            problem, hint = explain_build_failure(exc, timeout=timeout)
-            return Built("", problem=problem, hint=hint, notes=parsed.notes, dockerfile=parsed)
+            cause = build_cause(exc, timeout=timeout, context=context, parsed=parsed)
+            return Built("", problem=cause.problem, hint=cause.hint, notes=parsed.notes, dockerfile=parsed,
+                         cause=cause.kind)
     if old is not None and old.id != result.image.id:
         engine.remove_unused_image(old.id)
     return Built(tag, seconds=result.seconds, notes=parsed.notes, dockerfile=parsed)
 
 
-def explain_build_failure(exc: engine.BuildFailed, *, timeout: float) -> tuple[str, str]:
-    """Turn a failed build into a problem sentence and a hint for the student."""
-    log = exc.log
-    errors = " ".join(exc.error_lines) or log[-400:]
-    step = f" at step {exc.step}" if exc.step else ""
-    if "took more than" in str(exc):
-        return (f"The build ran for more than {timeout:.0f} s and was stopped.",
-                "Look for a step that never ends (a loop, a server started with RUN instead of CMD).")
-    if "no space left on device" in log.lower():
-        return ("The build ran out of disk space.",
-                "A step writes far too much data; remove it, and keep large files out of the image.")
-    if "pull access denied" in log or "failed to resolve source metadata" in log or (
-            "not found" in errors and "docker.io" in errors):
-        return (f"The base image could not be found{step}.",
-                "Start FROM an image that exists on your machine, e.g. the course's slim Python image.")
-    if "requirements" in errors and ("not found" in errors or "No such file" in errors):
-        return (f"A file the build needs is missing from the build context{step}.",
-                "Check the name and place of the requirements file you COPY and install from.")
-    if "unknown instruction" in errors or "dockerfile parse error" in errors.lower():
-        return (f"The Dockerfile has a syntax error: {errors[-200:]}",
-                "Each line starts with an instruction such as FROM, COPY, RUN or CMD; check the spelling "
-                "and the line continuations.")
-    if "not found" in errors or "no such file" in errors.lower():
-        return (f"A file or folder the build copies is missing{step}: {errors[-200:]}",
-                "Paths in COPY are relative to the build context folder; check them against its files.")
-    return (f"The build failed{step}: {errors[-300:]}",
-            "Read the error above, fix that step, and run the check again.")
+def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None = None,
+                parsed: df.Dockerfile | None = None) -> causes.Cause:
+    """Name the cause of a failed build (:func:`.causes.build_cause`), with the images this engine has."""
+    tags: list[str] = []
+    platforms: dict[str, str] = {}
+    if "load metadata for" in exc.step or "source metadata" in exc.log or "pull access denied" in exc.log:
+        # Only a missing base image needs the list of the images there are.
+        tags = [t for t in engine.local_tags() if not t.startswith(("cl-", "containerlab-"))]
+        for tag in tags:
+            found = engine.image(tag)
+            if found is not None:
+                platforms[tag] = f"{found.attrs.get('Os', 'linux')}/{found.attrs.get('Architecture', '')}"
+    return causes.build_cause(exc, timeout=timeout, context=context, parsed=parsed, local_images=tags,
+                              platforms=platforms)
+
+
+def explain_build_failure(exc: engine.BuildFailed, *, timeout: float, context: Path | None = None,
+                          parsed: df.Dockerfile | None = None) -> tuple[str, str]:
+    """Turn a failed build into a problem sentence and a hint for the student (see :func:`build_cause`)."""
+    cause = build_cause(exc, timeout=timeout, context=context, parsed=parsed)
+    return cause.problem, cause.hint
 
 
 def new_token() -> str:
@@ -186,7 +193,12 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
                   limits: engine.SandboxLimits = engine.SandboxLimits()) -> Probe:
     """Run the image in the sandbox, wait for ``/health``, and send ``/predict`` requests.
 
-    The container is always removed afterwards.
+    The container is always removed afterwards. When ``/health`` never answers,
+    the cause is named from evidence (:func:`.causes.start_cause`): the
+    container's ``State`` as the engine reports it (exit code, ``OOMKilled``,
+    the engine's own start error), the sockets listening inside it, and its
+    last output lines. Once the service answers, the image's own
+    ``HEALTHCHECK`` command is run inside the container; a failing one gives a note.
 
     Args:
         image: the image tag.
@@ -199,40 +211,95 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
         limits: sandbox limits.
 
     Returns:
-        The health outcome, the answers, and logs when something went wrong.
+        The health outcome with its cause and hint, the answers, and logs when something went wrong.
     """
     probe = Probe()
-    token = token or new_token()
-    environment = {"API_TOKEN": token, **(environment or {})}
+    environment = dict(environment or {})
+    token = token or environment.get("API_TOKEN") or new_token()
+    if not environment.get("API_TOKEN_FILE"):
+        environment.setdefault("API_TOKEN", token)
     auth = {"Authorization": f"Bearer {token}"}
-    with engine.sandboxed_container(image, environment=environment, volumes=volumes, limits=limits,
-                                    labels={CHECK_LABEL: "probe"}) as container:
-        try:
-            engine.wait_http_inside(container, "/health", port=port, timeout=limits.ready_timeout)
-        except engine.ContainerFailed as exc:
-            probe.problem = str(exc)
-            probe.logs = exc.logs
-            return probe
-        probe.healthy = True
-        container.reload()
-        probe.container_attrs = container.attrs
-        for customer, expected in cases:
-            answer = engine.http_from_inside(container, "POST", "/predict", port=port, body=json.dumps(customer),
-                                             headers=auth)
-            got: float | str
-            if answer.status == 200:
-                try:
-                    got = float(json.loads(answer.body)["customer_value"])
-                except (ValueError, KeyError, TypeError):
-                    got = f"unexpected answer {answer.body[:120]!r}"
-            elif answer.status is None:
-                got = answer.error
-            else:
-                got = f"HTTP {answer.status}: {answer.body[:120]}"
-            probe.answers.append((customer, expected, got))
-        if probe.wrong_answers():
-            probe.logs = engine.logs(container)
+    probe_id = uuid.uuid4().hex
+    found = engine.image(image)
+    image_config = (found.attrs.get("Config") or {}) if found is not None else {}
+    command = [*(image_config.get("Entrypoint") or []), *(image_config.get("Cmd") or [])]
+    try:
+        with engine.sandboxed_container(image, environment=environment, volumes=volumes, limits=limits,
+                                        labels={CHECK_LABEL: "probe", PROBE_LABEL: probe_id}) as container:
+            try:
+                engine.wait_http_inside(container, "/health", port=port, timeout=limits.ready_timeout)
+            except engine.ContainerFailed as exc:
+                state = engine.container_state(container)
+                running = state.get("Status") == "running"
+                listening = engine.listening_sockets(container) if running else []
+                answered = engine.http_from_inside(container, "GET", "/health", port=port) if running else None
+                cause = causes.start_cause(state=state, logs=exc.logs, listening=listening, port=port,
+                                           health_status=answered.status if answered else None,
+                                           waited=limits.ready_timeout, memory_bytes=limits.memory_bytes,
+                                           command=command)
+                _failed(probe, cause, exc.logs)
+                return probe
+            probe.healthy = True
+            container.reload()
+            probe.container_attrs = container.attrs
+            for customer, expected in cases:
+                answer = engine.http_from_inside(container, "POST", "/predict", port=port,
+                                                 body=json.dumps(customer), headers=auth)
+                got: float | str
+                if answer.status == 200:
+                    try:
+                        got = float(json.loads(answer.body)["customer_value"])
+                    except (ValueError, KeyError, TypeError):
+                        got = f"unexpected answer {answer.body[:120]!r}"
+                elif answer.status is None:
+                    got = answer.error
+                else:
+                    got = f"HTTP {answer.status}: {answer.body[:120]}"
+                probe.answers.append((customer, expected, got))
+            if probe.wrong_answers():
+                probe.logs = engine.logs(container)
+            probe.notes += healthcheck_notes(container, image_config)
+    except engine.EngineUnavailable:
+        raise
+    except engine.EngineError as exc:
+        # The engine refused to start the container (its program is missing, say): its State says why.
+        states = engine.remove_labelled_containers(PROBE_LABEL, probe_id)
+        state = states[0] if states and states[0].get("Error") else {"Error": str(exc)}
+        _failed(probe, causes.start_cause(state=state, command=command, memory_bytes=limits.memory_bytes), "")
     return probe
+
+
+def _failed(probe: Probe, cause: causes.Cause, logs: str) -> None:
+    probe.problem = causes.scrub(cause.problem)
+    probe.hint = cause.hint
+    probe.cause = cause.kind
+    probe.logs = logs
+
+
+def healthcheck_notes(container, image_config: Mapping) -> list[str]:  # type: ignore[no-untyped-def]
+    """Run the image's ``HEALTHCHECK`` command inside a container that answers ``/health``.
+
+    Returns:
+        A note when the command fails although the service answers (Docker would mark every
+        container of the image unhealthy), else nothing.
+    """
+    test = list((image_config.get("Healthcheck") or {}).get("Test") or [])
+    if not test or test[0] == "NONE":
+        return []
+    if test[0] == "CMD-SHELL":
+        argv, shown = ["/bin/sh", "-c", " ".join(test[1:])], " ".join(test[1:])
+    elif test[0] == "CMD":
+        argv, shown = test[1:], json.dumps(test[1:])
+    else:
+        argv, shown = ["/bin/sh", "-c", " ".join(test)], " ".join(test)
+    code, output = engine.exec_inside(container, ["timeout", "20", *argv])
+    if code is None or code == 0 or (code in (126, 127) and "timeout" in output and "not found" in output):
+        return []
+    said = " ".join(output.strip().splitlines()[-2:])[:200]
+    return [causes.scrub(f"The image's HEALTHCHECK ({shown}) failed with exit code {code} while the service "
+                         f"answered /health{f': {said}' if said else ''}. Docker would mark every container of this "
+                         "image unhealthy; check the command against what the image has (python is there, curl "
+                         "is not in the slim image) and the port the server listens on. It costs no points.")]
 
 
 def describe_wrong(probe: Probe) -> str:
@@ -243,3 +310,29 @@ def describe_wrong(probe: Probe) -> str:
     customer, expected, got = wrong[0]
     return (f"{len(wrong)} of {len(probe.answers)} answers were wrong; for {json.dumps(customer)} the "
             f"service answered {got!r} where {expected} was expected.")
+
+
+ROOT_USERS = {"", "root", "0", "0:0", "root:root", "root:0", "0:root"}
+
+
+def risk_notes(built: Built) -> list[str]:
+    """Right-but-risky choices in a built submission, as notes that cost no points.
+
+    Read from the Dockerfile (a literal ``--platform`` in ``FROM``) and from the
+    image's config as the engine reports it (the user the container runs as).
+    """
+    notes = []
+    if built.dockerfile is not None:
+        for ins, platform in df.pinned_platforms(built.dockerfile):
+            notes.append(f"Line {ins.line} pins FROM --platform={platform}. It builds here, but on a machine of "
+                         "another kind (an ARM laptop, say) the image is then built for the wrong processor and "
+                         "runs slowly under emulation, or not at all; leave --platform out (or use "
+                         "$BUILDPLATFORM in a builder stage). It costs no points.")
+    found = engine.image(built.image) if built.image else None
+    if found is not None:
+        user = str((found.attrs.get("Config") or {}).get("User") or "")
+        if user.strip() in ROOT_USERS:
+            notes.append("The container runs as root (the image sets no USER). Anyone who breaks into the service "
+                         "could then change its code and packages; 14.3.2 shows how to add an unprivileged user "
+                         "and switch to it with USER. It costs no points.")
+    return notes
