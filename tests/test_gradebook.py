@@ -227,7 +227,8 @@ def test_hidden_cells_are_read_from_hidden_require() -> None:
     cells = {c.grade_id: c for c in gradebook.graded_cells()}
     assert cells["ex1-test-hidden-data"].checks == ("no-test-data",)
     assert cells["ex1-test-hidden-predict"].checks == ("predict-hidden",)
-    assert cells["ex2-test-still-answers"].checks == ("health", "predict")
+    assert cells["ex2-test-health"].checks == ("health",)
+    assert cells["ex2-test-predict"].checks == ("predict",)
 
 
 def test_a_graded_cell_naming_no_check_is_refused(tmp_path: Path) -> None:
@@ -240,10 +241,13 @@ def test_a_graded_cell_naming_no_check_is_refused(tmp_path: Path) -> None:
         gradebook.graded_cells(tmp_path)
 
 
-def test_a_cell_scores_the_passed_checks_it_requires() -> None:
-    """Does a cell requiring two checks give the points of the one that passed, and 0 when nothing ran?"""
-    cell = {c.grade_id: c for c in gradebook.graded_cells()}["ex2-test-still-answers"]
-    assert cell.score(_grade("a", failing={"ex2": {"predict"}})) == ex2.POINTS["health"]
+def test_each_graded_cell_requires_one_check() -> None:
+    """Does each automatically graded cell require exactly one check, so its points are all or nothing, as in nbgrader?"""
+    for cell in gradebook.graded_cells():
+        assert len(cell.checks) == 1 or (not cell.checks and cell.grade_id.endswith("-answer")), cell.grade_id
+    cell = {c.grade_id: c for c in gradebook.graded_cells()}["ex2-test-predict"]
+    assert cell.score(_grade("a", failing={"ex2": {"predict"}})) == 0
+    assert cell.score(_grade("a")) == ex2.POINTS["predict"]
     ungraded = _grade("b")
     del ungraded.results["ex2"]
     assert cell.score(ungraded) == 0
@@ -279,7 +283,8 @@ def test_round_trip_automatic_plus_manual_points_is_nbgraders_total(tmp_path: Pa
 
     with Gradebook(db_url, gradebook.course_id()) as gb:
         assert gb.find_grade("ex1-test-hidden-predict", "ex1-write-a-dockerfile", "ch14", "bob").auto_score == 0
-        assert gb.find_grade("ex2-test-still-answers", "ex2-improve-the-image", "ch14", "bob").auto_score == \
+        assert gb.find_grade("ex2-test-predict", "ex2-improve-the-image", "ch14", "bob").auto_score == 0
+        assert gb.find_grade("ex2-test-health", "ex2-improve-the-image", "ch14", "bob").auto_score == \
             ex2.POINTS["health"]
         # Formgrader's view: the free-text answers wait for a person, the automatic ones do not.
         assert gb.find_submission("ch14", "alice").needs_manual_grade
