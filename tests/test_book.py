@@ -7,7 +7,7 @@ from html import unescape
 
 import pytest
 
-from containerlab import book
+from containerlab import book, config
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -69,3 +69,64 @@ def test_only_cells_meant_to_fail_show_a_traceback(built):
             cell_start = html.rfind('<div class="cell ', 0, match.start())
             cell_classes = html[cell_start: html.index(">", cell_start)]
             assert "tag_raises-exception" in cell_classes, f"{page.name}: a cell raised unexpectedly"
+
+
+PAGE = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+execution_dependencies:
+  - context
+---
+
+# A page that reads a build context
+
+```{code-cell} ipython3
+print(open("../context/Dockerfile").read())
+```
+"""
+
+
+def test_a_changed_dependency_runs_its_page_again(tmp_path):
+    """When a file in a page's declared build context changes, does the next build execute that page
+    again and show the new contents, while an unchanged build still comes from the cache?"""
+    (tmp_path / "_config.yml").write_text(
+        'title: "dependency test"\nonly_build_toc_files: true\nexecute:\n  execute_notebooks: cache\n'
+        'exclude_patterns: ["_build", ".*"]\n'
+    )
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: notebooks/page\n")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "page.md").write_text(PAGE)
+    (tmp_path / "context").mkdir()
+    dockerfile = tmp_path / "context" / "Dockerfile"
+    dockerfile.write_text("FROM python:3.13-slim AS first-version\n")
+
+    def shown() -> str:
+        build = book.build_book(root=tmp_path, echo=False)
+        return build, (build.html_dir / "notebooks" / "page.html").read_text()
+
+    first, html = shown()
+    assert "first-version" in html
+
+    dockerfile.write_text("FROM python:3.13-slim AS second-version\n")
+    second, html = shown()
+    assert "second-version" in html and "first-version" not in html
+
+    third, html = shown()
+    assert "second-version" in html
+    stale = book.invalidate_stale_pages(root=tmp_path, cache_dir=tmp_path / "_build" / ".jupyter_cache")
+    assert stale == [], "an unchanged dependency must not empty the cache"
+
+
+def test_pages_declare_the_build_contexts_they_name():
+    """Does every docker/ folder a page's cells or listings name appear among that page's declared dependencies?"""
+    for page in book.notebook_pages(config.ROOT):
+        declared = book.page_dependencies(page, root=config.ROOT)
+        named = set(re.findall(r"\b(docker/[\w.-]+)", page.read_text()))
+        missing = {path for path in named if not any(path == d or path.startswith(d + "/") for d in declared)}
+        assert not missing, f"{page.name} names {sorted(missing)} but does not list them in execution_dependencies"
