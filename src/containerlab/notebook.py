@@ -224,7 +224,8 @@ def _parse_build(command: str) -> argparse.Namespace:
     return args
 
 
-def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -> layers.MeasuredBuild:
+def build(command: str, *, previous: layers.MeasuredBuild | str | None = None,
+          check: bool = True) -> layers.MeasuredBuild | None:
     """Run a ``docker build`` command line, show its progress and measure the result.
 
     The command is printed as ``$ docker build ...``, the builder's progress is
@@ -236,9 +237,13 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
             understood options: ``--tag/-t`` (required), ``--file/-f``, ``--build-arg``,
             ``--no-cache``.
         previous: an earlier build (or image tag) of the same Dockerfile to compare with.
+        check: raise when the build fails. With ``check=False`` a failed build prints
+            what went wrong, as a terminal shows it, and returns None (for pages that
+            show a failure on purpose, without a Python traceback).
 
     Returns:
         The measured build; ``.table()`` lists the steps as reused or rebuilt.
+        None when the build failed and ``check`` is off.
 
     Raises:
         BuildCommandError: the command line is not a ``docker build`` this helper understands.
@@ -274,6 +279,9 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
             print("The builder's error:", flush=True)
             for line in errors or exc.log.splitlines()[-10:]:
                 print(f"  {line}", flush=True)
+        if not check:
+            print(f"\nNo image was tagged {args.tag}.", flush=True)
+            return None
         # Everything is printed above: a short message, without the chain, keeps the page readable.
         raise engine.BuildFailed(
             f"The build of {args.context} failed at step {exc.step or '(before any step ran)'}; "
@@ -297,3 +305,31 @@ def _step_output(log: str, step: str, *, last: int = 10) -> list[str]:
         if match and match.group(1) in numbers:
             said.append(match.group(2))
     return said[-last:]
+
+
+def wait_healthy(container: str, *, timeout: float = 90) -> None:
+    """Poll the engine's verdict on a container's HEALTHCHECK until it is no longer ``starting``.
+
+    Prints the command a reader would type and the verdict it finally gave
+    (``healthy`` or ``unhealthy``), as a terminal would show the last try.
+
+    Args:
+        container: the container's name.
+        timeout: seconds to wait at most.
+
+    Raises:
+        CommandFailed: the verdict was still ``starting`` after ``timeout`` seconds, or the
+            container has no healthcheck.
+    """
+    command = ["docker", "inspect", "--format", "{{.State.Health.Status}}", container]
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        result = subprocess.run(command, capture_output=True, text=True)
+        status = result.stdout.strip()
+        if result.returncode != 0 or status not in ("starting", ""):
+            break
+        time.sleep(1)
+    print(f"$ docker inspect --format '{{{{.State.Health.Status}}}}' {container}\n{status}", flush=True)
+    if status not in ("healthy", "unhealthy"):
+        raise CommandFailed(f"{container} has no health verdict after {timeout:.0f} s (status {status!r}).")
