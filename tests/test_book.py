@@ -194,3 +194,19 @@ def test_pages_declare_the_build_contexts_they_name():
         named = set(re.findall(r"\b(docker/[\w.-]+)", page.read_text()))
         missing = {path for path in named if not any(path == d or path.startswith(d + "/") for d in declared)}
         assert not missing, f"{page.name} names {sorted(missing)} but does not list them in execution_dependencies"
+
+
+def test_a_page_depends_on_the_course_modules_it_imports_and_no_others(tmp_path):
+    """Are the package modules a page imports, and those they import in turn, its dependencies, and no others?"""
+    package = tmp_path / "src" / "containerlab"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "notebook.py").write_text("from . import engine\n\ndef f():\n    from .tower import probe\n")
+    (package / "engine.py").write_text("import json\n")
+    (package / "tower.py").write_text("def probe(): pass\n")
+    (package / "grading.py").write_text("from . import engine\n")
+    page = tmp_path / "page.md"
+    page.write_text("```{code-cell} ipython3\nfrom containerlab.notebook import setup\n```\n")
+    assert book.page_dependencies(page, root=tmp_path) == [
+        "src/containerlab/__init__.py", "src/containerlab/engine.py",
+        "src/containerlab/notebook.py", "src/containerlab/tower.py"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,10 @@ class BookBuild:
     log: str
 
 
-#: Every page imports the course package, so every page depends on it.
-DEFAULT_DEPENDENCIES: tuple[str, ...] = ("src/containerlab",)
+#: Dependencies of every page, besides the course modules it imports (found by :func:`course_modules`).
+DEFAULT_DEPENDENCIES: tuple[str, ...] = ()
+#: The course package, relative to the book's root: the modules a page imports from it are dependencies.
+PACKAGE_DIR = "src/containerlab"
 #: Front-matter key of a page listing the files and folders its outputs depend on.
 DEPENDENCIES_KEY = "execution_dependencies"
 #: Where the digests of each page's dependencies, as last executed, are kept (inside the cache).
@@ -46,12 +49,51 @@ _IGNORED_NAMES = (".env",)
 _IGNORED_SUFFIXES = (".pyc",)
 
 
+def course_modules(source: str, *, package_dir: Path) -> list[Path]:
+    """The course package's modules that ``source`` imports, directly or through each other.
+
+    Imports are read, not run: ``from containerlab import a``, ``from
+    containerlab.b import x`` and ``import containerlab.c`` in ``source``, then,
+    inside each module found, ``from . import d`` and ``from .e import y``
+    (also inside functions). The package's ``__init__.py`` is always included.
+
+    Args:
+        source: Python code, or a whole MyST page (its imports are found by pattern).
+        package_dir: the package's folder (``src/containerlab``).
+
+    Returns:
+        Module files, sorted.
+    """
+    import ast
+
+    name = package_dir.name
+    wanted: set[str] = set()
+    for match in re.finditer(rf"^\s*from {name}(?:\.(\w+))? import ([\w, ()]+)", source, re.M):
+        wanted |= {match.group(1)} if match.group(1) else set(re.findall(r"\w+", match.group(2)))
+    wanted |= set(re.findall(rf"^\s*import {name}\.(\w+)", source, re.M))
+    found: set[Path] = {package_dir / "__init__.py"}
+    todo = [package_dir / f"{module}.py" for module in wanted]
+    while todo:
+        path = todo.pop()
+        if path in found or not path.is_file():
+            continue
+        found.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.level == 1 or node.module == name
+                                                     or (node.module or "").startswith(name + ".")):
+                module = (node.module or "").removeprefix(name).strip(".") if node.level == 0 else node.module
+                names = [module] if module else [alias.name for alias in node.names]
+                todo += [package_dir / f"{n.split('.')[0]}.py" for n in names]
+    return sorted(p for p in found if p.is_file())
+
+
 def page_dependencies(page: Path, *, root: Path, default: tuple[str, ...] = DEFAULT_DEPENDENCIES) -> list[str]:
     """The files and folders whose contents a notebook page's outputs depend on.
 
     jupyter-cache re-executes a page only when its code cells change
     (jupyter-book issue #1633), not when a Dockerfile or a module it uses does.
-    Each page therefore lists, in its front matter, what else it reads::
+    The course modules a page imports are found from its import lines; each
+    page lists, in its front matter, what else it reads::
 
         execution_dependencies:
           - docker/customer-value
@@ -59,10 +101,11 @@ def page_dependencies(page: Path, *, root: Path, default: tuple[str, ...] = DEFA
     Args:
         page: the page's MyST markdown source.
         root: the book's root folder; listed paths are relative to it.
-        default: dependencies of every page (the course package).
+        default: dependencies of every page.
 
     Returns:
-        Paths relative to ``root``, the defaults first, without repeats.
+        Paths relative to ``root``: the defaults, the course modules the page
+        imports (:func:`course_modules`), then the declared ones, without repeats.
     """
     import yaml
 
@@ -71,7 +114,8 @@ def page_dependencies(page: Path, *, root: Path, default: tuple[str, ...] = DEFA
     if text.startswith("---"):
         front = yaml.safe_load(text.split("---", 2)[1]) or {}
         declared = list(front.get(DEPENDENCIES_KEY) or [])
-    return list(dict.fromkeys([*default, *declared]))
+    modules = [p.relative_to(root).as_posix() for p in course_modules(text, package_dir=root / PACKAGE_DIR)]
+    return list(dict.fromkeys([*default, *modules, *declared]))
 
 
 def dependency_digest(paths: list[str], *, root: Path) -> str:
