@@ -75,3 +75,10 @@ def test_page_opens_with_questions_and_time_and_has_a_challenge(md: Path):
     assert "Questions" in overview and "minutes" in overview
     assert "Try it" in text
     assert ":class: dropdown" in text.split("Try it", 1)[1]
+
+
+def test_only_the_introduction_talks_about_stand_in_images():
+    """Is the note on locally built stand-in images made once, in the introduction, and nowhere else?"""
+    pages = [*NOTEBOOKS, *sorted((config.ROOT / "book").glob("*.md"))]
+    mentions = [p.name for p in pages if "stand-in" in p.read_text().lower()]
+    assert mentions == ["intro.md"]
