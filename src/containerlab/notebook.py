@@ -39,21 +39,63 @@ _BUILD_STEP = re.compile(r"^#(\d+) (\[[^\]]+\] .*)$")
 _BUILD_STATUS = re.compile(r"^#(\d+) (CACHED|DONE [\d.]+s|ERROR.*)$")
 
 
-def _condensed_progress(emit: engine.Echo) -> engine.Echo:
-    """Return a line handler that passes builder output on to ``emit`` as one line
-    per Dockerfile step with its outcome (shown to people, never parsed for facts)."""
-    steps: dict[str, str] = {}
+_STEP_NUMBER = re.compile(r"^\[(?:(\S+) )?(\d+)/\d+\]")
 
-    def show(line: str) -> None:
+
+class _CondensedProgress:
+    """A line handler that passes builder output on to ``emit`` as one line per
+    Dockerfile step with its outcome (shown to people, never parsed for facts).
+
+    BuildKit runs independent steps at once and reports them as they finish, so
+    a step's line is held back until every earlier step of its stage has been
+    shown: the page lists ``[1/5]``, ``[2/5]``, ... in the Dockerfile's order.
+    A step BuildKit names twice (the base image of a cached build) is shown once.
+    """
+
+    def __init__(self, emit: engine.Echo):
+        self.emit = emit
+        self.running: dict[str, str] = {}  # vertex number -> step label
+        self.done: dict[tuple[str, int], str] = {}  # (stage, step) -> line to show
+        self.next: dict[str, int] = {}  # stage -> the step to show next
+        self.shown: set[tuple[str, int]] = set()
+
+    def __call__(self, line: str) -> None:
         if match := _BUILD_STEP.match(line):
             if not match.group(2).startswith("[internal]"):
-                steps[match.group(1)] = match.group(2)
-        elif (match := _BUILD_STATUS.match(line)) and match.group(1) in steps:
-            emit(f"{steps.pop(match.group(1))}  -> {match.group(2)}")
+                self.running[match.group(1)] = match.group(2)
+        elif (match := _BUILD_STATUS.match(line)) and match.group(1) in self.running:
+            label = self.running.pop(match.group(1))
+            number = _STEP_NUMBER.match(label)
+            if number is None:
+                self.emit(f"{label}  -> {match.group(2)}")
+                return
+            key = (number.group(1) or "", int(number.group(2)))
+            if key not in self.shown and key not in self.done:
+                self.done[key] = f"{label}  -> {match.group(2)}"
+            self._show_ready()
         elif line.startswith("ERROR") or "naming to" in line:
-            emit(line.lstrip("#0123456789 "))
+            self.flush()
+            self.emit(line.lstrip("#0123456789 "))
 
-    return show
+    def _show_ready(self) -> None:
+        for stage in sorted({stage for stage, _ in self.done}):
+            step = self.next.get(stage, 1)
+            while (stage, step) in self.done:
+                self.emit(self.done.pop((stage, step)))
+                self.shown.add((stage, step))
+                step += 1
+            self.next[stage] = step
+
+    def flush(self) -> None:
+        """Show every finished step still held back (a step before it never reported), in order."""
+        for key in sorted(self.done):
+            self.emit(self.done.pop(key))
+            self.shown.add(key)
+
+
+def _condensed_progress(emit: engine.Echo) -> _CondensedProgress:
+    """Return a line handler that shows one line per Dockerfile step, in order (see :class:`_CondensedProgress`)."""
+    return _CondensedProgress(emit)
 
 
 def _is_build(argv: list[str]) -> bool:
@@ -115,6 +157,8 @@ def sh(command: str, *, check: bool = True, full_log: bool = False) -> None:
             for line in result.stdout.splitlines():
                 show(line)
     finally:
+        if isinstance(show, _CondensedProgress):
+            show.flush()
         out.flush()
     if check and result.returncode != 0:
         tail = "\n".join(result.stdout.splitlines()[-15:])
@@ -255,6 +299,7 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None,
         previous = previous.image
     out = _Batcher()
     out.add(f"$ {command}")
+    progress = _condensed_progress(out.add)
     try:
         measured = layers.build(
             config.ROOT / args.context,
@@ -263,9 +308,10 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None,
             previous=previous,
             build_args=dict(pair.split("=", 1) for pair in args.build_arg),
             no_cache=args.no_cache,
-            echo=_condensed_progress(out.add),
+            echo=progress,
         )
     except engine.BuildFailed as exc:
+        progress.flush()
         out.flush()
         print(f"\nThe build failed at step: {exc.step or '(before any step ran)'}", flush=True)
         said = _step_output(exc.log, exc.step)
@@ -289,6 +335,7 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None,
             step=exc.step, error_lines=exc.error_lines, log=exc.log,
         ) from None
     finally:
+        progress.flush()
         out.flush()
     print(f"built {args.tag} in {measured.seconds:.1f} s", flush=True)
     return measured
