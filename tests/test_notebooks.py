@@ -44,7 +44,41 @@ def test_page_has_label_objectives_setup_and_key_points(md: Path):
 def test_every_notebook_is_in_the_table_of_contents():
     """Is every notebook listed in _toc.yml, and every listed file present?"""
     toc = yaml.safe_load((config.ROOT / "_toc.yml").read_text())
-    files = {chapter["file"] for part in toc["parts"] for chapter in part["chapters"]}
+
+    def entries(items):
+        for item in items:
+            yield item["file"]
+            yield from entries(item.get("sections", []))
+
+    files = set(entries(chapter for part in toc["parts"] for chapter in part["chapters"]))
     assert {f"notebooks/{md.stem}" for md in NOTEBOOKS} <= files
     for name in files:
         assert (config.ROOT / f"{name}.md").exists(), name
+
+
+def test_subsections_of_14_3_nest_under_it():
+    """Are 14.3.1 to 14.3.3 listed as sections of 14.3 in _toc.yml, and is the glossary listed?"""
+    toc = yaml.safe_load((config.ROOT / "_toc.yml").read_text())
+    chapters = {c["file"]: c for part in toc["parts"] for c in part["chapters"]}
+    nested = [s["file"] for s in chapters["notebooks/14-3-a-dockerfile-for-a-model-service"]["sections"]]
+    assert nested == ["notebooks/14-3-1-layer-caching", "notebooks/14-3-2-base-images",
+                      "notebooks/14-3-3-data-and-secrets"]
+    assert "book/glossary" in chapters
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=lambda p: p.name)
+def test_page_opens_with_questions_and_time_and_has_a_challenge(md: Path):
+    """Does each page say up front which questions it answers and how long it takes, and hold a
+    "try it" challenge whose answer opens on click?"""
+    text = md.read_text()
+    overview = text.split(":::{admonition} Learning objectives", 1)[0]
+    assert "Questions" in overview and "minutes" in overview
+    assert "Try it" in text
+    assert ":class: dropdown" in text.split("Try it", 1)[1]
+
+
+def test_only_the_introduction_talks_about_stand_in_images():
+    """Is the note on locally built stand-in images made once, in the introduction, and nowhere else?"""
+    pages = [*NOTEBOOKS, *sorted((config.ROOT / "book").glob("*.md"))]
+    mentions = [p.name for p in pages if "stand-in" in p.read_text().lower()]
+    assert mentions == ["intro.md"]

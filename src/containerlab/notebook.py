@@ -39,21 +39,63 @@ _BUILD_STEP = re.compile(r"^#(\d+) (\[[^\]]+\] .*)$")
 _BUILD_STATUS = re.compile(r"^#(\d+) (CACHED|DONE [\d.]+s|ERROR.*)$")
 
 
-def _condensed_progress(emit: engine.Echo) -> engine.Echo:
-    """Return a line handler that passes builder output on to ``emit`` as one line
-    per Dockerfile step with its outcome (shown to people, never parsed for facts)."""
-    steps: dict[str, str] = {}
+_STEP_NUMBER = re.compile(r"^\[(?:(\S+) )?(\d+)/\d+\]")
 
-    def show(line: str) -> None:
+
+class _CondensedProgress:
+    """A line handler that passes builder output on to ``emit`` as one line per
+    Dockerfile step with its outcome (shown to people, never parsed for facts).
+
+    BuildKit runs independent steps at once and reports them as they finish, so
+    a step's line is held back until every earlier step of its stage has been
+    shown: the page lists ``[1/5]``, ``[2/5]``, ... in the Dockerfile's order.
+    A step BuildKit names twice (the base image of a cached build) is shown once.
+    """
+
+    def __init__(self, emit: engine.Echo):
+        self.emit = emit
+        self.running: dict[str, str] = {}  # vertex number -> step label
+        self.done: dict[tuple[str, int], str] = {}  # (stage, step) -> line to show
+        self.next: dict[str, int] = {}  # stage -> the step to show next
+        self.shown: set[tuple[str, int]] = set()
+
+    def __call__(self, line: str) -> None:
         if match := _BUILD_STEP.match(line):
             if not match.group(2).startswith("[internal]"):
-                steps[match.group(1)] = match.group(2)
-        elif (match := _BUILD_STATUS.match(line)) and match.group(1) in steps:
-            emit(f"{steps.pop(match.group(1))}  -> {match.group(2)}")
+                self.running[match.group(1)] = match.group(2)
+        elif (match := _BUILD_STATUS.match(line)) and match.group(1) in self.running:
+            label = self.running.pop(match.group(1))
+            number = _STEP_NUMBER.match(label)
+            if number is None:
+                self.emit(f"{label}  -> {match.group(2)}")
+                return
+            key = (number.group(1) or "", int(number.group(2)))
+            if key not in self.shown and key not in self.done:
+                self.done[key] = f"{label}  -> {match.group(2)}"
+            self._show_ready()
         elif line.startswith("ERROR") or "naming to" in line:
-            emit(line.lstrip("#0123456789 "))
+            self.flush()
+            self.emit(line.lstrip("#0123456789 "))
 
-    return show
+    def _show_ready(self) -> None:
+        for stage in sorted({stage for stage, _ in self.done}):
+            step = self.next.get(stage, 1)
+            while (stage, step) in self.done:
+                self.emit(self.done.pop((stage, step)))
+                self.shown.add((stage, step))
+                step += 1
+            self.next[stage] = step
+
+    def flush(self) -> None:
+        """Show every finished step still held back (a step before it never reported), in order."""
+        for key in sorted(self.done):
+            self.emit(self.done.pop(key))
+            self.shown.add(key)
+
+
+def _condensed_progress(emit: engine.Echo) -> _CondensedProgress:
+    """Return a line handler that shows one line per Dockerfile step, in order (see :class:`_CondensedProgress`)."""
+    return _CondensedProgress(emit)
 
 
 def _is_build(argv: list[str]) -> bool:
@@ -115,6 +157,8 @@ def sh(command: str, *, check: bool = True, full_log: bool = False) -> None:
             for line in result.stdout.splitlines():
                 show(line)
     finally:
+        if isinstance(show, _CondensedProgress):
+            show.flush()
         out.flush()
     if check and result.returncode != 0:
         tail = "\n".join(result.stdout.splitlines()[-15:])
@@ -224,7 +268,8 @@ def _parse_build(command: str) -> argparse.Namespace:
     return args
 
 
-def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -> layers.MeasuredBuild:
+def build(command: str, *, previous: layers.MeasuredBuild | str | None = None,
+          check: bool = True) -> layers.MeasuredBuild | None:
     """Run a ``docker build`` command line, show its progress and measure the result.
 
     The command is printed as ``$ docker build ...``, the builder's progress is
@@ -236,9 +281,13 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
             understood options: ``--tag/-t`` (required), ``--file/-f``, ``--build-arg``,
             ``--no-cache``.
         previous: an earlier build (or image tag) of the same Dockerfile to compare with.
+        check: raise when the build fails. With ``check=False`` a failed build prints
+            what went wrong, as a terminal shows it, and returns None (for pages that
+            show a failure on purpose, without a Python traceback).
 
     Returns:
         The measured build; ``.table()`` lists the steps as reused or rebuilt.
+        None when the build failed and ``check`` is off.
 
     Raises:
         BuildCommandError: the command line is not a ``docker build`` this helper understands.
@@ -250,6 +299,7 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
         previous = previous.image
     out = _Batcher()
     out.add(f"$ {command}")
+    progress = _condensed_progress(out.add)
     try:
         measured = layers.build(
             config.ROOT / args.context,
@@ -258,9 +308,10 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
             previous=previous,
             build_args=dict(pair.split("=", 1) for pair in args.build_arg),
             no_cache=args.no_cache,
-            echo=_condensed_progress(out.add),
+            echo=progress,
         )
     except engine.BuildFailed as exc:
+        progress.flush()
         out.flush()
         print(f"\nThe build failed at step: {exc.step or '(before any step ran)'}", flush=True)
         said = _step_output(exc.log, exc.step)
@@ -274,6 +325,9 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
             print("The builder's error:", flush=True)
             for line in errors or exc.log.splitlines()[-10:]:
                 print(f"  {line}", flush=True)
+        if not check:
+            print(f"\nNo image was tagged {args.tag}.", flush=True)
+            return None
         # Everything is printed above: a short message, without the chain, keeps the page readable.
         raise engine.BuildFailed(
             f"The build of {args.context} failed at step {exc.step or '(before any step ran)'}; "
@@ -281,6 +335,7 @@ def build(command: str, *, previous: layers.MeasuredBuild | str | None = None) -
             step=exc.step, error_lines=exc.error_lines, log=exc.log,
         ) from None
     finally:
+        progress.flush()
         out.flush()
     print(f"built {args.tag} in {measured.seconds:.1f} s", flush=True)
     return measured
@@ -297,3 +352,31 @@ def _step_output(log: str, step: str, *, last: int = 10) -> list[str]:
         if match and match.group(1) in numbers:
             said.append(match.group(2))
     return said[-last:]
+
+
+def wait_healthy(container: str, *, timeout: float = 90) -> None:
+    """Poll the engine's verdict on a container's HEALTHCHECK until it is no longer ``starting``.
+
+    Prints the command a reader would type and the verdict it finally gave
+    (``healthy`` or ``unhealthy``), as a terminal would show the last try.
+
+    Args:
+        container: the container's name.
+        timeout: seconds to wait at most.
+
+    Raises:
+        CommandFailed: the verdict was still ``starting`` after ``timeout`` seconds, or the
+            container has no healthcheck.
+    """
+    command = ["docker", "inspect", "--format", "{{.State.Health.Status}}", container]
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        result = subprocess.run(command, capture_output=True, text=True)
+        status = result.stdout.strip()
+        if result.returncode != 0 or status not in ("starting", ""):
+            break
+        time.sleep(1)
+    print(f"$ docker inspect --format '{{{{.State.Health.Status}}}}' {container}\n{status}", flush=True)
+    if status not in ("healthy", "unhealthy"):
+        raise CommandFailed(f"{container} has no health verdict after {timeout:.0f} s (status {status!r}).")
