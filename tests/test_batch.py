@@ -301,11 +301,11 @@ def test_a_builder_that_does_not_load_images_is_named(monkeypatch: pytest.Monkey
         Nodes:
         Name:      grading0
         """)
-    monkeypatch.setattr(engine, "docker_cli", lambda args, **kw: subprocess.CompletedProcess(args, 0, inspect, ""))
+    monkeypatch.setattr(engine.builds, "docker_cli", lambda args, **kw: subprocess.CompletedProcess(args, 0, inspect, ""))
     with pytest.raises(engine.BuilderDoesNotLoad, match=r"grading \(docker-container\).*docker buildx use default"):
         engine.check_builder()
     default = inspect.replace("grading", "default").replace("docker-container", "docker")
-    monkeypatch.setattr(engine, "docker_cli", lambda args, **kw: subprocess.CompletedProcess(args, 0, default, ""))
+    monkeypatch.setattr(engine.builds, "docker_cli", lambda args, **kw: subprocess.CompletedProcess(args, 0, default, ""))
     assert engine.check_builder() == "default (docker)"
 
 

@@ -54,7 +54,7 @@ def test_wait_http_reports_a_container_that_exits():
 def test_build_names_an_engine_that_stopped_answering(tmp_path, monkeypatch):
     """When the engine is gone by the time the builder runs, is that said, rather than a build error?"""
     # The engine answered when the build began (client() passed); then its socket went away.
-    monkeypatch.setattr(engine, "client", lambda: None)
+    monkeypatch.setattr(engine.builds, "client", lambda: None)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/engine-gone.sock")
     (tmp_path / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\n")
     with pytest.raises(engine.EngineUnavailable, match="stopped answering"):

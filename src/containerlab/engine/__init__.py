@@ -1,0 +1,87 @@
+"""The one module that talks to the Docker engine.
+
+Facts about images come from the engine's metadata through the Docker SDK for
+Python (https://docker-py.readthedocs.io). Builds go through ``docker buildx
+build`` (BuildKit): the SDK's own ``images.build()`` uses the legacy builder,
+which has no secret mounts (ENGINE.md). Builder text is only ever shown to a
+person, never parsed for facts, except to point at the failing step of a build
+that produced no image.
+
+The package is split by job; every public name is also here, so callers write
+``engine.build(...)`` or ``engine.sandboxed_container(...)``:
+
+- :mod:`.client`: the SDK client, the ``docker`` command line, run labels, clean-up of what a run left;
+- :mod:`.images`: look up, pull, import, measure (size, layers, history), read an image's files;
+- :mod:`.builds`: ``docker buildx build`` with a timeout, and what a failed build says;
+- :mod:`.containers`: plain runs for the book, and the sandbox the checks run submissions in;
+- :mod:`.compose`: compose stacks: up, ps, logs, port, down.
+"""
+
+from __future__ import annotations
+
+from .client import (  # noqa: F401  (re-exported)
+    Echo,
+    HOW_TO_GET_AN_ENGINE,
+    EngineError,
+    EngineUnavailable,
+    client,
+    require_engine,
+    run_labels,
+    _with_run_labels,
+    answers,
+    docker_cli,
+    labelled,
+    remove_objects,
+    disk_usage,
+)
+from .images import (  # noqa: F401  (re-exported)
+    image,
+    remove_image,
+    pull,
+    import_rootfs,
+    exec_output,
+    local_tags,
+    image_files,
+    remove_unused_image,
+    image_history,
+    image_layers,
+    image_size,
+    ImageNotFound,
+    image_archive,
+)
+from .builds import (  # noqa: F401  (re-exported)
+    BuildFailed,
+    BuildResult,
+    build,
+    prune_build_cache,
+    BuilderDoesNotLoad,
+    check_builder,
+)
+from .containers import (  # noqa: F401  (re-exported)
+    ContainerFailed,
+    run,
+    host_port,
+    logs,
+    wait_http,
+    remove_container,
+    SandboxLimits,
+    HttpAnswer,
+    sandboxed_container,
+    container_state,
+    remove_labelled_containers,
+    exec_inside,
+    container_address,
+    http_from_inside,
+    wait_http_inside,
+    listening_sockets,
+)
+from .compose import (  # noqa: F401  (re-exported)
+    ComposeFailed,
+    ComposeService,
+    compose,
+    compose_ps,
+    compose_logs,
+    compose_down,
+    compose_up,
+    compose_port,
+)

@@ -1,0 +1,220 @@
+"""The connection to the Docker engine: the SDK client, the ``docker`` command line, labels and clean-up of what a run left."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+import docker
+import docker.errors
+import requests
+
+
+Echo = Callable[[str], None]
+
+
+HOW_TO_GET_AN_ENGINE = (
+    "On Debian or Ubuntu as root, run `bash scripts/ensure-engine.sh`; elsewhere install "
+    "Docker Engine or Docker Desktop with the buildx and compose plugins "
+    "(https://docs.docker.com/engine/install/) and start it."
+)
+
+
+class EngineError(RuntimeError):
+    """Something went wrong talking to the Docker engine."""
+
+
+class EngineUnavailable(EngineError):
+    """No Docker engine answers (not installed, not started, or stopped)."""
+
+
+@functools.cache
+def client() -> docker.DockerClient:
+    """Return a Docker SDK client connected to the local engine (one per process).
+
+    Raises:
+        EngineUnavailable: when no engine answers, with what to do next.
+    """
+    try:
+        c = docker.from_env(timeout=120)
+        c.ping()
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise EngineUnavailable(f"No Docker engine answers ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
+    return c
+
+
+def require_engine() -> str:
+    """Check that an engine, buildx and compose answer.
+
+    Returns:
+        A one-line description, e.g. ``"engine 20.10.24, buildx 0.13.1, compose 2.26.1"``.
+
+    Raises:
+        EngineUnavailable: naming what is missing and how to get it.
+    """
+    try:
+        server = client().version()["Version"]
+    except EngineUnavailable:
+        raise
+    parts = [f"engine {server}"]
+    for plugin in ("buildx", "compose"):
+        try:
+            out = subprocess.run(
+                ["docker", plugin, "version"], capture_output=True, text=True, timeout=30, check=True
+            ).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise EngineUnavailable(
+                f"The Docker engine answers but the `docker {plugin}` plugin does not ({exc}). "
+                f"{HOW_TO_GET_AN_ENGINE}"
+            ) from exc
+        version = re.search(r"v?(\d+\.\d+\.\d+)", out)
+        parts.append(f"{plugin} {version.group(1) if version else out.strip()}")
+    return ", ".join(parts)
+
+
+_RUN_LABELS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("run_labels", default={})
+
+
+@contextlib.contextmanager
+def run_labels(labels: Mapping[str, str]) -> Iterator[None]:
+    """Put ``labels`` on every container and network started inside the ``with`` block.
+
+    The class grader labels what one student's checks start with its run id and
+    the student's key, so that the leftovers of a killed run can be told apart from
+    those of a batch still running (:func:`labelled`). Labels given to a call win
+    over these. Images are left out on purpose: a label is part of an image's
+    config, so it would make every build of a shared image (the course's
+    reference image) a new image.
+    """
+    token = _RUN_LABELS.set({**_RUN_LABELS.get(), **labels})
+    try:
+        yield
+    finally:
+        _RUN_LABELS.reset(token)
+
+
+def _with_run_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    return {**_RUN_LABELS.get(), **(labels or {})}
+
+
+def _engine_answers() -> bool:
+    """Whether the engine answers a ping right now (fresh connection, not the cached client)."""
+    try:
+        return bool(docker.from_env(timeout=10).ping())
+    except (docker.errors.DockerException, requests.RequestException):
+        return False
+
+
+def answers() -> bool:
+    """Whether the engine answers a ping right now, on a fresh connection (not the cached client)."""
+    return _engine_answers()
+
+
+def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathLike[str] | None = None,
+               env: Mapping[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """Run the ``docker`` command line with ``args``, as a reader would type it.
+
+    Args:
+        args: arguments after ``docker``, e.g. ``["ps", "--all"]``.
+        echo: called with each output line (stdout and stderr merged) as it arrives.
+        cwd: folder to run in.
+        env: variables added to this process's environment for the command.
+        timeout: seconds after which the command is stopped.
+
+    Returns:
+        The completed process, with the merged output in ``stdout``.
+    """
+    start = time.monotonic()
+    proc = subprocess.Popen(["docker", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=cwd, env={**os.environ, **(env or {})})
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if echo:
+            echo(line.rstrip("\n"))
+        if time.monotonic() - start > timeout:
+            proc.kill()
+            break
+    returncode = proc.wait()
+    return subprocess.CompletedProcess(["docker", *args], returncode, "".join(lines), "")
+
+
+def labelled(label: str) -> dict[str, list[dict[str, object]]]:
+    """List the containers, networks and images that carry ``label`` (any value).
+
+    Returns:
+        ``{"containers": [...], "networks": [...], "images": [...]}``, each item
+        ``{"id": ..., "name": ..., "labels": {...}}`` (images also ``"created"``, seconds since the epoch).
+
+    Raises:
+        EngineUnavailable: no engine answers.
+    """
+    c = client()
+    try:
+        return {
+            "containers": [{"id": x.id, "name": x.name, "labels": x.labels or {}}
+                           for x in c.containers.list(all=True, filters={"label": label})],
+            "networks": [{"id": x.id, "name": x.name, "labels": x.attrs.get("Labels") or {}}
+                         for x in c.networks.list(filters={"label": label})],
+            "images": [{"id": x.id, "name": ", ".join(x.tags) or x.short_id, "labels": x.labels or {},
+                        "created": _created(x.attrs.get("Created", ""))}
+                       for x in c.images.list(filters={"label": label})],
+        }
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise EngineUnavailable(f"The Docker engine stopped answering ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
+
+
+def _created(stamp: str) -> float:
+    """Seconds since the epoch of an engine time stamp (``2024-05-01T12:00:00.123456789Z``); 0 when unreadable."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(stamp[:19] + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
+
+
+def remove_objects(found: Mapping[str, Iterable[Mapping[str, object]]]) -> int:
+    """Remove the containers, then networks, then images listed as :func:`labelled` returns them.
+
+    Objects already gone are skipped. Returns how many were removed.
+    """
+    c = client()
+    removed = 0
+    for kind, getter in (("containers", c.containers.get), ("networks", c.networks.get)):
+        for item in found.get(kind, ()):
+            try:
+                obj = getter(str(item["id"]))
+                obj.remove(force=True, v=True) if kind == "containers" else obj.remove()
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError:
+                pass  # still in use by something else: leave it
+    for item in found.get("images", ()):
+        try:
+            c.images.remove(str(item["id"]), force=True)
+            removed += 1
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError:
+            pass
+    return removed
+
+
+def disk_usage() -> dict[str, int]:
+    """Bytes the engine holds: ``images``, ``containers``, ``volumes``, ``build_cache`` (``docker system df``)."""
+    df = client().df()
+    return {
+        "images": int(df.get("LayersSize") or 0),
+        "containers": sum(int(x.get("SizeRw") or 0) for x in df.get("Containers") or []),
+        "volumes": sum(int((x.get("UsageData") or {}).get("Size") or 0) for x in df.get("Volumes") or []),
+        "build_cache": sum(int(x.get("Size") or 0) for x in df.get("BuildCache") or []),
+    }

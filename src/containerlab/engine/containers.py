@@ -1,0 +1,443 @@
+"""Containers: plain runs for the book, and the sandbox the checks run submissions in."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+import requests
+from docker.models.containers import Container
+
+from .client import EngineError, _with_run_labels, client
+
+
+class ContainerFailed(EngineError):
+    """A container stopped, or never became ready; ``logs`` holds its last output."""
+
+    def __init__(self, message: str, *, logs: str = ""):
+        super().__init__(message)
+        self.logs = logs
+
+
+def run(
+    image_name: str,
+    command: str | list[str] | None = None,
+    *,
+    ports: Mapping[int, int | None] | None = None,
+    environment: Mapping[str, str] | None = None,
+    volumes: Mapping[str, Mapping[str, str]] | None = None,
+    name: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    **kwargs: object,
+) -> Container:
+    """Start a detached container (``docker run -d``).
+
+    Args:
+        image_name: the image to run.
+        command: overrides the image's ``CMD``.
+        ports: container port to host port; ``None`` lets the engine pick a free
+            host port (read it back with :func:`host_port`). Host ports bind to
+            127.0.0.1 only.
+        environment: environment variables.
+        volumes: Docker SDK volume spec, host path or volume name to
+            ``{"bind": path, "mode": "ro"|"rw"}``.
+        name: container name.
+        labels: container labels.
+        **kwargs: passed on to ``containers.run`` of the Docker SDK.
+
+    Raises:
+        EngineUnavailable: no engine answers.
+        EngineError: the engine refused to start it (message from the engine).
+    """
+    published = {f"{cport}/tcp": ("127.0.0.1", hport) for cport, hport in (ports or {}).items()}
+    try:
+        return client().containers.run(
+            image_name,
+            command,
+            detach=True,
+            ports=published,
+            environment=dict(environment or {}),
+            volumes=dict(volumes or {}),
+            name=name,
+            labels=_with_run_labels(labels),
+            **kwargs,
+        )
+    except docker.errors.APIError as exc:
+        raise EngineError(f"Could not start a container from {image_name}: {exc.explanation}") from exc
+
+
+def host_port(container: Container, container_port: int = 80) -> int:
+    """Return the host port published for ``container_port`` of a running container.
+
+    Raises:
+        EngineError: when the port is not published.
+    """
+    container.reload()
+    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{container_port}/tcp")
+    if not bindings:
+        raise EngineError(f"Port {container_port} of container {container.name} is not published")
+    return int(bindings[0]["HostPort"])
+
+
+def logs(container: Container, *, tail: int = 30) -> str:
+    """Return the last ``tail`` lines a container wrote (stdout and stderr), or ``""``."""
+    try:
+        return container.logs(tail=tail).decode("utf-8", "replace")
+    except docker.errors.DockerException:
+        return ""
+
+
+def wait_http(url: str, *, container: Container | None = None, timeout: float = 60) -> requests.Response:
+    """Poll ``url`` with GET until it answers 2xx, with a deadline.
+
+    Args:
+        url: the address to poll, e.g. ``"http://127.0.0.1:8000/health"``.
+        container: when given, stop early if it exits and report its logs.
+        timeout: seconds to wait at most.
+
+    Returns:
+        The first successful response.
+
+    Raises:
+        ContainerFailed: the container exited, or nothing answered in time.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if container is not None:
+            container.reload()
+            if container.status in {"exited", "dead"}:
+                raise ContainerFailed(
+                    f"Container {container.name} stopped before {url} answered "
+                    f"(exit code {container.attrs['State']['ExitCode']}).",
+                    logs=logs(container),
+                )
+        try:
+            response = requests.get(url, timeout=5)
+            if response.ok:
+                return response
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(0.25)
+    raise ContainerFailed(
+        f"{url} did not answer within {timeout:.0f} s (last: {last}).",
+        logs=logs(container) if container is not None else "",
+    )
+
+
+def remove_container(container: Container) -> None:
+    """Stop and remove a container with its anonymous volumes; ignore one already gone."""
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits put on a container started from an untrusted image (a student's submission).
+
+    The container's root file system is read-only; it may write only to a
+    ``/tmp`` in memory of at most ``tmp_bytes`` (counted in its memory limit,
+    too) and to the volumes the check mounts. Builds are limited elsewhere: by
+    the cgroup, disk and timeout of the grading engine (:mod:`containerlab.sandbox`).
+
+    Attributes:
+        memory_bytes: memory limit of the container, in bytes (no swap beyond it).
+        cpus: CPU share (1.0 = one core).
+        pids: most processes the container may have at once (stops fork bombs).
+        ready_timeout: seconds to wait for the service to answer at most.
+        tmp_bytes: size of the ``/tmp`` tmpfs, in bytes (stops disk bombs at run time).
+        read_only: run with a read-only root file system (``docker run --read-only``).
+    """
+
+    memory_bytes: int = 1024**3
+    cpus: float = 1.0
+    pids: int = 256
+    ready_timeout: float = 90.0
+    tmp_bytes: int = 64 * 1024**2
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """One HTTP exchange made from inside a container.
+
+    Attributes:
+        status: the HTTP status code, or ``None`` when nothing answered.
+        body: the response body as text, or ``""``.
+        error: why nothing answered (``"connection refused"``...), or ``""``.
+    """
+
+    status: int | None
+    body: str
+    error: str = ""
+
+
+# Run with the image's own Python: no tool has to be installed in the student's image.
+_HTTP_PROBE = """
+import json, sys, urllib.error, urllib.request
+method, url, body, headers = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+data = body.encode() if body else None
+req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **headers})
+try:
+    with urllib.request.urlopen(req, timeout=5) as r:
+        print(json.dumps({"status": r.status, "body": r.read().decode("utf-8", "replace")}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read().decode("utf-8", "replace")}))
+except Exception as e:
+    print(json.dumps({"status": None, "body": "", "error": str(getattr(e, "reason", e))}))
+"""
+
+
+@contextlib.contextmanager
+def sandboxed_container(
+    image_name: str,
+    *,
+    environment: Mapping[str, str] | None = None,
+    volumes: Mapping[str, Mapping[str, str]] | None = None,
+    limits: SandboxLimits = SandboxLimits(),
+    name_prefix: str = "cl-ex",
+    labels: Mapping[str, str] | None = None,
+) -> Iterator[Container]:
+    """Start a container from an untrusted image, isolated, and remove it afterwards.
+
+    The container runs on its own *internal* bridge network (it gets an address
+    but no route to the outside world), with memory (no swap beyond it), CPU and
+    process limits, a read-only root file system with a size-capped tmpfs at
+    ``/tmp``, every Linux capability dropped, no new privileges and no published
+    ports. Ports below 1024 stay open to it (``net.ipv4.ip_unprivileged_port_start=0``
+    in its own network namespace, as Docker 20.10 and later set by default), so
+    a service may listen on port 80 without ``CAP_NET_BIND_SERVICE``. Both the
+    container and the network are removed when the ``with`` block ends, also on errors.
+
+    Args:
+        image_name: the image to run (its own ``CMD``).
+        environment: environment variables.
+        volumes: Docker SDK volume spec (absolute host path to ``{"bind": ..., "mode": ...}``).
+        limits: the resource limits.
+        name_prefix: start of the container and network names.
+        labels: labels for the container and the network.
+
+    Yields:
+        The running container (Docker SDK object).
+
+    Raises:
+        EngineError: the engine refused to start it.
+    """
+    suffix = uuid.uuid4().hex[:10]
+    network = client().networks.create(
+        f"{name_prefix}-net-{suffix}", driver="bridge", internal=True, labels=_with_run_labels(labels)
+    )
+    container: Container | None = None
+    try:
+        container = run(
+            image_name,
+            environment=environment,
+            volumes=volumes,
+            name=f"{name_prefix}-{suffix}",
+            labels=labels,
+            network=network.name,
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_bytes,
+            nano_cpus=int(limits.cpus * 1e9),
+            pids_limit=limits.pids,
+            security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            read_only=limits.read_only,
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits.tmp_bytes},mode=1777"},
+            sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+        )
+        yield container
+    finally:
+        if container is not None:
+            remove_container(container)
+        try:
+            network.remove()
+        except docker.errors.NotFound:
+            pass
+
+
+def container_state(container: Container) -> dict[str, object]:
+    """Return the container's ``State`` as the engine reports it now (``Status``, ``ExitCode``,
+    ``OOMKilled``, ``Error``, ``StartedAt``, ``FinishedAt``); ``{}`` when it is gone."""
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return {}
+    return dict(container.attrs.get("State") or {})
+
+
+def remove_labelled_containers(key: str, value: str) -> list[dict[str, object]]:
+    """Remove every container labelled ``key=value`` (e.g. one whose start the engine refused).
+
+    Returns:
+        The ``State`` of each removed container, as the engine reported it before removal.
+    """
+    states = []
+    for found in client().containers.list(all=True, filters={"label": f"{key}={value}"}):
+        states.append(dict(found.attrs.get("State") or {}))
+        remove_container(found)
+    return states
+
+
+def exec_inside(container: Container, command: list[str]) -> tuple[int | None, str]:
+    """Run ``command`` in a running container; return its exit code (``None`` when it could not run) and output."""
+    try:
+        result = container.exec_run(command)
+    except docker.errors.APIError as exc:
+        return None, str(exc.explanation or exc)
+    return result.exit_code, (result.output or b"").decode("utf-8", "replace")
+
+
+def container_address(container: Container) -> str:
+    """Return the container's IP address on its (first) network, or ``""`` when it has none."""
+    container.reload()
+    for settings in (container.attrs["NetworkSettings"].get("Networks") or {}).values():
+        if settings.get("IPAddress"):
+            return str(settings["IPAddress"])
+    return ""
+
+
+def http_from_inside(
+    container: Container, method: str, path: str, *, port: int = 80, body: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> HttpAnswer:
+    """Send one HTTP request to a container's own network address, from inside it.
+
+    The request goes to the container's network address (not 127.0.0.1), so a
+    server that listens on the loopback interface only does not answer, just as
+    it would not answer a published port. It uses the image's ``python``.
+
+    Args:
+        container: a running container.
+        method: ``"GET"`` or ``"POST"``.
+        path: e.g. ``"/health"``.
+        port: the container port.
+        body: a JSON request body, or ``""``.
+        headers: extra request headers (e.g. ``Authorization``).
+
+    Returns:
+        The status and body, or why nothing answered (5 s timeout per request).
+    """
+    address = container_address(container) or "127.0.0.1"
+    url = f"http://{address}:{port}{path}"
+    try:
+        result = container.exec_run(
+            ["python", "-c", _HTTP_PROBE, method, url, body, json.dumps(dict(headers or {}))], demux=False
+        )
+    except docker.errors.APIError as exc:
+        return HttpAnswer(None, "", f"could not run python in the container ({exc.explanation})")
+    text = (result.output or b"").decode("utf-8", "replace").strip()
+    if result.exit_code != 0:
+        return HttpAnswer(None, "", f"python in the container failed: {text[-300:]}")
+    try:
+        answer = json.loads(text.splitlines()[-1])
+    except (ValueError, IndexError):
+        return HttpAnswer(None, "", f"unexpected probe output: {text[-300:]}")
+    return HttpAnswer(answer.get("status"), answer.get("body", ""), answer.get("error", ""))
+
+
+def wait_http_inside(
+    container: Container, path: str = "/health", *, port: int = 80, timeout: float = 90
+) -> HttpAnswer:
+    """Poll ``path`` from inside ``container`` until it answers 2xx, with a deadline.
+
+    Returns:
+        The first 2xx answer.
+
+    Raises:
+        ContainerFailed: the container stopped, or nothing answered within ``timeout`` seconds
+            (the message holds the last error, ``logs`` the container's output).
+    """
+    deadline = time.monotonic() + timeout
+    last = HttpAnswer(None, "", "no answer yet")
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status in {"exited", "dead"}:
+            raise ContainerFailed(
+                f"The container stopped (exit code {container.attrs['State']['ExitCode']}) "
+                f"before port {port} answered.",
+                logs=logs(container),
+            )
+        if container.status == "running":
+            last = http_from_inside(container, "GET", path, port=port)
+            if last.status is not None and 200 <= last.status < 300:
+                return last
+            if last.status is None:
+                # A server that is up but listens elsewhere will never answer: say so at once.
+                elsewhere = _listening_elsewhere(container, port)
+                if elsewhere:
+                    raise ContainerFailed(
+                        f"Nothing answered {path} on port {port}: the server listens on {elsewhere} only.",
+                        logs=logs(container),
+                    )
+        time.sleep(0.5)
+    why = f"HTTP {last.status}" if last.status is not None else last.error
+    raise ContainerFailed(
+        f"Nothing answered {path} on port {port} within {timeout:.0f} s (last: {why}).",
+        logs=logs(container),
+    )
+
+
+_LISTENING_PROBE = """
+import sys
+found = []
+for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        lines = open(name).read().splitlines()[1:]
+    except OSError:
+        continue
+    for line in lines:
+        parts = line.split()
+        if parts[3] != "0A":  # LISTEN
+            continue
+        addr, port = parts[1].rsplit(":", 1)
+        found.append(f"{addr} {int(port, 16)}")
+print("\\n".join(found))
+"""
+
+
+def listening_sockets(container: Container) -> list[tuple[str, int]]:
+    """Return the TCP sockets listening inside a container, from its ``/proc/net/tcp`` files.
+
+    Returns:
+        ``(address, port)`` pairs; the address is ``"0.0.0.0"``, ``"::"``, ``"127.0.0.1"``,
+        ``"::1"`` or another address in dotted/hex form. Empty when nothing listens
+        or the image has no ``python`` to read the files with.
+    """
+    try:
+        result = container.exec_run(["python", "-c", _LISTENING_PROBE])
+    except docker.errors.APIError:
+        return []
+    if result.exit_code != 0:
+        return []
+    sockets = []
+    for line in (result.output or b"").decode().splitlines():
+        hex_addr, _, port = line.partition(" ")
+        sockets.append((_decode_proc_address(hex_addr), int(port)))
+    return sockets
+
+
+def _decode_proc_address(hex_addr: str) -> str:
+    """Turn a /proc/net/tcp address (little-endian hex) into a readable one."""
+    if len(hex_addr) == 8:
+        return ".".join(str(int(hex_addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
+    known = {"0" * 32: "::", "0" * 24 + "01000000": "::1"}
+    return known.get(hex_addr, hex_addr)
+
+
+def _listening_elsewhere(container: Container, port: int) -> str:
+    """Describe where the container listens when it is not on all interfaces at ``port``, else ``""``."""
+    # 127.0.0.11 is the engine's own DNS resolver on user-defined networks, not the student's server.
+    sockets = [(a, p) for a, p in listening_sockets(container) if a != "127.0.0.11"]
+    if not sockets or any(p == port and a in {"0.0.0.0", "::"} for a, p in sockets):
+        return ""
+    return ", ".join(f"{a}:{p}" for a, p in sockets)

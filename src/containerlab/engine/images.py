@@ -1,0 +1,265 @@
+"""Images: look up, pull, import, measure (size, layers, history) and read their files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shlex
+import subprocess
+import tarfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+import docker
+import docker.errors
+from docker.models.images import Image
+
+from .client import EngineError, client
+from .containers import ContainerFailed, remove_container
+
+
+def image(name: str) -> Image | None:
+    """Return the local image ``name`` (tag or id), or ``None`` when there is none."""
+    try:
+        return client().images.get(name)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def remove_image(name: str) -> None:
+    """Remove the local image ``name`` (forcefully); do nothing when it is not there."""
+    try:
+        client().images.remove(name, force=True)
+    except docker.errors.ImageNotFound:
+        pass
+
+
+def pull(name: str, *, timeout: float = 120) -> bool:
+    """Try to pull ``name`` from its registry.
+
+    Args:
+        name: an image reference such as ``"python:3.13-slim"``.
+        timeout: seconds to wait for the registry at most.
+
+    Returns:
+        ``True`` when the image was pulled, ``False`` when the registry cannot be
+        reached or does not have it (the caller decides what to do then).
+    """
+    try:
+        result = subprocess.run(
+            ["docker", "pull", "--quiet", name], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return result.returncode == 0
+
+
+def import_rootfs(rootfs: Path, tag: str, *, changes: Iterable[str] = ()) -> Image:
+    """Import a root file system folder as a single-layer image (``docker import``).
+
+    Args:
+        rootfs: folder holding the file system (e.g. made by debootstrap).
+        tag: the tag to give the image.
+        changes: Dockerfile instructions to apply (``--change``), e.g. ``"ENV LANG=C.UTF-8"``.
+
+    Raises:
+        EngineError: when tar or the import fails.
+    """
+    change_args = [arg for change in changes for arg in ("--change", change)]
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+    imp = subprocess.run(
+        ["docker", "import", *change_args, "-", tag], stdin=tar.stdout, capture_output=True, text=True
+    )
+    assert tar.stdout is not None
+    tar.stdout.close()
+    if tar.wait() != 0 or imp.returncode != 0:
+        raise EngineError(f"Could not import {rootfs} as {tag}: {imp.stderr.strip()}")
+    found = image(tag)
+    if found is None:
+        raise EngineError(f"`docker import` reported success but {tag} is not there")
+    return found
+
+
+def exec_output(image_name: str, command: list[str]) -> str:
+    """Run ``command`` in a throwaway container of ``image_name`` and return its stdout.
+
+    Raises:
+        ContainerFailed: the command exited non-zero (its output attached).
+    """
+    try:
+        out = client().containers.run(image_name, command, remove=True, stdout=True, stderr=False)
+    except docker.errors.ContainerError as exc:
+        raise ContainerFailed(
+            f"`{shlex.join(command)}` failed in {image_name} (exit {exc.exit_status})",
+            logs=(exc.stderr or b"").decode("utf-8", "replace"),
+        ) from exc
+    return out.decode("utf-8", "replace")
+
+
+def local_tags() -> list[str]:
+    """Every ``repository:tag`` of the images in the local engine."""
+    return sorted(tag for found in client().images.list() for tag in found.tags)
+
+
+def image_files(image_name: str) -> Iterator[tuple[str, int]]:
+    """List the regular files of an image's final file system (``docker export`` of a container).
+
+    Args:
+        image_name: the image.
+
+    Yields:
+        ``(path, size_bytes)`` for every regular file, path without a leading ``/``.
+
+    Raises:
+        EngineError: the image does not exist.
+    """
+    try:
+        container = client().containers.create(image_name, command=["true"], entrypoint=[])
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"Could not open image {image_name}: {exc}") from exc
+    try:
+        stream = _ChunkReader(container.export(chunk_size=1 << 20))
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if member.isfile():
+                    yield member.name.lstrip("./"), member.size
+    finally:
+        remove_container(container)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file-like view of an iterator of byte chunks (for streaming tar reads)."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buffer))
+        b[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+def remove_unused_image(image_id: str) -> bool:
+    """Remove an image by id unless a container or another tag still uses it.
+
+    Returns:
+        ``True`` when it was removed.
+    """
+    try:
+        client().images.remove(image_id, force=False, noprune=False)
+    except docker.errors.DockerException:
+        return False
+    return True
+
+
+def image_history(name: str) -> list[dict[str, object]]:
+    """Return the history of the local image ``name``, oldest step first.
+
+    Source: the engine's ``GET /images/{name}/history`` through the Docker SDK.
+
+    Args:
+        name: an image tag or id.
+
+    Returns:
+        One dict per history entry, oldest (the base image's first step) first, with
+        ``created_by`` (str, the instruction as the builder recorded it), ``created``
+        (int, seconds since the epoch, engine clock), ``size`` (int, bytes the step
+        added) and ``comment`` (str).
+
+    Raises:
+        EngineError: there is no image ``name``.
+    """
+    try:
+        entries = client().api.history(name)
+    except docker.errors.ImageNotFound as exc:
+        raise EngineError(f"There is no image {name!r} in the local engine.") from exc
+    return [
+        {
+            "created_by": entry.get("CreatedBy") or "",
+            "created": int(entry.get("Created") or 0),
+            "size": int(entry.get("Size") or 0),
+            "comment": entry.get("Comment") or "",
+        }
+        for entry in reversed(entries)
+    ]
+
+
+def image_layers(name: str) -> list[str]:
+    """Return the layer digests of the local image ``name``, bottom layer first.
+
+    Source: ``RootFS.Layers`` of ``docker image inspect`` (Docker SDK). Two images
+    that share a leading run of these digests share those layers on disk.
+
+    Raises:
+        EngineError: there is no image ``name``.
+    """
+    found = image(name)
+    if found is None:
+        raise EngineError(f"There is no image {name!r} in the local engine.")
+    return list(found.attrs.get("RootFS", {}).get("Layers") or [])
+
+
+def image_size(name: str) -> int:
+    """Return the size of the local image ``name`` in bytes, all its layers counted.
+
+    Source: ``Size`` of ``docker image inspect`` (uncompressed, as ``docker images`` shows it).
+
+    Raises:
+        EngineError: there is no image ``name``.
+    """
+    found = image(name)
+    if found is None:
+        raise EngineError(f"There is no image {name!r} in the local engine.")
+    return int(found.attrs["Size"])
+
+
+class ImageNotFound(EngineError):
+    """The image asked for is not in the local engine."""
+
+
+@contextlib.contextmanager
+def image_archive(name: str) -> Iterator[IO[bytes]]:
+    """Stream an image as the tar archive ``docker save`` writes (layers, config, manifest).
+
+    The archive is read as it is produced, never written to disk. Engines up to
+    Docker 24 write one ``<id>/layer.tar`` per layer plus ``<config digest>.json``;
+    newer ones write an OCI layout (``blobs/sha256/<digest>``). Either way each
+    layer is the uncompressed tar whose sha256 is the layer's diff id in
+    ``RootFS.Layers``.
+
+    Args:
+        name: image tag or id.
+
+    Yields:
+        A binary stream to read once, front to back (e.g. ``tarfile.open(fileobj=..., mode="r|")``).
+
+    Raises:
+        ImageNotFound: there is no such local image. (A ``docker save`` that fails
+            half-way shows as a truncated archive to the reader.)
+    """
+    found = image(name)
+    if found is None:
+        raise ImageNotFound(f"There is no local image {name!r}; build it first (docker images lists what there is).")
+    proc = subprocess.Popen(["docker", "save", found.id], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    try:
+        yield proc.stdout
+    finally:
+        # Closing our end first lets `docker save` stop when the reader stopped early.
+        proc.stdout.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
