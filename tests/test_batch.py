@@ -398,3 +398,29 @@ def test_run_labels_reach_every_container_and_network_of_the_block() -> None:
                 batch.RUN_LABEL: "mine", batch.STUDENT_LABEL: "k2", "own": "x"}
         assert engine._with_run_labels(None) == {batch.RUN_LABEL: "r1", batch.STUDENT_LABEL: "k1"}
     assert engine._with_run_labels(None) == {}
+
+
+def test_a_prune_waits_for_the_students_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Does a build-cache prune wait until no student is being graded, and hold new students back meanwhile?"""
+    import multiprocessing
+    import threading
+    import time
+
+    pruned: list[float] = []
+    monkeypatch.setattr(engine, "disk_usage", lambda: {"build_cache": 10})
+    monkeypatch.setattr(engine, "prune_build_cache", lambda keep_bytes: pruned.append(time.monotonic()))
+    gate = batch._PruneGate(multiprocessing.get_context("spawn"))
+    gate.enter()  # a student in progress
+    pruner = threading.Thread(target=gate.prune, args=(5,))
+    pruner.start()
+    time.sleep(0.5)
+    assert not pruned, "the prune ran while a student was being graded"
+    left = time.monotonic()
+    gate.leave()
+    pruner.join(timeout=10)
+    assert pruned and pruned[0] >= left
+    gate.enter()  # the gate is open again
+    gate.leave()
+    monkeypatch.setattr(engine, "disk_usage", lambda: {"build_cache": 1})
+    gate.prune(5)  # under budget: nothing to do
+    assert len(pruned) == 1

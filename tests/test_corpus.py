@@ -25,8 +25,9 @@ CASES = corpus.load_all()
 #: Why hostile cases cannot be graded here ("" when a grading engine can run).
 NO_SANDBOX = sandbox.cannot_run()
 GRADED_CASES = [c for c in CASES if not (NO_SANDBOX and c.path.parent.name == "hostile")]
-#: The grader's options for the corpus run: two workers on the two cores CI has.
-GRADE_OPTIONS: list[str] = []
+#: The grader's options for the corpus run: its default jobs; a build timeout that a cold install of the
+#: service's requirements stays well within, so that the endless step costs minutes, not a quarter hour.
+GRADE_OPTIONS = ["--build-timeout", "300"]
 
 
 def test_every_case_file_is_well_formed() -> None:

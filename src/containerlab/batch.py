@@ -431,7 +431,67 @@ def _die_with_parent(parent: int) -> None:
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str) -> None:  # noqa: ANN001
+class _PruneGate:
+    """Lets a build-cache prune run only while no student is being graded, across worker processes.
+
+    A prune evicts the least recently used cache records, and BuildKit counts a
+    record reused from the cache as used when it was made: a prune in the middle
+    of another student's exercise 2 could evict the dependency step the check is
+    about to reuse, and mark a correct Dockerfile as breaking the cache. So a
+    worker that finds the cache over budget closes the gate, waits for the
+    students in progress to finish, prunes, and opens it again; no student starts
+    meanwhile.
+    """
+
+    #: Seconds a prune waits for the students in progress before it gives up until the next student.
+    WAIT = 900.0
+
+    def __init__(self, ctx) -> None:  # noqa: ANN001
+        self.cond = ctx.Condition()
+        self.active = ctx.Value("i", 0, lock=False)
+        self.pruning = ctx.Value("i", 0, lock=False)
+
+    def enter(self) -> None:
+        """Mark one student in progress (waits while a prune runs)."""
+        with self.cond:
+            while self.pruning.value:
+                self.cond.wait()
+            self.active.value += 1
+
+    def leave(self) -> None:
+        """Mark one student done (also called by the parent for a worker that died mid-student)."""
+        with self.cond:
+            self.active.value = max(0, self.active.value - 1)
+            self.cond.notify_all()
+
+    def prune(self, keep_bytes: int) -> None:
+        """Prune the build cache down to ``keep_bytes`` once no student is in progress, if it is over it."""
+        try:
+            if engine.disk_usage()["build_cache"] <= keep_bytes:
+                return
+        except Exception:  # noqa: BLE001  (no size: prune anyway, the command keeps the budget)
+            pass
+        deadline = time.monotonic() + self.WAIT
+        with self.cond:
+            if self.pruning.value:
+                return  # another worker is pruning already
+            self.pruning.value = 1
+            while self.active.value and time.monotonic() < deadline:
+                self.cond.wait(timeout=5)
+            busy = self.active.value  # still busy after WAIT: prune after a later student
+        try:
+            if not busy:
+                engine.prune_build_cache(keep_bytes=keep_bytes)
+        except OSError:
+            pass  # no docker command line: the next student's builds still work
+        finally:
+            with self.cond:
+                self.pruning.value = 0
+                self.cond.notify_all()
+
+
+def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str,  # noqa: ANN001
+            gate: _PruneGate) -> None:
     """One worker process: grade students from ``tasks`` until a ``None``, report on ``events``."""
     _die_with_parent(parent)
     if engine_context:
@@ -444,10 +504,14 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
             return
         events.put(("start", task.key, os.getpid()))
         try:
-            with engine.run_labels({RUN_LABEL: settings.run_id, STUDENT_LABEL: task.key}):
-                grade = grader(task.student, Path(task.folder), key=task.key, work_root=Path(settings.work_root),
-                               cases=settings.cases, limits=settings.limits, build_timeout=settings.build_timeout,
-                               keep_images=settings.keep_images)
+            gate.enter()
+            try:
+                with engine.run_labels({RUN_LABEL: settings.run_id, STUDENT_LABEL: task.key}):
+                    grade = grader(task.student, Path(task.folder), key=task.key,
+                                   work_root=Path(settings.work_root), cases=settings.cases, limits=settings.limits,
+                                   build_timeout=settings.build_timeout, keep_images=settings.keep_images)
+            finally:
+                gate.leave()
             if grade.problems and not engine.answers():
                 # A check that met a dead engine may have recorded it as the student's problem: such a
                 # grade is not the student's and is never saved (the rerun grades them again).
@@ -456,10 +520,7 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
             events.put(("done", task.key, grade.to_dict()))
             if settings.grader is None and settings.keep_storage is not None:
                 # In the worker, so that each engine of --engine keeps its own cache within budget.
-                try:
-                    engine.prune_build_cache(keep_bytes=settings.keep_storage)
-                except OSError:
-                    pass  # no docker command line: the next student's builds still work
+                gate.prune(settings.keep_storage)
         except engine.EngineUnavailable as exc:
             events.put(("engine", task.key, str(exc)))
             return
@@ -653,11 +714,12 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
     for _ in range(jobs):
         tasks.put(None)
     contexts = list(engines) or [""]
+    gate = _PruneGate(ctx)
     workers: dict[int, multiprocessing.process.BaseProcess] = {}
     running: dict[int, str] = {}  # worker pid -> key being graded
 
     def start(slot: int) -> None:
-        proc = ctx.Process(target=_worker, args=(tasks, events, settings, os.getpid(), contexts[slot % len(contexts)]),
+        proc = ctx.Process(target=_worker, args=(tasks, events, settings, os.getpid(), contexts[slot % len(contexts)], gate),
                            daemon=True, name=f"grader-{slot}")
         proc.start()
         workers[slot] = proc
@@ -702,6 +764,7 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
                     # It died grading someone (e.g. the kernel's OOM killer): name them, replace the worker.
                     # A worker that dies holding no task (it could not even start) is not replaced.
                     lost = running.pop(proc.pid)
+                    gate.leave()  # it never will: a prune must not wait for it
                     if lost in pending:
                         pending.discard(lost)
                         progress.update(1)
