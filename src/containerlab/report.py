@@ -131,7 +131,7 @@ class _ProgressView:
         self.title, self.seconds, self.lines, self.running, self.state = title, seconds, lines, running, state
 
     def _text_lines(self) -> list[str]:
-        head = f"{self.title} ({self.seconds:.0f} s)"
+        head = f"{self.title} ({self.seconds:.0f} s)" if self.state == "running" else self.title
         return [head, *(f"  {line}" for line in self.lines), *(f"  running: {r}" for r in self.running)]
 
     def __repr__(self) -> str:
@@ -141,8 +141,8 @@ class _ProgressView:
         color = {"interrupted": "#cf222e", "failed": "#cf222e", "finished": "#1a7f37"}.get(self.state, "inherit")
         body = "\n".join([*(html.escape(line) for line in self.lines),
                           *(f"<i>running: {html.escape(r)}</i>" for r in self.running)])
-        return (f"<div class='containerlab-progress'><b style='color:{color}'>{html.escape(self.title)}</b> "
-                f"<span class='containerlab-elapsed'>{self.seconds:.0f} s</span>"
+        elapsed = f" <span class='containerlab-elapsed'>{self.seconds:.0f} s</span>" if self.state == "running" else ""
+        return (f"<div class='containerlab-progress'><b style='color:{color}'>{html.escape(self.title)}</b>{elapsed}"
                 f"<pre style='margin:.3em 0;font-size:85%;white-space:pre-wrap'>{body}</pre></div>")
 
 
