@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import engine, scan
+from .. import config, engine, scan
 from . import CheckResult, CheckResults, counts_once, results
 from . import progress as _progress
 from . import service
@@ -25,8 +25,10 @@ from .progress import Progress
 from .dockerfile import exec_form, is_slim_python
 
 EXERCISE = "ex1"
-#: The tag the check gives the student's image (kept after the check).
-DEFAULT_TAG = "cl-ex-ex1:latest"
+#: The tag the check gives the student's image (kept after the check): the repository every student
+#: reads, ``cl-ex-ex1``, with a tag of this user and clone (:data:`config.INSTANCE`), so that users
+#: sharing one engine never build over each other's image.
+DEFAULT_TAG = f"cl-ex-ex1:{config.INSTANCE}"
 #: Points of each check, as the notebook's graded cells give them.
 POINTS = {"builds": 2, "slim-base": 1, "exec-form-cmd": 1, "health": 2, "predict": 2,
           "predict-hidden": 1, "no-test-data": 1}

@@ -37,11 +37,11 @@ from .dockerfile import read as read_dockerfile
 from .ex1 import SERVES, SERVES_HINT, probe_checks
 
 EXERCISE = "ex2"
-DEFAULT_TAG = "cl-ex-ex2:latest"
+DEFAULT_TAG = f"cl-ex-ex2:{config.INSTANCE}"
 #: The student's exercise-1 image, compared with.
-EX1_TAG = "cl-ex-ex1:latest"
+EX1_TAG = f"cl-ex-ex1:{config.INSTANCE}"
 #: The course's single-stage image of the same service (docker/customer-value/Dockerfile).
-REFERENCE_TAG = "cl-ex-reference:single-stage"
+REFERENCE_TAG = f"cl-ex-reference:single-stage-{config.INSTANCE}"
 #: The improved image must be at least this fraction smaller (0.10 = 10 %).
 MARGIN = 0.10
 #: The reported reduction may differ from the measured one by this many percentage points.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import engine, scan
+from .. import config, engine, scan
 from . import CheckResult, CheckResults, counts_once, results, service
 from . import progress as _progress
 from .progress import Progress
@@ -26,7 +26,7 @@ __all__ = ["RunCommandProblem", "RunSpec", "SecurityRule", "parse_run_command", 
            "scan_checks", "secret_values"]
 
 EXERCISE = "ex3"
-DEFAULT_TAG = "cl-ex-ex3:latest"
+DEFAULT_TAG = f"cl-ex-ex3:{config.INSTANCE}"
 #: The variable the service reads its token from.
 TOKEN_VARIABLE = "API_TOKEN"
 #: The variable that names a file holding the token instead (taught in 14.3.3).
@@ -159,7 +159,8 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
     file_token, file_problem = _token_from_file(spec)
     token = token or file_token
     with engine.sandboxed_container(image, environment=spec.environment, volumes=spec.volumes, limits=limits,
-                                    labels={service.CHECK_LABEL: "ex3"}) as container:
+                                    labels={service.CHECK_LABEL: "ex3"},
+                                    name_prefix=service.SANDBOX_PREFIX) as container:
         try:
             engine.wait_http_inside(container, "/health", timeout=limits.ready_timeout)
         except engine.ContainerFailed as exc:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import engine
+from .. import config, engine
 from . import causes
 from . import dockerfile as df
 from . import progress as _progress
@@ -32,6 +32,9 @@ MAX_CONTEXT_BYTES = 300 * 1024**2
 TOLERANCE = 0.05
 #: Label on everything the checks create, so that an instructor can find leftovers.
 CHECK_LABEL = "org.containerlab.exercise-check"
+#: Start of the names of the sandbox's containers and networks: this user's and clone's
+#: (:data:`config.INSTANCE`), so that `docker ps` on a shared engine says whose a container is.
+SANDBOX_PREFIX = f"cl-ex-{config.INSTANCE}"
 #: Label with a value unique to one probe, to find its container when the engine refused to start it.
 PROBE_LABEL = "org.containerlab.probe-id"
 
@@ -260,7 +263,8 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
     _progress.emit(progress, _progress.PHASE, f"Starting a container of {image}; waiting for GET /health")
     try:
         with engine.sandboxed_container(image, environment=environment, volumes=volumes, limits=limits,
-                                        labels={CHECK_LABEL: "probe", PROBE_LABEL: probe_id}) as container:
+                                        labels={CHECK_LABEL: "probe", PROBE_LABEL: probe_id},
+                                        name_prefix=SANDBOX_PREFIX) as container:
             try:
                 engine.wait_http_inside(container, "/health", port=port, timeout=limits.ready_timeout)
             except engine.ContainerFailed as exc:
