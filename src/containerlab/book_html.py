@@ -4,8 +4,9 @@ Jupyter Book 1 registers the inline scripts of sphinx-thebe and
 sphinx-togglebutton twice (seen in ``_build/html``: two
 ``const THEBE_JS_URL = ...`` blocks in every page's head), and the browser
 then stops the second with "Identifier 'THEBE_JS_URL' has already been
-declared". The page tests fail on any script error, so the second copy is
-dropped here, just before each page is written (Sphinx's ``html-page-context``
+declared". (The copies differ only in their file name, ``None`` in one and
+``""`` in the other, so Sphinx's own check for duplicates lets both in.) The
+page tests fail on any script error, so the second copy is dropped here, just before each page is written (Sphinx's ``html-page-context``
 event, where ``script_files`` is the page's list of scripts).
 """
 
@@ -21,7 +22,9 @@ def _one_copy_each(app: Any, pagename: str, templatename: str, context: dict[str
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     kept = []
     for script in scripts:
-        key = (str(script), tuple(sorted((k, str(v)) for k, v in (getattr(script, "attributes", None) or {}).items())))
+        # The file and attributes: the two copies differ only in the file being None or "".
+        attributes = getattr(script, "attributes", None) or {}
+        key = (str(getattr(script, "filename", None) or ""), tuple(sorted((k, str(v)) for k, v in attributes.items())))
         if key not in seen:
             seen.add(key)
             kept.append(script)
