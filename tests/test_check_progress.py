@@ -158,3 +158,17 @@ def test_no_progress_outside_ipython():
     assert p.resolve(None) is None
     sink = print
     assert p.resolve(sink) is sink
+
+
+def test_no_progress_in_a_worker_thread(monkeypatch):
+    """In a thread other than the main one (a grading worker started from a notebook), is a check silent?"""
+    import threading
+
+    import IPython
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    found = []
+    worker = threading.Thread(target=lambda: found.append(p.resolve(None)))
+    worker.start()
+    worker.join()
+    assert found == [None]

@@ -11,6 +11,7 @@ tests).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,10 +65,13 @@ def resolve(progress: Progress | None) -> Progress | None:
     """The callback a check uses: ``progress`` itself, or the live display when running in IPython.
 
     Inside a Jupyter kernel that is one display updated in place; in a terminal
-    IPython plain lines; in plain Python (the class grader, tests) nothing.
+    IPython plain lines; in plain Python (the class grader, tests) and in any
+    thread but the main one (grading workers) nothing.
     """
     if progress is not None:
         return progress
+    if threading.current_thread() is not threading.main_thread():
+        return None  # a worker of the class grader, even when started from a notebook: no display per student
     try:
         from IPython import get_ipython
     except ImportError:
