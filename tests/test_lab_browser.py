@@ -170,6 +170,11 @@ def _run_exercise(page) -> list[dict[str, str]]:
     for text, timeout_s in (("from containerlab.checks import ex1", 120), ("%%writefile ex1.Dockerfile", 60),
                             ("results = ex1.check(", CHECK_TIMEOUT_S)):
         _run_cell(page, _cell_index(page, text), timeout_s=timeout_s)
+    # While it ran, the check showed its progress in one display, updated in place (§2); it ends with the time.
+    progress = page.locator(".jp-NotebookPanel:visible .containerlab-progress")
+    assert progress.count() == 1, f"{progress.count()} progress displays"
+    assert re.search(r"Checked ex1 in \d+\.\d s", progress.inner_text()), progress.inner_text()
+    assert "Building cl-ex-ex1" in progress.inner_text(), progress.inner_text()
     for index in _graded_cells(page):
         _run_cell(page, index)
     checklist = page.locator(".jp-NotebookPanel:visible .containerlab-checklist")

@@ -8,11 +8,15 @@ person reads lives here.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from .checks import CheckResult, CheckResults
+from .checks import progress as _progress
 
 if TYPE_CHECKING:  # grading imports the checks; only the type is needed here
     from .doctor import Finding
@@ -115,6 +119,146 @@ def checklist(results: CheckResults) -> Checklist:
 def failed(results: Iterable[CheckResult]) -> list[str]:
     """Names of the failed checks (a small helper for tests and the grading summary)."""
     return [r.name for r in results if not r.passed]
+
+
+# --------------------------------------------------------------------------- progress of a running check
+
+
+class _ProgressView:
+    """What the progress display shows at one moment (HTML in JupyterLab, text elsewhere)."""
+
+    def __init__(self, title: str, seconds: float, lines: list[str], running: list[str], state: str):
+        self.title, self.seconds, self.lines, self.running, self.state = title, seconds, lines, running, state
+
+    def _text_lines(self) -> list[str]:
+        head = f"{self.title} ({self.seconds:.0f} s)" if self.state == "running" else self.title
+        return [head, *(f"  {line}" for line in self.lines), *(f"  running: {r}" for r in self.running)]
+
+    def __repr__(self) -> str:
+        return "\n".join(self._text_lines())
+
+    def _repr_html_(self) -> str:
+        color = {"interrupted": "#cf222e", "failed": "#cf222e", "finished": "#1a7f37"}.get(self.state, "inherit")
+        body = "\n".join([*(html.escape(line) for line in self.lines),
+                          *(f"<i>running: {html.escape(r)}</i>" for r in self.running)])
+        elapsed = f" <span class='containerlab-elapsed'>{self.seconds:.0f} s</span>" if self.state == "running" else ""
+        return (f"<div class='containerlab-progress'><b style='color:{color}'>{html.escape(self.title)}</b>{elapsed}"
+                f"<pre style='margin:.3em 0;font-size:85%;white-space:pre-wrap'>{body}</pre></div>")
+
+
+class CheckProgress:
+    """Show the events of a running check (:mod:`containerlab.checks.progress`) as they arrive.
+
+    In a notebook (``notebook=True``) one display, made with IPython's
+    ``display(..., display_id=True)``, is updated in place: the check's phase,
+    one line per finished Dockerfile step (condensed from the builder's output),
+    the step still running, and the seconds since the check began, which a timer
+    thread refreshes every ``tick`` seconds even while a step prints nothing
+    (a minute of ``pip install``). In a terminal each new line is printed once,
+    with the elapsed seconds, and a line every ``quiet_every`` seconds of silence.
+
+    Args:
+        notebook: update a display in place (Jupyter) instead of printing lines.
+        clock: seconds, monotonic (tests pass a fake clock).
+        display: IPython's ``display`` function (tests pass a fake one).
+        out: where terminal lines go.
+        tick: seconds between refreshes of the elapsed time in a notebook (0: no timer thread).
+        quiet_every: seconds of silence after which a terminal gets a "still working" line (0: never).
+    """
+
+    def __init__(self, *, notebook: bool, clock: Callable[[], float] = time.monotonic,
+                 display: Callable[..., object] | None = None, out: TextIO | None = None,
+                 tick: float = 1.0, quiet_every: float = 15.0):
+        from .notebook import _condensed_progress  # the book's condensed build lines, one per step
+
+        self.notebook = notebook
+        self.clock = clock
+        self._display = display
+        self.out = out
+        self.tick = tick
+        self.quiet_every = quiet_every
+        self.title = "Checking"
+        self.state = "running"
+        self.lines: list[str] = []
+        self.started: float | None = None
+        self.last_output = 0.0
+        self.handle: object | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._steps = _condensed_progress(self._add_line)
+
+    # ----------------------------------------------------------------- events in
+
+    def __call__(self, event: _progress.Event) -> None:
+        with self._lock:
+            if self.started is None:
+                self.started = self.last_output = self.clock()
+                self._start()
+            if event.kind == _progress.BUILD_OUTPUT:
+                self._steps(event.text)
+            elif event.kind == _progress.PHASE:
+                if event.text.startswith("Checking"):
+                    self.title = f"{event.text} ..."
+                    if not self.notebook:
+                        self._print(event.text)
+                else:
+                    self._add_line(event.text)
+            elif event.kind in _progress.FINAL:
+                self._steps.flush()
+                self.state = event.kind
+                self.title = {"finished": f"{event.text} in {self.elapsed():.1f} s"}.get(event.kind, event.text)
+                if not self.notebook:
+                    self._print(self.title)
+                self._stop.set()
+            self._refresh()
+
+    def _add_line(self, line: str) -> None:
+        self.lines.append(line)
+        if not self.notebook:
+            self._print(line)
+
+    # ----------------------------------------------------------------- showing
+
+    def elapsed(self) -> float:
+        return 0.0 if self.started is None else self.clock() - self.started
+
+    def view(self) -> _ProgressView:
+        """What is shown now."""
+        with self._lock:
+            running = [] if self.state != "running" else list(self._steps.running.values())
+            return _ProgressView(self.title, self.elapsed(), list(self.lines), running, self.state)
+
+    def _print(self, text: str) -> None:
+        out = self.out or sys.stdout
+        print(f"[{self.elapsed():6.1f} s] {text}", file=out, flush=True)
+        self.last_output = self.clock()
+
+    def _start(self) -> None:
+        if self.notebook:
+            show = self._display
+            if show is None:
+                from IPython.display import display as show
+            self.handle = show(self.view(), display_id=True)
+        if self.tick > 0 or (not self.notebook and self.quiet_every > 0):
+            self._timer = threading.Thread(target=self._run_timer, name="containerlab-progress", daemon=True)
+            self._timer.start()
+
+    def _refresh(self) -> None:
+        if self.notebook and self.handle is not None:
+            self.handle.update(self.view())  # type: ignore[attr-defined]
+
+    def _run_timer(self) -> None:
+        every = self.tick if self.notebook else min(1.0, self.quiet_every)
+        while not self._stop.wait(every):
+            with self._lock:
+                if self.state != "running":
+                    return
+                if self.notebook:
+                    self._refresh()
+                elif self.quiet_every and self.clock() - self.last_output >= self.quiet_every:
+                    running = list(self._steps.running.values())
+                    self._print(f"still working{': ' + running[-1] if running else ''}")
 
 
 # --------------------------------------------------------------------------- class reports (grading)

@@ -17,14 +17,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import engine, scan
+from .. import config, engine, scan
 from . import CheckResult, CheckResults, counts_once, results
+from . import progress as _progress
 from . import service
+from .progress import Progress
 from .dockerfile import exec_form, is_slim_python
 
 EXERCISE = "ex1"
-#: The tag the check gives the student's image (kept after the check).
-DEFAULT_TAG = "cl-ex-ex1:latest"
+#: The tag the check gives the student's image (kept after the check): the repository every student
+#: reads, ``cl-ex-ex1``, with a tag of this user and clone (:data:`config.INSTANCE`), so that users
+#: sharing one engine never build over each other's image.
+DEFAULT_TAG = f"cl-ex-ex1:{config.INSTANCE}"
 #: Points of each check, as the notebook's graded cells give them.
 POINTS = {"builds": 2, "slim-base": 1, "exec-form-cmd": 1, "health": 2, "predict": 2,
           "predict-hidden": 1, "no-test-data": 1}
@@ -82,7 +86,7 @@ def runtime_checks(built: service.Built, cases: Sequence[tuple[dict[str, float],
 
 def probe_checks(built: service.Built, cases: Sequence[tuple[dict[str, float], float]],
                  *, health: str = "health", predict: str = "predict", hidden: bool = False,
-                 limits: engine.SandboxLimits = engine.SandboxLimits()
+                 limits: engine.SandboxLimits = engine.SandboxLimits(), progress: Progress | None = None
                  ) -> tuple[list[CheckResult], service.Probe | None]:
     """Like :func:`runtime_checks`, and also return the probe (``None`` when there was no image to run).
 
@@ -93,7 +97,7 @@ def probe_checks(built: service.Built, cases: Sequence[tuple[dict[str, float], f
     if not built.image:
         return ([_result(n, False, "There is no image to run.", "Make the build pass first.", hidden=hidden)
                  for n in names], None)
-    probe = service.probe_service(built.image, cases, limits=limits)
+    probe = service.probe_service(built.image, cases, limits=limits, progress=progress)
     out = []
     if health:
         if probe.healthy:
@@ -114,7 +118,7 @@ def probe_checks(built: service.Built, cases: Sequence[tuple[dict[str, float], f
 
 def check(dockerfile: str | Path = "ex1.Dockerfile", context: str | Path = "service", *,
           tag: str = DEFAULT_TAG, limits: engine.SandboxLimits = engine.SandboxLimits(),
-          build_timeout: float = service.BUILD_TIMEOUT) -> CheckResults:
+          build_timeout: float = service.BUILD_TIMEOUT, progress: Progress | None = None) -> CheckResults:
     """Run the visible checks of exercise 1.
 
     Builds the image (tagged ``tag``, which is kept), runs a container in the
@@ -127,16 +131,28 @@ def check(dockerfile: str | Path = "ex1.Dockerfile", context: str | Path = "serv
         tag: the tag for the student's image.
         limits: sandbox limits for the container.
         build_timeout: seconds after which the build is stopped.
+        progress: gets what the check is doing as it works (:mod:`.progress`); by default the live
+            display in a notebook (the build's steps, elapsed time), nothing outside IPython.
 
     Returns:
         The results, in checklist order, with the image tag (``""`` when the build failed)
         and notes (cleaned file, right-but-risky choices).
+
+    Raises:
+        KeyboardInterrupt: the kernel was interrupted; the build or container is stopped and
+            removed first.
     """
-    built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout)
+    with _progress.reporting(progress, EXERCISE) as sink:
+        return _check(dockerfile, context, tag=tag, limits=limits, build_timeout=build_timeout, progress=sink)
+
+
+def _check(dockerfile: str | Path, context: str | Path, *, tag: str, limits: engine.SandboxLimits,
+           build_timeout: float, progress: Progress | None) -> CheckResults:
+    built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout, progress=progress)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem,
                       built.hint or "Fix the problem above and run the answer cell, then this check, again."))
-    runtime, probe = probe_checks(built, service.VISIBLE_CASES, limits=limits)
+    runtime, probe = probe_checks(built, service.VISIBLE_CASES, limits=limits, progress=progress)
     items = [builds, *static_checks(built)]
     if probe is None or not probe.healthy:
         hint = SERVES_HINT if built.image else "Make the build pass first: the first check says what stops it."

@@ -30,16 +30,18 @@ from pathlib import Path
 
 from .. import config, engine, layers
 from . import CheckResult, CheckResults, counts_once, results, service
+from . import progress as _progress
+from .progress import Progress
 from .dockerfile import DockerfileProblem, code_before_deps
 from .dockerfile import read as read_dockerfile
 from .ex1 import SERVES, SERVES_HINT, probe_checks
 
 EXERCISE = "ex2"
-DEFAULT_TAG = "cl-ex-ex2:latest"
+DEFAULT_TAG = f"cl-ex-ex2:{config.INSTANCE}"
 #: The student's exercise-1 image, compared with.
-EX1_TAG = "cl-ex-ex1:latest"
+EX1_TAG = f"cl-ex-ex1:{config.INSTANCE}"
 #: The course's single-stage image of the same service (docker/customer-value/Dockerfile).
-REFERENCE_TAG = "cl-ex-reference:single-stage"
+REFERENCE_TAG = f"cl-ex-reference:single-stage-{config.INSTANCE}"
 #: The improved image must be at least this fraction smaller (0.10 = 10 %).
 MARGIN = 0.10
 #: The reported reduction may differ from the measured one by this many percentage points.
@@ -227,7 +229,7 @@ IMPROVES = ("the image improves on your exercise-1 image: at least {margin:.0%} 
 def check(dockerfile: str | Path = "ex2.Dockerfile", context: str | Path = "service", *,
           tag: str = DEFAULT_TAG, ex1_image: str = EX1_TAG, ex1_dockerfile: str | Path | None = None,
           limits: engine.SandboxLimits = engine.SandboxLimits(),
-          build_timeout: float = service.BUILD_TIMEOUT) -> CheckResults:
+          build_timeout: float = service.BUILD_TIMEOUT, progress: Progress | None = None) -> CheckResults:
     """Run the checks of exercise 2 that need no report from the student.
 
     Args:
@@ -239,23 +241,36 @@ def check(dockerfile: str | Path = "ex2.Dockerfile", context: str | Path = "serv
             dependency layer (default: ``ex1.Dockerfile`` beside ``dockerfile``, when there is one).
         limits: sandbox limits.
         build_timeout: seconds after which a build is stopped.
+        progress: gets what the check is doing as it works (:mod:`.progress`); by default the live
+            display in a notebook, nothing outside IPython.
 
     Returns:
         builds, deps-reused, smaller-than-ex1, smaller-than-reference, health, predict; every one
         counts only when the image serves and improves on exercise 1.
     """
+    with _progress.reporting(progress, EXERCISE) as sink:
+        return _check(dockerfile, context, tag=tag, ex1_image=ex1_image, ex1_dockerfile=ex1_dockerfile,
+                      limits=limits, build_timeout=build_timeout, progress=sink)
+
+
+def _check(dockerfile: str | Path, context: str | Path, *, tag: str, ex1_image: str,
+           ex1_dockerfile: str | Path | None, limits: engine.SandboxLimits, build_timeout: float,
+           progress: Progress | None) -> CheckResults:
     context = Path(context)
     if ex1_dockerfile is None:
         ex1_dockerfile = Path(dockerfile).with_name("ex1.Dockerfile")
-    built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout)
+    built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout, progress=progress)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem, built.hint or "Fix the problem above and check again."))
+    _progress.emit(progress, _progress.PHASE, "Building the course's single-stage image to compare sizes")
     reference = reference_image(context) if context.is_dir() else ""
+    if built.image:
+        _progress.emit(progress, _progress.PHASE, "Rebuilding after a code-only edit: is the dependency layer reused?")
     # The reference image is kept beside the student's: removing an image can drop the build-cache
     # records its layers came from, and the next check would then reinstall the dependencies.
     deps = dependency_reuse(built, context)
     sizes = size_checks(built.image, ex1_image=ex1_image, reference=reference)
-    runtime, probe = probe_checks(built, service.VISIBLE_CASES, limits=limits)
+    runtime, probe = probe_checks(built, service.VISIBLE_CASES, limits=limits, progress=progress)
     runtime = [CheckResult(r.name, DESCRIPTIONS[r.name], r.passed, POINTS[r.name], r.message, r.hint)
                for r in runtime]
     items = [builds, deps, *sizes]

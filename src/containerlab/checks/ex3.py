@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import engine, scan
+from .. import config, engine, scan
 from . import CheckResult, CheckResults, counts_once, results, service
+from . import progress as _progress
+from .progress import Progress
 from .runcommand import RunCommandProblem, RunSpec, SecurityRule, parse_run_command
 from .runcommand import read_env_file as _read_env_file
 
@@ -24,7 +26,7 @@ __all__ = ["RunCommandProblem", "RunSpec", "SecurityRule", "parse_run_command", 
            "scan_checks", "secret_values"]
 
 EXERCISE = "ex3"
-DEFAULT_TAG = "cl-ex-ex3:latest"
+DEFAULT_TAG = f"cl-ex-ex3:{config.INSTANCE}"
 #: The variable the service reads its token from.
 TOKEN_VARIABLE = "API_TOKEN"
 #: The variable that names a file holding the token instead (taught in 14.3.3).
@@ -157,7 +159,8 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
     file_token, file_problem = _token_from_file(spec)
     token = token or file_token
     with engine.sandboxed_container(image, environment=spec.environment, volumes=spec.volumes, limits=limits,
-                                    labels={service.CHECK_LABEL: "ex3"}) as container:
+                                    labels={service.CHECK_LABEL: "ex3"},
+                                    name_prefix=service.SANDBOX_PREFIX) as container:
         try:
             engine.wait_http_inside(container, "/health", timeout=limits.ready_timeout)
         except engine.ContainerFailed as exc:
@@ -236,7 +239,7 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
 def check(dockerfile: str | Path = "ex3.Dockerfile", run_command: str | Path = "ex3-run.sh",
           context: str | Path = "service", *, folder: str | Path = ".", tag: str = DEFAULT_TAG,
           limits: engine.SandboxLimits = engine.SandboxLimits(),
-          build_timeout: float = service.BUILD_TIMEOUT) -> CheckResults:
+          build_timeout: float = service.BUILD_TIMEOUT, progress: Progress | None = None) -> CheckResults:
     """Run the checks of exercise 3.
 
     Args:
@@ -248,13 +251,22 @@ def check(dockerfile: str | Path = "ex3.Dockerfile", run_command: str | Path = "
         tag: tag for the image (kept).
         limits: sandbox limits.
         build_timeout: seconds after which the build is stopped.
+        progress: gets what the check is doing as it works (:mod:`.progress`); by default the live
+            display in a notebook, nothing outside IPython.
 
     Returns:
         builds, data-mounted, secret-from-env, no-secret-in-image, no-data-in-image.
     """
+    with _progress.reporting(progress, EXERCISE) as sink:
+        return _check(dockerfile, run_command, context, folder=folder, tag=tag, limits=limits,
+                      build_timeout=build_timeout, progress=sink)
+
+
+def _check(dockerfile: str | Path, run_command: str | Path, context: str | Path, *, folder: str | Path,
+           tag: str, limits: engine.SandboxLimits, build_timeout: float, progress: Progress | None) -> CheckResults:
     context, folder = Path(context), Path(folder)
     data_dir = context / "data"
-    built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout)
+    built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout, progress=progress)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem, built.hint or "Fix the problem above and check again."))
     spec: RunSpec | None = None
@@ -266,7 +278,10 @@ def check(dockerfile: str | Path = "ex3.Dockerfile", run_command: str | Path = "
         spec = parse_run_command(path.read_text(encoding="utf-8-sig"), folder)
     except RunCommandProblem as exc:
         problem = str(exc)
+    if built.image and spec is not None:
+        _progress.emit(progress, _progress.PHASE, "Starting a container as your run command says")
     runtime = runtime_checks(built.image, spec, problem, data_dir=data_dir, limits=limits)
+    _progress.emit(progress, _progress.PHASE, "Looking through every layer of the image for the secret and the data")
     scans = scan_checks(built.image, values=secret_values(context, spec), data_dir=data_dir)
     # No free points: the image and the scans count only for a service that starts as the command says.
     gated = [builds, *scans]
@@ -276,7 +291,7 @@ def check(dockerfile: str | Path = "ex3.Dockerfile", run_command: str | Path = "
                              "secret checks say what is wrong with it.") for r in gated]
     elif built.image and not any(r.passed for r in runtime):
         probe = service.probe_service(built.image, [], environment=spec.environment, volumes=spec.volumes,
-                                      limits=limits)
+                                      limits=limits, progress=progress)
         if not probe.healthy:
             condition = f"a container started as your run command says answers GET /health ({probe.problem})"
             gated = [counts_once(r, condition, probe.hint) for r in gated]

@@ -18,9 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import engine
+from .. import config, engine
 from . import causes
 from . import dockerfile as df
+from . import progress as _progress
+from .progress import Progress
 
 #: Builds stopped after this many seconds (a cold pip install of the service takes 1-3 minutes).
 BUILD_TIMEOUT = 900.0
@@ -30,6 +32,9 @@ MAX_CONTEXT_BYTES = 300 * 1024**2
 TOLERANCE = 0.05
 #: Label on everything the checks create, so that an instructor can find leftovers.
 CHECK_LABEL = "org.containerlab.exercise-check"
+#: Start of the names of the sandbox's containers and networks: this user's and clone's
+#: (:data:`config.INSTANCE`), so that `docker ps` on a shared engine says whose a container is.
+SANDBOX_PREFIX = f"cl-ex-{config.INSTANCE}"
 #: Label with a value unique to one probe, to find its container when the engine refused to start it.
 PROBE_LABEL = "org.containerlab.probe-id"
 
@@ -106,7 +111,8 @@ def context_size(context: Path) -> int:
 
 
 def build_submission(dockerfile: str | Path, context: str | Path, *, tag: str,
-                     timeout: float = BUILD_TIMEOUT, build_args: Mapping[str, str] | None = None) -> Built:
+                     timeout: float = BUILD_TIMEOUT, build_args: Mapping[str, str] | None = None,
+                     progress: Progress | None = None) -> Built:
     """Build a student's Dockerfile; never raises for problems that are the student's to fix.
 
     The Dockerfile is read and cleaned first (BOM, CRLF), and the cleaned text is
@@ -120,12 +126,17 @@ def build_submission(dockerfile: str | Path, context: str | Path, *, tag: str,
         tag: the tag for the student's image.
         timeout: seconds after which the build is stopped.
         build_args: ``--build-arg`` values.
+        progress: gets a phase event, then each line of the builder's output as it arrives
+            (:mod:`.progress`).
 
     Returns:
         The image tag and build time, or the problem and a hint.
 
     Raises:
         EngineUnavailable: no engine answers (not the student's Dockerfile's fault).
+        KeyboardInterrupt: the kernel was interrupted; the build (the ``docker buildx``
+            process, and with it the engine's build) is stopped, a tag this build gave
+            is taken off again (back on the image it named before), then it goes on.
     """
     try:
         parsed = df.read(dockerfile)
@@ -143,19 +154,39 @@ def build_submission(dockerfile: str | Path, context: str | Path, *, tag: str,
                      hint="Keep large files (data, models, virtual environments) out of the context folder "
                      "or list them in .dockerignore.", notes=parsed.notes, dockerfile=parsed)
     old = engine.image(tag)
+    _progress.emit(progress, _progress.PHASE, f"Building {tag} from {Path(dockerfile).name}")
     with tempfile.TemporaryDirectory(prefix="cl-ex-dockerfile-") as tmp:
         cleaned = Path(tmp) / "Dockerfile"
         cleaned.write_text(parsed.text, encoding="utf-8")
         try:
             result = engine.build(context, tag=tag, dockerfile=cleaned, build_args=build_args,
-                                  labels={CHECK_LABEL: "student-image"}, timeout=timeout)
+                                  labels={CHECK_LABEL: "student-image"}, timeout=timeout,
+                                  echo=_progress.build_echo(progress))
+        except KeyboardInterrupt:
+            _undo_tag(tag, old.id if old is not None else None)
+            raise
         except engine.BuildFailed as exc:
             cause = build_cause(exc, timeout=timeout, context=context, parsed=parsed)
             return Built("", problem=cause.problem, hint=cause.hint, notes=parsed.notes, dockerfile=parsed,
                          cause=cause.kind)
     if old is not None and old.id != result.image.id:
         engine.remove_unused_image(old.id)
+    _progress.emit(progress, _progress.PHASE, f"Built {tag} in {result.seconds:.1f} s")
     return Built(tag, seconds=result.seconds, notes=parsed.notes, dockerfile=parsed)
+
+
+def _undo_tag(tag: str, old_id: str | None) -> None:
+    """After an interrupted build: take ``tag`` off an image this build made, and put it back on ``old_id``.
+
+    The builder tags only at the very end, so this matters when the interrupt came
+    just then; mostly the tag is still where it was and nothing changes.
+    """
+    now = engine.image(tag)
+    if now is None or now.id == old_id:
+        return
+    engine.untag(tag)
+    if old_id is not None:
+        engine.tag_image(old_id, tag)
 
 
 def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None = None,
@@ -190,7 +221,8 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
                   token: str | None = None,
                   environment: Mapping[str, str] | None = None,
                   volumes: Mapping[str, Mapping[str, str]] | None = None,
-                  limits: engine.SandboxLimits = engine.SandboxLimits()) -> Probe:
+                  limits: engine.SandboxLimits = engine.SandboxLimits(),
+                  progress: Progress | None = None) -> Probe:
     """Run the image in the sandbox, wait for ``/health``, and send ``/predict`` requests.
 
     The container is always removed afterwards. When ``/health`` never answers,
@@ -209,9 +241,14 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
         environment: environment variables for the container.
         volumes: bind mounts (Docker SDK spec, absolute host paths).
         limits: sandbox limits.
+        progress: gets a phase event as the container starts, answers and is asked (:mod:`.progress`).
 
     Returns:
         The health outcome with its cause and hint, the answers, and logs when something went wrong.
+
+    Raises:
+        KeyboardInterrupt: the kernel was interrupted; the container and its network are removed
+            (also when the interrupt came while the engine was creating them), then it goes on.
     """
     probe = Probe()
     environment = dict(environment or {})
@@ -223,9 +260,11 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
     found = engine.image(image)
     image_config = (found.attrs.get("Config") or {}) if found is not None else {}
     command = [*(image_config.get("Entrypoint") or []), *(image_config.get("Cmd") or [])]
+    _progress.emit(progress, _progress.PHASE, f"Starting a container of {image}; waiting for GET /health")
     try:
         with engine.sandboxed_container(image, environment=environment, volumes=volumes, limits=limits,
-                                        labels={CHECK_LABEL: "probe", PROBE_LABEL: probe_id}) as container:
+                                        labels={CHECK_LABEL: "probe", PROBE_LABEL: probe_id},
+                                        name_prefix=SANDBOX_PREFIX) as container:
             try:
                 engine.wait_http_inside(container, "/health", port=port, timeout=limits.ready_timeout)
             except engine.ContainerFailed as exc:
@@ -242,6 +281,9 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
             probe.healthy = True
             container.reload()
             probe.container_attrs = container.attrs
+            if cases:
+                _progress.emit(progress, _progress.PHASE, f"GET /health answered; sending {len(cases)} customers "
+                               "to POST /predict")
             for customer, expected in cases:
                 answer = engine.http_from_inside(container, "POST", "/predict", port=port,
                                                  body=json.dumps(customer), headers=auth)
@@ -259,6 +301,11 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
             if probe.wrong_answers():
                 probe.logs = engine.logs(container)
             probe.notes += healthcheck_notes(container, image_config)
+    except KeyboardInterrupt:
+        # sandboxed_container removes what it knows of; a container or network whose creation the
+        # interrupt cut short is found by the probe's label.
+        engine.remove_objects(engine.labelled(f"{PROBE_LABEL}={probe_id}"))
+        raise
     except engine.EngineUnavailable:
         raise
     except engine.EngineError as exc:

@@ -37,6 +37,8 @@ from .client import (  # noqa: F401  (re-exported)
 from .images import (  # noqa: F401  (re-exported)
     image,
     remove_image,
+    untag,
+    tag_image,
     pull,
     import_rootfs,
     exec_output,

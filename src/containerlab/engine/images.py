@@ -35,6 +35,28 @@ def remove_image(name: str) -> None:
         pass
 
 
+def untag(name: str) -> None:
+    """Remove the tag ``name``; the image goes too when no other tag or container keeps it.
+
+    Nothing happens when the tag is not there.
+    """
+    try:
+        client().images.remove(name, force=False, noprune=False)
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError:
+        pass  # a container still uses it: leave it
+
+
+def tag_image(image_id: str, name: str) -> bool:
+    """Give the image ``image_id`` the tag ``name`` (``docker tag``); ``False`` when the image is gone."""
+    repository, _, tag = name.rpartition(":") if ":" in name.split("/")[-1] else (name, "", "latest")
+    try:
+        return bool(client().images.get(image_id).tag(repository, tag))
+    except docker.errors.ImageNotFound:
+        return False
+
+
 def pull(name: str, *, timeout: float = 120) -> bool:
     """Try to pull ``name`` from its registry.
 
