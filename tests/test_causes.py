@@ -149,3 +149,23 @@ def test_a_build_step_killed_for_memory_is_named() -> None:
                              error_lines=[line for line in log.splitlines() if line.startswith("ERROR")], log=log)
     cause = causes.build_cause(exc, timeout=900)
     assert cause.kind == causes.BUILD_KILLED and "memory" in cause.problem
+
+
+def test_container_output_keeps_only_lines_about_the_failure() -> None:
+    """Does the output quoted under a failure leave out the probes' access log and uvicorn's routine lines?"""
+    logs = "\n".join([
+        "INFO:     Started server process [1]",
+        "INFO:     Waiting for application startup.",
+        "INFO:     Application startup complete.",
+        "INFO:     Uvicorn running on http://0.0.0.0:80 (Press CTRL+C to quit)",
+        'INFO:     172.18.0.1:40000 - "GET /health HTTP/1.1" 200 OK',
+        "",
+        "Traceback (most recent call last):",
+        '  File "/app/src/customer_value/api.py", line 3, in <module>',
+        "KeyError: 'MODEL_PATH'",
+        'INFO:     172.18.0.1:40002 - "POST /predict HTTP/1.1" 500 Internal Server Error',
+    ])
+    kept = causes.relevant_output(logs).splitlines()
+    assert kept == ["Traceback (most recent call last):", '  File "/app/src/customer_value/api.py", line 3, in <module>',
+                    "KeyError: 'MODEL_PATH'"]
+    assert causes.relevant_output("INFO:     Application startup complete.\n") == ""

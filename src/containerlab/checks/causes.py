@@ -400,9 +400,30 @@ def _seconds_up(state: dict) -> float | None:
     return seconds if seconds >= 0 else 0.0
 
 
-def _last_lines(logs: str, n: int = 4) -> str:
-    lines = [ln for ln in logs.strip().splitlines() if ln.strip()]
-    return "\n".join(lines[-n:])
+#: Lines of a container's output that say nothing about what went wrong: the access log of the
+#: check's own requests, and uvicorn's routine start and stop messages.
+_ROUTINE = re.compile(
+    r'"(?:GET|POST|HEAD) /\S* HTTP/1\.[01]" \d{3}'
+    r"|Started server process|Waiting for application (?:startup|shutdown)|Application (?:startup|shutdown) "
+    r"complete|Uvicorn running on|Shutting down|Finished server process|Started reloader process")
+
+
+def relevant_output(logs: str, n: int = 4) -> str:
+    """The last ``n`` lines of a container's output that concern a failure, machine details taken out.
+
+    Blank lines, the access log of the check's own requests (``"GET /health HTTP/1.1" 200``)
+    and uvicorn's routine start and stop messages are left out; tracebacks and error
+    lines stay. Line breaks are kept (the checklist shows them as lines).
+
+    Args:
+        logs: the container's output.
+        n: at most this many lines.
+
+    Returns:
+        The lines, joined by newlines; ``""`` when nothing is left.
+    """
+    lines = [ln for ln in logs.strip().splitlines() if ln.strip() and not _ROUTINE.search(ln)]
+    return scrub("\n".join(lines[-n:]))
 
 
 def start_cause(*, state: dict, logs: str = "", listening: Sequence[tuple[str, int]] = (), port: int = 80,
@@ -428,7 +449,7 @@ def start_cause(*, state: dict, logs: str = "", listening: Sequence[tuple[str, i
     code = state.get("ExitCode")
     status = state.get("Status", "")
     shown = " ".join(command) if command else "its CMD"
-    tail = _last_lines(logs)
+    tail = relevant_output(logs)
     output = f" Its last output:\n{tail}" if tail else ""
     limit = f"{memory_bytes / 1024**3:g} GiB" if memory_bytes else "its memory limit"
 

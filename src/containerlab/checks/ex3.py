@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from .. import config, engine, scan
-from . import CheckResult, CheckResults, counts_once, results, service
+from . import CheckResult, CheckResults, causes, counts_once, results, service
 from . import progress as _progress
 from .progress import Progress
 from .runcommand import RunCommandProblem, RunSpec, SecurityRule, parse_run_command
@@ -164,7 +164,7 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
         try:
             engine.wait_http_inside(container, "/health", timeout=limits.ready_timeout)
         except engine.ContainerFailed as exc:
-            why = f"{exc} {exc.logs.strip()[-300:]}".strip()
+            why = f"{exc} {causes.relevant_output(exc.logs)}".strip()
             return [_result(n, False, why, "The service must start and answer on port 80 first.") for n in names]
         container.reload()
         mounts = container.attrs.get("Mounts") or []
