@@ -26,14 +26,14 @@ from pathlib import Path
 
 import pytest
 
+import browser as chromium
+
 from containerlab import config, engine
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-#: The flags these machines need (no sandbox as root, no calls to Google's hosts).
-BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER = chromium.BROWSER
+BROWSER_FLAGS = chromium.FLAGS
 NOTEBOOK = "ex1-write-a-dockerfile.ipynb"
 ARTEFACTS = config.CACHE_DIR / "artefacts" / "lab"
 #: A cold build (pip install of the locked requirements) takes a minute or two; a warm one seconds.
@@ -61,14 +61,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[dict[str, object]]:
     """`make lab`'s server on a free port, serving a scratch copy of exercises/ch14; stopped afterwards."""
-    if BROWSER is None:
-        if os.environ.get("CI"):
-            pytest.fail("No Chromium found; .ci/run installs it (apt-get install chromium)")
-        pytest.skip("No Chromium on this machine (apt-get install chromium to run this test)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        pytest.fail("playwright is not installed: `make env` installs it from requirements/course.lock")
+    chromium.require()
     engine.client()
     base = tmp_path_factory.mktemp("lab")
     root = base / "course"

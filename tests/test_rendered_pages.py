@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import re
-import shutil
 import threading
 import urllib.error
 import urllib.parse
@@ -23,16 +21,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import browser as chromium
 import yaml
 
 from containerlab import book, config
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-#: The flags these machines need (no sandbox as root, no calls to Google's hosts).
-BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER = chromium.BROWSER
+BROWSER_FLAGS = chromium.FLAGS
 ARTEFACTS = config.CACHE_DIR / "artefacts" / "pages"
 
 
@@ -90,14 +88,8 @@ def site(html_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """One headless Chromium for the module, with a new empty profile."""
-    if BROWSER is None:
-        if os.environ.get("CI"):
-            pytest.fail("No Chromium found; .ci/run installs it (apt-get install chromium)")
-        pytest.skip("No Chromium on this machine (apt-get install chromium to run this test)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: `make env` installs it from requirements/course.lock")
+    chromium.require()
+    from playwright.sync_api import sync_playwright
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
