@@ -308,3 +308,9 @@ def test_typographic_quotes_are_named() -> None:
     """Are quotes pasted from a web page (“ ”), which bash reads as letters, named with what to type?"""
     with pytest.raises(ex3.RunCommandProblem, match="typographic quotes"):
         parse("docker run -v “$PWD/service/data:/data” cl-ex-ex3")
+
+
+def test_the_untouched_placeholder_is_named_as_such(tmp_path: Path) -> None:
+    """Does the released placeholder of the run-command cell get "still holds the placeholder", not a shell error?"""
+    with pytest.raises(ex3.RunCommandProblem, match="still holds the placeholder"):
+        parse("# YOUR CODE HERE\nraise NotImplementedError()\n", tmp_path)

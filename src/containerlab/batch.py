@@ -220,6 +220,9 @@ def write_result(out: Path, grade: grading.StudentGrade, *, fingerprint: str) ->
             "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "grade": grade.to_dict()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        from . import gradebook
+
+        os.fchmod(fd, gradebook.file_mode())  # as an ordinary file would be, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, ensure_ascii=False, indent=1)
             handle.flush()

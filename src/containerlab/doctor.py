@@ -184,8 +184,9 @@ def check_base_images(client: Any) -> list[Finding]:
 def check_disk(client: Any, *, disk_usage: Callable[[str], Any] = shutil.disk_usage) -> list[Finding]:
     """How much space is free where the engine keeps its data, and how big is the build cache?
 
-    The cache size is the sum of ``BuildCache[].Size`` in the engine's ``system df``
-    (Docker SDK ``client.df()``).
+    The cache size is the sum of ``BuildCache[].Size`` over the records not shared with
+    another, and the images' size is ``LayersSize``, both from the engine's ``system df``
+    (Docker SDK ``client.df()``), the figures ``docker system df`` prints.
     """
     findings = []
     root = "/var/lib/docker"
@@ -211,8 +212,10 @@ def check_disk(client: Any, *, disk_usage: Callable[[str], Any] = shutil.disk_us
     except Exception as exc:  # noqa: BLE001
         findings.append(_skipped("build cache", f"the engine's disk usage is not available ({exc})"))
         return findings
-    cache = sum(int(item.get("Size") or 0) for item in df.get("BuildCache") or [])
-    images = sum(int(item.get("Size") or 0) for item in df.get("Images") or [])
+    # As `docker system df` counts them: a record shared with another is counted once, by the
+    # other (docker/cli's disk-usage formatter skips Shared records); images by their layers.
+    cache = sum(int(item.get("Size") or 0) for item in df.get("BuildCache") or [] if not item.get("Shared"))
+    images = int(df.get("LayersSize") or 0)
     detail = f"build cache {_gib(cache)}, images {_gib(images)}"
     if cache > LARGE_BUILD_CACHE_BYTES:
         findings.append(_warning("build cache", detail + f" (more than {_gib(LARGE_BUILD_CACHE_BYTES)})",

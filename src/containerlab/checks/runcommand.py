@@ -53,6 +53,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dockerfile import PLACEHOLDER
+
 __all__ = ["RunCommandProblem", "SecurityRule", "RunSpec", "Mount", "parse_run_command", "read_env_file",
            "inside", "OPTIONS"]
 
@@ -571,6 +573,10 @@ def parse_run_command(text: str, folder: Path) -> RunSpec:
         RunCommandProblem: Docker (or the shell) would refuse it, or the check cannot read it;
             the message says what to write instead.
     """
+    if PLACEHOLDER in text:
+        raise RunCommandProblem(f"The run command still holds the placeholder `{PLACEHOLDER}`. Replace the two "
+                                "placeholder lines of the answer cell with your `docker run ...` command and run "
+                                "the cell again.")
     folder = folder.resolve()
     shell = _Shell(folder, variables={"PWD": str(folder)})
     spec = RunSpec()
