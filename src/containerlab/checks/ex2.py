@@ -132,11 +132,19 @@ def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
         deps = max(own, key=lambda s: s.size_bytes)
         # A step taken from the build cache keeps the creation time of the build that first made it;
         # a step that ran again is newer than the start of this build (image history, engine clock).
-        # Layer digests alone cannot tell: a cached step may come from another, equal cache record.
+        # Layer digests alone cannot tell a reused step: a cached step may come from another, equal cache
+        # record; they do tell when a step that ran again made the same layer (below).
         rebuilt = [s.instruction for s in own if not s.reused]
         if deps.reused:
             return _result("deps-reused", True, f"Reused the dependency layer ({_mb(deps.size_bytes)}, "
                            f"step {deps.instruction!r}); rebuilt only: {', '.join(rebuilt) or 'nothing'}.")
+        # The step ran again, but made the very same layer: nothing was installed again. This happens to a
+        # `COPY --from=<stage>` whose stage came from the cache (the copy is redone, byte for byte); a real
+        # reinstall never gives the same digest (pip's output differs from run to run: ENGINE.md).
+        if deps.layer is not None and deps.layer in engine.image_layers(built.image):
+            return _result("deps-reused", True, f"The dependency layer ({_mb(deps.size_bytes)}, step "
+                           f"{deps.instruction!r}) is byte for byte the one of the first build: nothing was "
+                           f"installed again; rebuilt: {', '.join(rebuilt)}.")
         return _result("deps-reused", False,
                        f"The dependency layer ({_mb(deps.size_bytes)}, step {deps.instruction!r}) was rebuilt "
                        f"after a code-only edit; rebuilt: {', '.join(rebuilt)}.",
