@@ -145,6 +145,14 @@ def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
             return _result("deps-reused", True, f"The dependency layer ({_mb(deps.size_bytes)}, step "
                            f"{deps.instruction!r}) is byte for byte the one of the first build: nothing was "
                            f"installed again; rebuilt: {', '.join(rebuilt)}.")
+        if deps.instruction.startswith("COPY") and deps.layer is not None and \
+                _same_layer_after_another_edit(copy, dockerfile, deps.layer):
+            # Two builds of the same stage at once (students graded in parallel) leave two cache records
+            # with one key; a rebuild may copy from the other one. A second edit then copies the same
+            # bytes again: the stage that installs the dependencies was not run again.
+            return _result("deps-reused", True, f"The dependency layer ({_mb(deps.size_bytes)}, step "
+                           f"{deps.instruction!r}) came out byte for byte the same after two code-only edits: "
+                           "the stage that installs the dependencies was not run again.")
         return _result("deps-reused", False,
                        f"The dependency layer ({_mb(deps.size_bytes)}, step {deps.instruction!r}) was rebuilt "
                        f"after a code-only edit; rebuilt: {', '.join(rebuilt)}.",
@@ -153,6 +161,20 @@ def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
     finally:
         engine.remove_image(tag)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _same_layer_after_another_edit(context: Path, dockerfile: Path, layer: str) -> bool:
+    """Edit the code once more, rebuild, and say whether ``layer`` is in the new image (removed afterwards)."""
+    tag = f"cl-ex-edited-{uuid.uuid4().hex[:8]}:check"
+    with (context / EDITED_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(f"# A second code-only edit ({uuid.uuid4().hex}).\n")
+    try:
+        layers.build(context, tag=tag, dockerfile=dockerfile)
+        return layer in engine.image_layers(tag)
+    except engine.BuildFailed:
+        return False
+    finally:
+        engine.remove_image(tag)
 
 
 def _largest_step(image: str) -> str:
