@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from containerlab import config, engine
@@ -59,3 +61,12 @@ def test_build_names_an_engine_that_stopped_answering(tmp_path, monkeypatch):
     (tmp_path / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\n")
     with pytest.raises(engine.EngineUnavailable, match="stopped answering"):
         engine.build(tmp_path, tag="cl-test-never-built:x", timeout=60)
+
+
+@pytest.mark.docker
+def test_an_old_image_still_tagged_elsewhere_is_kept(docker_client, unique_tag, tmp_path):
+    """Does remove_unused_image keep an image that one other tag still names (Docker would delete it by id)?"""
+    (tmp_path / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\nLABEL test.id={uuid.uuid4().hex}\n")
+    built = engine.build(tmp_path, tag=unique_tag, timeout=120)
+    assert engine.remove_unused_image(built.image.id) is False
+    assert docker_client.images.get(unique_tag).id == built.image.id
