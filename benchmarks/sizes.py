@@ -53,6 +53,24 @@ def _read(name: str) -> str:
     return (config.SERVICE_DIR / name).read_text(encoding="utf-8")
 
 
+def _venv_copied(builder: str, *, tidy: str = "") -> str:
+    """A two-stage Dockerfile: a venv installed in a stage from ``builder`` (``tidy`` ends its install
+    step), copied into a slim final stage."""
+    return f"""FROM {builder} AS builder
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt{tidy}
+
+FROM python:3.13-slim
+COPY --from=builder /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+COPY src/ src/
+{CMD}
+"""
+
+
 ROUTES: tuple[Route, ...] = (
     Route("single-stage slim, pip --no-cache-dir (the course's Dockerfile)", _read("Dockerfile"), False),
     Route("single-stage slim, pip keeps its cache", f"""FROM python:3.13-slim
@@ -63,46 +81,10 @@ COPY src/ src/
 {CMD}
 """, False),
     Route("single-stage slim, pip cache mount (Dockerfile.pip-cache)", _read("Dockerfile.pip-cache"), False),
-    Route("textbook multi-stage: venv in a slim builder, copied", f"""FROM python:3.13-slim AS builder
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
-
-FROM python:3.13-slim
-COPY --from=builder /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-WORKDIR /app
-COPY src/ src/
-{CMD}
-""", False),
-    Route("textbook multi-stage: venv in a full builder, copied", f"""FROM python:3.13 AS builder
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
-
-FROM python:3.13-slim
-COPY --from=builder /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-WORKDIR /app
-COPY src/ src/
-{CMD}
-""", False),
-    Route("multi-stage venv, pip and setuptools removed in the builder", f"""FROM python:3.13-slim AS builder
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt \\
-    && pip uninstall --yes pip setuptools
-
-FROM python:3.13-slim
-COPY --from=builder /opt/venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-WORKDIR /app
-COPY src/ src/
-{CMD}
-""", False),
+    Route("textbook multi-stage: venv in a slim builder, copied", _venv_copied("python:3.13-slim"), False),
+    Route("textbook multi-stage: venv in a full builder, copied", _venv_copied("python:3.13"), False),
+    Route("multi-stage venv, pip and setuptools removed in the builder",
+          _venv_copied("python:3.13-slim", tidy=" \\\n    && pip uninstall --yes pip setuptools"), False),
     Route("multi-stage venv, pip and test folders removed (the ex2 solution)",
           (config.ROOT / "solutions" / "ch14" / "ex2.Dockerfile").read_text(encoding="utf-8"), True),
     Route("multi-stage venv, full builder, pip and tests removed (Dockerfile.multistage)",
