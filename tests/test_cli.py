@@ -1,4 +1,4 @@
-"""The containerlab command without an engine: does it say what is missing, without a traceback?"""
+"""The containerlab command: without an engine it says what is missing, without a traceback; it leaves this process as found."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+
+from containerlab import cli
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -65,3 +67,26 @@ def test_grade_help_shows_the_class_options():
     merge = subprocess.run([sys.executable, "-m", "containerlab.cli", "gradebook", "--help"], capture_output=True,
                            text=True)
     assert "merge" in merge.stdout and "--out" in merge.stdout
+
+
+def test_grade_in_process_leaves_the_engine_address_as_it_was(tmp_path, monkeypatch):
+    """After `grade` chose a running grading engine, is this process's DOCKER_HOST back to what it was?
+
+    A test or notebook that grades in-process and then stops the grading engine must
+    not stay pointed at its socket (CI once failed every later engine test that way).
+    """
+    from containerlab import batch, sandbox
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(sandbox, "answers", lambda address: True)
+    monkeypatch.setattr(sandbox, "is_grading_engine", lambda address: True)
+    seen = []
+
+    def grade_class(submissions, **options):
+        seen.append(os.environ.get("DOCKER_HOST"))
+        return []
+
+    monkeypatch.setattr(batch, "grade_class", grade_class)
+    assert cli.main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
+    assert seen == [sandbox.host(None)], "the batch did not run on the grading engine"
+    assert "DOCKER_HOST" not in os.environ

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from pathlib import Path
 
 from . import baseimages, book, engine, exercises
 
@@ -123,18 +124,24 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _cmd_grade(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from tqdm import tqdm
-
-    from . import batch, report, sandbox
+    from . import sandbox
 
     out = Path(args.out)
     limits = engine.SandboxLimits(memory_bytes=int(args.memory_mb * 1024**2), cpus=args.cpus,
                                   ready_timeout=args.ready_timeout, pids=args.pids,
                                   tmp_bytes=int(args.tmp_mb * 1024**2))
     # Before the workers start, so that they inherit DOCKER_HOST of the engine chosen.
-    print(sandbox.choose(args.engine).note, flush=True)
+    with sandbox.grading_on(args.engine) as choice:
+        print(choice.note, flush=True)
+        _grade_class(args, out, limits)
+
+
+def _grade_class(args: argparse.Namespace, out: Path, limits: engine.SandboxLimits) -> None:
+    """Grade the class of ``args`` into ``out`` (a folder) on the engine already chosen."""
+    from tqdm import tqdm
+
+    from . import batch, report
+
     jobs = args.jobs or batch.default_jobs(memory_limit_bytes=limits.memory_bytes)
     shard = f", shard {args.shard[0]}/{args.shard[1]}" if args.shard else ""
     print(f"Grading {args.submissions} into {out} with {jobs} job(s){shard}.", flush=True)

@@ -304,6 +304,29 @@ def choose(engines: list[str] | tuple[str, ...] = (), *, name: str | None = None
 
 
 @contextlib.contextmanager
+def grading_on(engines: list[str] | tuple[str, ...] = (), *, name: str | None = None) -> Iterator[Choice]:
+    """Grade on the engine :func:`choose` picks for the ``with`` block; then talk to the engine used before.
+
+    :func:`choose` may point this process at the grading engine (``DOCKER_HOST``);
+    a caller that grades in-process (a test, a notebook) must not stay pointed
+    at an engine that may be stopped after the block.
+
+    Args:
+        engines: as for :func:`choose`.
+        name: as for :func:`choose`.
+
+    Yields:
+        The :class:`Choice`.
+    """
+    before = os.environ.get("DOCKER_HOST")
+    try:
+        yield choose(engines, name=name)
+    finally:
+        if os.environ.get("DOCKER_HOST") != before:
+            use(before)
+
+
+@contextlib.contextmanager
 def running(*, limits: EngineLimits = EngineLimits(), name: str | None = None,
             images: tuple[str, ...] | None = None, link: str = "", purge: bool = True) -> Iterator[str]:
     """Start a grading engine for the ``with`` block (tests, a corpus run), then stop it.
