@@ -50,15 +50,17 @@ def _fake_image(monkeypatch: pytest.MonkeyPatch, layers: list[tuple[str, dict[st
     }
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        # Layers first and the config last, as an engine may write them: the scan must not care.
+        # Layers first, the config and manifest last, as engines write them: the scan must not care.
         for index, blob in enumerate(blobs):
             info = tarfile.TarInfo(f"layer{index}/layer.tar")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
-        raw = json.dumps(image_config).encode()
-        info = tarfile.TarInfo("0123abcd.json")
-        info.size = len(raw)
-        tar.addfile(info, io.BytesIO(raw))
+        manifest = [{"Config": "0123abcd.json", "Layers": [f"layer{i}/layer.tar" for i in range(len(blobs))]}]
+        for member, doc in (("0123abcd.json", image_config), ("manifest.json", manifest)):
+            raw = json.dumps(doc).encode()
+            info = tarfile.TarInfo(member)
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
 
     @contextlib.contextmanager
     def fake_archive(name: str) -> Iterator[io.BytesIO]:
@@ -161,6 +163,50 @@ def test_clean_image_gives_no_findings(monkeypatch):
         ("COPY src/ src/", {"app/src/api.py": b"print('hello')", "app/src/lookup.csv": b"a,b\n1,2\n"}),
     ])
     assert scan.scan_image(name, secret_values=[FAKE_SECRET, ""]) == []
+
+
+def test_a_layer_scanned_once_is_not_read_again_for_the_same_search(monkeypatch):
+    """Scanning an image twice reads its layers once; another secret value reads them again."""
+    monkeypatch.setattr(scan, "_LAYER_SCANS", {})
+    monkeypatch.setattr(scan, "_MEMBER_DIFF_IDS", {})
+    reads = []
+    real = scan._scan_layer
+    monkeypatch.setattr(scan, "_scan_layer", lambda *args, **kw: reads.append(1) or real(*args, **kw))
+    name = _fake_image(monkeypatch, [("base", {"etc/hostname": b"x"}),
+                                     ("COPY . .", {"app/settings.txt": f"t={FAKE_SECRET}".encode()})])
+    first = scan.scan_image(name, secret_values=[FAKE_SECRET])
+    assert len(reads) == 2
+    assert scan.scan_image(name, secret_values=[FAKE_SECRET]) == first and len(reads) == 2
+    scan.scan_image(name, secret_values=["cl-another-made-up-value"])
+    assert len(reads) == 4
+
+
+def test_a_reused_member_name_with_other_contents_is_read_again(monkeypatch):
+    """A layer member named like one scanned before, but with other contents (per the manifest), is scanned anew."""
+    monkeypatch.setattr(scan, "_LAYER_SCANS", {})
+    monkeypatch.setattr(scan, "_MEMBER_DIFF_IDS", {})
+    clean = _fake_image(monkeypatch, [("COPY . .", {"app/settings.txt": b"nothing here"})])
+    assert scan.scan_image(clean, secret_values=[FAKE_SECRET]) == []
+    baked = _fake_image(monkeypatch, [("COPY . .", {"app/settings.txt": f"t={FAKE_SECRET}".encode()})])
+    assert [f.path for f in scan.scan_image(baked, secret_values=[FAKE_SECRET])] == ["app/settings.txt"]
+
+
+def test_an_archive_without_a_manifest_is_a_clear_error(monkeypatch):
+    """An archive with layers but no manifest.json raises ScanError saying so."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        blob = _tar({"etc/hostname": b"x"})
+        info = tarfile.TarInfo("layer0/layer.tar")
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+
+    @contextlib.contextmanager
+    def fake_archive(name: str) -> Iterator[io.BytesIO]:
+        yield io.BytesIO(archive.getvalue())
+
+    monkeypatch.setattr(engine, "image_archive", fake_archive)
+    with pytest.raises(scan.ScanError, match="no manifest"):
+        scan.scan_image("fake:image")
 
 
 def test_missing_image_raises_a_clear_error():

@@ -6,7 +6,8 @@ image can read them. Build arguments and ``ENV`` values end up in the image's
 history and config. :func:`scan_image` reads all three places:
 
 * every layer's files, streamed from ``docker save`` (engine.image_archive),
-  matched to ``RootFS.Layers`` by their sha256 (the layer's diff id);
+  put in ``RootFS.Layers`` order by the archive's manifest; a layer already
+  scanned for the same things by this process (found by its diff id) is not read again;
 * the image config (``Env``, ``Labels``, ``Cmd``, ...);
 * the build history (each step's instruction, with the build arguments it used).
 
@@ -96,24 +97,6 @@ class _Layer:
     findings: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, path, detail)
     whiteouts: set[str] = field(default_factory=set)  # paths deleted by this layer
     opaque_dirs: set[str] = field(default_factory=set)  # directories emptied by this layer
-
-
-class _HashingReader:
-    """Wrap a stream: pass its bytes through and keep their sha256."""
-
-    def __init__(self, raw: IO[bytes]):
-        self.raw = raw
-        self.sha = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.sha.update(data)
-        return data
-
-    def drain(self) -> str:
-        while self.read(_CHUNK):
-            pass
-        return "sha256:" + self.sha.hexdigest()
 
 
 def _contains(stream: IO[bytes], needles: list[bytes], *, head: int = 0) -> tuple[set[bytes], bytes]:
@@ -224,31 +207,99 @@ def _archive_files(image_name: str) -> Iterator[tuple[tarfile.TarInfo, bytes, IO
                 yield member, stream.read(512), stream
 
 
+#: Scans of layers by (diff id, what was searched for). A diff id is the sha256 of the layer's
+#: contents, so a layer met again (a base image's, the service's dependencies shared by a class)
+#: is not read again by this process. Bounded: emptied when it holds :data:`_CACHE_LIMIT` layers.
+_LAYER_SCANS: dict[tuple[str, str], _Layer] = {}
+#: Archive member names of layers (``<id>/layer.tar``, ``blobs/sha256/<digest>``) with the diff id an
+#: earlier archive's manifest gave them. Used only as a guess: each archive's own manifest must confirm it.
+_MEMBER_DIFF_IDS: dict[str, str] = {}
+_CACHE_LIMIT = 5000
+
+
+def _searched_for(values: list[str], data_min_bytes: int, data: dict[str, bytes] | None) -> str:
+    """A fingerprint of what a layer scan looks for (secret values, data size limit, data files)."""
+    digest = hashlib.sha256(repr((values, data_min_bytes)).encode())
+    for name, content in sorted((data or {}).items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return digest.hexdigest()
+
+
+def _manifest(docs: dict[str, Any], image_name: str) -> tuple[list[str], dict[str, Any]]:
+    """From an archive's JSON members: the layers' member names bottom to top, and the image config.
+
+    ``docker save`` writes ``manifest.json`` (both the classic layout and the OCI
+    layout of Docker 25 and later): its ``Layers`` list names the layer members in
+    the order of the config's ``rootfs.diff_ids``.
+
+    Raises:
+        ScanError: no manifest, no config, or as many layer names as diff ids.
+    """
+    manifest = docs.get("manifest.json")
+    entry = manifest[0] if isinstance(manifest, list) and manifest and isinstance(manifest[0], dict) else {}
+    config = docs.get(str(entry.get("Config", "")))
+    if not isinstance(config, dict) or "rootfs" not in config:
+        raise ScanError(f"The archive of {image_name} has no manifest naming its image config; "
+                        "`docker save` may have failed.")
+    members = [str(name) for name in entry.get("Layers", [])]
+    diff_ids = config["rootfs"].get("diff_ids", [])
+    if len(members) != len(diff_ids):
+        raise ScanError(f"The archive of {image_name} lists {len(members)} layers for {len(diff_ids)} diff ids.")
+    return members, config
+
+
+def _json_member(member: tarfile.TarInfo, head: bytes, stream: IO[bytes]) -> Any:
+    """The JSON document an archive member holds, or ``None`` when it holds none (or is too big to be one)."""
+    if not head.lstrip().startswith((b"{", b"[")) or member.size >= 50_000_000:
+        return None
+    try:
+        return json.loads(head + stream.read())
+    except ValueError:
+        return None
+
+
 def _read_archive(image_name: str, values: list[str], data_min_bytes: int,
-                  data: dict[str, bytes] | None = None) -> tuple[dict[str, _Layer], dict[str, Any]]:
-    """Stream ``docker save``; return the layers by diff id and the image config (with its history)."""
-    layers: dict[str, _Layer] = {}
-    config: dict[str, Any] | None = None
+                  data: dict[str, bytes] | None = None, *, reuse: bool = True
+                  ) -> tuple[list[_Layer | None], dict[str, Any]]:
+    """Stream ``docker save``; return its layers bottom to top (as ``RootFS.Layers``) and the image config.
+
+    The archive's ``manifest.json`` names each layer's member, in order; the
+    config's ``rootfs.diff_ids`` give their diff ids. A layer whose member an
+    earlier archive named, with the diff id of a layer already scanned for the
+    same things, is skipped unread; should this archive's manifest give that
+    member another diff id, the whole archive is read again without reuse.
+    """
+    searched = _searched_for(values, data_min_bytes, data)
+    scanned: dict[str, _Layer] = {}
+    guessed: dict[str, str] = {}
+    docs: dict[str, Any] = {}
     try:
         for member, head, stream in _archive_files(image_name):
             if _is_tar(head) or member.name.endswith("layer.tar"):
-                reader = _HashingReader(_Peeked(head, stream))  # type: ignore[arg-type]
-                scanned = _scan_layer(reader, values, data_min_bytes, data)  # type: ignore[arg-type]
-                layers[reader.drain()] = scanned
-            elif head.lstrip().startswith(b"{") and member.size < 50_000_000:
-                try:
-                    doc = json.loads(head + stream.read())
-                except ValueError:
-                    continue
-                if isinstance(doc, dict) and "rootfs" in doc:
-                    config = doc
+                diff_id = _MEMBER_DIFF_IDS.get(member.name, "") if reuse else ""
+                known = _LAYER_SCANS.get((diff_id, searched))
+                if known is not None:
+                    scanned[member.name], guessed[member.name] = known, diff_id
+                else:
+                    scanned[member.name] = _scan_layer(_Peeked(head, stream), values, data_min_bytes, data)  # type: ignore[arg-type]
+            elif (doc := _json_member(member, head, stream)) is not None:
+                docs[member.name] = doc
     except engine.ImageNotFound as exc:
         raise ScanError(str(exc)) from exc
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ScanError(f"The archive of {image_name} could not be read ({exc}); is the engine still running?") from exc
-    if config is None:
-        raise ScanError(f"The archive of {image_name} has no image config; `docker save` may have failed.")
-    return layers, config
+    members, config = _manifest(docs, image_name)
+    given = dict(zip(members, config["rootfs"]["diff_ids"]))
+    if any(given.get(name) != diff_id for name, diff_id in guessed.items()):
+        return _read_archive(image_name, values, data_min_bytes, data, reuse=False)
+    if len(_LAYER_SCANS) > _CACHE_LIMIT:
+        _LAYER_SCANS.clear()
+        _MEMBER_DIFF_IDS.clear()
+    for name, diff_id in given.items():
+        _MEMBER_DIFF_IDS[name] = diff_id
+        if name in scanned:
+            _LAYER_SCANS[(diff_id, searched)] = scanned[name]
+    return [scanned.get(name) for name in members], config
 
 
 def _deleted_later(path: str, index: int, layer_list: list[_Layer | None]) -> int | None:
@@ -299,7 +350,7 @@ def scan_image(
         ScanError: the image is not there or could not be read.
     """
     values = sorted({v for v in secret_values if v}, key=len, reverse=True)
-    layers, config = _read_archive(image_name, values, data_min_bytes, data_files)
+    layer_list, config = _read_archive(image_name, values, data_min_bytes, data_files)
     diff_ids: list[str] = list(config.get("rootfs", {}).get("diff_ids", []))
     history = [h for h in config.get("history", []) if not h.get("empty_layer")]
     instructions = [str(h.get("created_by", "")) for h in history]
@@ -314,7 +365,6 @@ def scan_image(
         while skip < min(len(base_layers), len(diff_ids)) and base_layers[skip] == diff_ids[skip]:
             skip += 1
 
-    layer_list = [layers.get(d) for d in diff_ids]
     findings: list[Finding] = []
     for index, scanned in enumerate(layer_list):
         if scanned is None or index < skip:
@@ -396,22 +446,26 @@ def layer_file(image_name: str, layer: int, path: str, *, max_bytes: int = 1_000
     if not 0 <= layer < len(diff_ids):
         raise ScanError(f"{image_name} has layers 0 to {len(diff_ids) - 1}, not {layer}.")
     wanted = path.lstrip("/")
+    contents: dict[str, bytes | None] = {}
+    docs: dict[str, Any] = {}
     try:
         for member, head, stream in _archive_files(image_name):
-            if not (_is_tar(head) or member.name.endswith("layer.tar")):
-                continue
-            reader = _HashingReader(_Peeked(head, stream))  # type: ignore[arg-type]
-            content: bytes | None = None
-            with tarfile.open(fileobj=reader, mode="r|") as inner:  # type: ignore[call-overload]
-                for entry in inner:
-                    name = entry.name[2:] if entry.name.startswith("./") else entry.name
-                    if name == wanted and entry.isfile():
-                        data = inner.extractfile(entry)
-                        content = data.read(max_bytes) if data else b""
-            if reader.drain() == diff_ids[layer]:
-                if content is None:
-                    raise ScanError(f"Layer {layer} of {image_name} has no file {wanted}.")
-                return content
+            if _is_tar(head) or member.name.endswith("layer.tar"):
+                contents[member.name] = None
+                with tarfile.open(fileobj=_Peeked(head, stream), mode="r|") as inner:  # type: ignore[call-overload]
+                    for entry in inner:
+                        name = entry.name[2:] if entry.name.startswith("./") else entry.name
+                        if name == wanted and entry.isfile():
+                            data = inner.extractfile(entry)
+                            contents[member.name] = data.read(max_bytes) if data else b""
+            elif (doc := _json_member(member, head, stream)) is not None:
+                docs[member.name] = doc
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ScanError(f"The archive of {image_name} could not be read ({exc}).") from exc
-    raise ScanError(f"Layer {layer} of {image_name} was not found in its archive.")
+    members, _config = _manifest(docs, image_name)
+    if members[layer] not in contents:
+        raise ScanError(f"Layer {layer} of {image_name} was not found in its archive.")
+    content = contents[members[layer]]
+    if content is None:
+        raise ScanError(f"Layer {layer} of {image_name} has no file {wanted}.")
+    return content
