@@ -156,3 +156,21 @@ def test_visible_answers_match_the_reference_service(student_tag: str) -> None:
     probe = service.probe_service(built.image.tags[0], [*service.VISIBLE_CASES, *HIDDEN_CASES])
     assert probe.healthy, probe.problem
     assert probe.wrong_answers() == []
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["passes_all", "fails_exits_at_once"])
+def test_the_graders_one_container_gives_what_the_two_cells_give(fixture: str, student_tag: str) -> None:
+    """Does check_with_hidden (one container for both request sets) give what check + check_hidden give?"""
+    dockerfile = FIXTURES / f"{fixture}.dockerfile"
+
+    def outcome(checked: ex1.CheckResults) -> list[tuple[str, bool, float, str]]:
+        return [(r.name, r.passed, r.awarded, r.hint) for r in checked]
+
+    two_cells = _checked(dockerfile, student_tag)
+    one_container = ex1.check_with_hidden(dockerfile, SERVICE, HIDDEN_CASES, data_dir=SERVICE / "data",
+                                          tag=student_tag)
+    assert outcome(one_container) == outcome(two_cells)
+    assert [r.message for r in one_container if r.name != "builds"] == \
+        [r.message for r in two_cells if r.name != "builds"]

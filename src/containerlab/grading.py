@@ -213,9 +213,9 @@ def grade_ex1(notebook: Path, work: Path, *, tag: str, cases: list[tuple[dict[st
     """
     dockerfile, found = _answer(notebook, "ex1.Dockerfile", "ex1-dockerfile", work)
     context, context_notes = build_context(work, notebook.parent)
-    visible = ex1.check(dockerfile, context, tag=tag, limits=limits, build_timeout=build_timeout)
-    hidden = ex1.check_hidden(visible.image, cases, data_dir=context / "data", limits=limits)
-    return _noted(visible + hidden, notes, found, context_notes)
+    checked = ex1.check_with_hidden(dockerfile, context, cases, data_dir=context / "data", tag=tag, limits=limits,
+                                    build_timeout=build_timeout)
+    return _noted(checked, notes, found, context_notes)
 
 
 def reported_number(notebook: Path, grade_id: str, name: str) -> float | str:

@@ -15,6 +15,7 @@ user, a pinned ``--platform``, a HEALTHCHECK that fails) are notes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .. import config, engine, scan
@@ -93,11 +94,18 @@ def probe_checks(built: service.Built, cases: Sequence[tuple[dict[str, float], f
     A failed health check names its cause from evidence and gives the hint for
     that cause (:func:`.causes.start_cause`).
     """
-    names = [n for n in (health, predict) if n]
     if not built.image:
-        return ([_result(n, False, "There is no image to run.", "Make the build pass first.", hidden=hidden)
-                 for n in names], None)
+        return _probe_results(None, health=health, predict=predict, hidden=hidden), None
     probe = service.probe_service(built.image, cases, limits=limits, progress=progress)
+    return _probe_results(probe, health=health, predict=predict, hidden=hidden), probe
+
+
+def _probe_results(probe: service.Probe | None, *, health: str, predict: str, hidden: bool) -> list[CheckResult]:
+    """The ``health`` and ``predict`` results (either name empty: not checked) of a probe; ``None``: no image."""
+    names = [n for n in (health, predict) if n]
+    if probe is None:
+        return [_result(n, False, "There is no image to run.", "Make the build pass first.", hidden=hidden)
+                for n in names]
     out = []
     if health:
         if probe.healthy:
@@ -113,7 +121,7 @@ def probe_checks(built: service.Built, cases: Sequence[tuple[dict[str, float], f
             out.append(_result(predict, not wrong, service.describe_wrong(probe),
                                "Serve the unchanged service code with the locked requirements installed.",
                                hidden=hidden))
-    return out, probe
+    return out
 
 
 def check(dockerfile: str | Path = "ex1.Dockerfile", context: str | Path = "service", *,
@@ -143,22 +151,56 @@ def check(dockerfile: str | Path = "ex1.Dockerfile", context: str | Path = "serv
             removed first.
     """
     with _progress.reporting(progress, EXERCISE) as sink:
-        return _check(dockerfile, context, tag=tag, limits=limits, build_timeout=build_timeout, progress=sink)
+        return _check(dockerfile, context, tag=tag, limits=limits, build_timeout=build_timeout, progress=sink)[0]
+
+
+def check_with_hidden(dockerfile: str | Path, context: str | Path,
+                      cases: Sequence[tuple[dict[str, float], float]], *, data_dir: str | Path, tag: str,
+                      limits: engine.SandboxLimits = engine.SandboxLimits(),
+                      build_timeout: float = service.BUILD_TIMEOUT) -> CheckResults:
+    """The visible and the hidden checks of exercise 1, as :func:`check` and then :func:`check_hidden` give them.
+
+    For the class grader: one container answers both sets of customers (the
+    visible ones first), so each student costs one container start fewer. The
+    notebook runs the two in separate cells and so starts two.
+
+    Args:
+        dockerfile: the student's Dockerfile.
+        context: the build context (the service folder).
+        cases: the hidden customers with their expected answers.
+        data_dir: the service's data folder; none of its files may be in the image.
+        tag: the tag for the student's image.
+        limits: sandbox limits for the container.
+        build_timeout: seconds after which the build is stopped.
+
+    Returns:
+        The visible results followed by the hidden ones, with the image tag and notes.
+    """
+    visible, probe = _check(dockerfile, context, tag=tag, limits=limits, build_timeout=build_timeout,
+                            progress=None, hidden_cases=cases)
+    asked_hidden = None if probe is None else replace(probe, answers=probe.answers[len(service.VISIBLE_CASES):])
+    return visible + _hidden_results(visible.image, asked_hidden, data_dir)
 
 
 def _check(dockerfile: str | Path, context: str | Path, *, tag: str, limits: engine.SandboxLimits,
-           build_timeout: float, progress: Progress | None) -> CheckResults:
+           build_timeout: float, progress: Progress | None,
+           hidden_cases: Sequence[tuple[dict[str, float], float]] = ()
+           ) -> tuple[CheckResults, service.Probe | None]:
+    """The visible checks, and the probe (``None``: no image); with ``hidden_cases``, it asked those too, last."""
     built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout, progress=progress)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem,
                       built.hint or "Fix the problem above and run the answer cell, then this check, again."))
-    runtime, probe = probe_checks(built, service.VISIBLE_CASES, limits=limits, progress=progress)
+    cases = [*service.VISIBLE_CASES, *hidden_cases]
+    _, probe = probe_checks(built, cases, health="", predict="", limits=limits, progress=progress)
+    shown = None if probe is None else replace(probe, answers=probe.answers[:len(service.VISIBLE_CASES)])
+    runtime = _probe_results(shown, health="health", predict="predict", hidden=False)
     items = [builds, *static_checks(built)]
     if probe is None or not probe.healthy:
         hint = SERVES_HINT if built.image else "Make the build pass first: the first check says what stops it."
         items = [counts_once(r, SERVES, hint) for r in items]
     notes = [*built.notes, *service.risk_notes(built), *(probe.notes if probe else [])]
-    return results(EXERCISE, [*items, *runtime], image=built.image, notes=notes)
+    return results(EXERCISE, [*items, *runtime], image=built.image, notes=notes), probe
 
 
 def check_hidden(image: str, cases: Sequence[tuple[dict[str, float], float]], *,
@@ -176,8 +218,13 @@ def check_hidden(image: str, cases: Sequence[tuple[dict[str, float], float]], *,
         The ``predict-hidden`` and ``no-test-data`` results; ``no-test-data`` counts
         only when the service answered.
     """
-    built = service.Built(image)
-    items, probe = probe_checks(built, cases, health="", predict="predict-hidden", hidden=True, limits=limits)
+    _, probe = probe_checks(service.Built(image), cases, health="", predict="", limits=limits)
+    return _hidden_results(image, probe, data_dir)
+
+
+def _hidden_results(image: str, probe: service.Probe | None, data_dir: str | Path) -> CheckResults:
+    """``predict-hidden`` from a probe that asked the hidden customers (``None``: no image), and ``no-test-data``."""
+    items = _probe_results(probe, health="", predict="predict-hidden", hidden=True)
     data = data_check(image, data_dir)
     if probe is None or not probe.healthy:
         data = counts_once(data, SERVES, SERVES_HINT if image else "Make the build pass first.")
