@@ -39,8 +39,12 @@ def _tar(files: dict[str, bytes]) -> bytes:
 
 
 def _fake_image(monkeypatch: pytest.MonkeyPatch, layers: list[tuple[str, dict[str, bytes]]],
-                config_extra: dict | None = None, extra_history: list[dict] | None = None) -> str:
-    """Make engine.image_archive/engine.image serve an image with these (instruction, files) layers."""
+                config_extra: dict | None = None, extra_history: list[dict] | None = None,
+                with_manifest: bool = True) -> str:
+    """Make engine.image_archive/engine.image serve an image with these (instruction, files) layers.
+
+    ``with_manifest=False`` leaves out the archive's ``manifest.json`` (a damaged archive).
+    """
     blobs = [_tar(files) for _, files in layers]
     diff_ids = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in blobs]
     image_config = {
@@ -56,7 +60,7 @@ def _fake_image(monkeypatch: pytest.MonkeyPatch, layers: list[tuple[str, dict[st
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
         manifest = [{"Config": "0123abcd.json", "Layers": [f"layer{i}/layer.tar" for i in range(len(blobs))]}]
-        for member, doc in (("0123abcd.json", image_config), ("manifest.json", manifest)):
+        for member, doc in (("0123abcd.json", image_config), ("manifest.json", manifest))[:2 if with_manifest else 1]:
             raw = json.dumps(doc).encode()
             info = tarfile.TarInfo(member)
             info.size = len(raw)
@@ -193,20 +197,9 @@ def test_a_reused_member_name_with_other_contents_is_read_again(monkeypatch):
 
 def test_an_archive_without_a_manifest_is_a_clear_error(monkeypatch):
     """An archive with layers but no manifest.json raises ScanError saying so."""
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        blob = _tar({"etc/hostname": b"x"})
-        info = tarfile.TarInfo("layer0/layer.tar")
-        info.size = len(blob)
-        tar.addfile(info, io.BytesIO(blob))
-
-    @contextlib.contextmanager
-    def fake_archive(name: str) -> Iterator[io.BytesIO]:
-        yield io.BytesIO(archive.getvalue())
-
-    monkeypatch.setattr(engine, "image_archive", fake_archive)
+    name = _fake_image(monkeypatch, [("base", {"etc/hostname": b"x"})], with_manifest=False)
     with pytest.raises(scan.ScanError, match="no manifest"):
-        scan.scan_image("fake:image")
+        scan.scan_image(name)
 
 
 def test_missing_image_raises_a_clear_error():
