@@ -176,7 +176,7 @@ def written_secrets(stack: StackFile, known: tuple[str, ...] = ()) -> list[str]:
 
     Returns:
         One line per finding, the value masked (:func:`containerlab.scan.mask`), e.g.
-        ``"services.db.environment.POSTGRES_PASSWORD = ex****"``.
+        ``"POSTGRES_PASSWORD of service db (environment) is 'exa…' (7 chars)"``.
     """
     found = []
     for name, service in (stack.written.get("services") or {}).items():
@@ -187,10 +187,10 @@ def written_secrets(stack: StackFile, known: tuple[str, ...] = ()) -> list[str]:
                 value = "" if value is None else str(value)
                 literal = value and "${" not in value and "$" not in value.replace("$$", "")
                 if literal and scan.SECRET_NAME_PATTERN.search(key):
-                    found.append(f"services.{name}.{where}.{key} = {scan.mask(value)}")
+                    found.append(f"{key} of service {name} ({where}) is {scan.mask(value)}")
                 for password in _URL_PASSWORD.findall(value):
                     if "$" not in password:
-                        found.append(f"services.{name}.{where}.{key} holds the password {scan.mask(password)}")
+                        found.append(f"{key} of service {name} ({where}) holds the password {scan.mask(password)}")
     text = json.dumps(stack.written)
     found += [f"the value {scan.mask(v)} (from the service's .env)" for v in known if v and v in text]
     return found

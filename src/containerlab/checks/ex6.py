@@ -22,6 +22,7 @@ no written secret) count once the stack comes up.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -75,6 +76,13 @@ def _result(name: str, passed: bool, message: str = "", hint: str = "") -> Check
 
 def _all_failed(names: Sequence[str], message: str, hint: str) -> list[CheckResult]:
     return [_result(n, False, message, hint) for n in names]
+
+
+def _refused(names: Sequence[str], exc: RunCommandProblem) -> list[CheckResult]:
+    """The first check says why the file cannot be run; the others count once it can."""
+    first = _result(names[0], False, str(exc), "Change the compose file as the message says.")
+    return [first, *_all_failed(names[1:], "Counts once the check can start your file.",
+                                f"Fix the file first: the check \"{first.description}\" says how.")]
 
 
 class _Stack:
@@ -132,7 +140,8 @@ class _Stack:
         return list(json.loads(body).get("predictions", []))
 
     def api_log(self) -> str:
-        return engine.compose_logs(self.file, project=self.project, service=API, tail=40, env=self.env)
+        return engine.compose_logs(self.file, project=self.project, service=API, tail=40, env=self.env,
+                                   prefix=False)
 
 
 def _message(body: str) -> str:
@@ -142,10 +151,18 @@ def _message(body: str) -> str:
         return body[:300]
 
 
+_LOG_PREFIX = re.compile(r"^(?:\x1b\[[0-9;]*[A-Za-z])*(?:[\w.-]+\s+\|\s?)?")
+
+
+def _plain(log: str) -> str:
+    """A service's log without terminal codes and compose's ``api-1  | `` prefixes."""
+    return "\n".join(_LOG_PREFIX.sub("", line) for line in log.splitlines())
+
+
 def _startup_line(log: str) -> str:
     """The API's own line that says which database it uses (``customer-value: ... database HOST:PORT/DB``)."""
-    lines = [ln for ln in log.splitlines() if "customer-value:" in ln and "database" in ln]
-    return lines[-1].split("|", 1)[-1].strip() if lines else ""
+    lines = [ln.strip() for ln in _plain(log).splitlines() if ln.startswith("customer-value:") and "database" in ln]
+    return lines[-1] if lines else ""
 
 
 def _up_failure(exc: engine.ComposeFailed, stack: StackFile) -> str:
@@ -156,13 +173,14 @@ def _up_failure(exc: engine.ComposeFailed, stack: StackFile) -> str:
             continue
         state = c.state + (f", {c.health}" if c.health else "") + (f", exit code {c.exit_code}"
                                                                       if c.state == "exited" else "")
-        line = f"Service {c.service} is {state}."
+        line = (f"Service {c.service} was never started (it waits for the services it depends on)."
+                if c.state == "created" else f"Service {c.service} is {state}.")
         probes = exc.health.get(c.service) or []
         failing = [p for p in probes if p.exit_code != 0]
         if failing:
             line += f" Its healthcheck failed {len(failing)} time(s); the last probe said: " \
                     f"{causes.scrub(failing[-1].output.strip())[:300] or '(nothing)'}."
-        output = causes.relevant_output(exc.logs.get(c.service, ""))
+        output = causes.relevant_output(_plain(exc.logs.get(c.service, "")))
         if output:
             line += f" Its last output:\n{output}"
         parts.append(line)
@@ -182,9 +200,13 @@ def _up_hint(exc: engine.ComposeFailed, stack: StackFile) -> str:
                 "a variable nobody set becomes an empty string.")
     if _one_string_exec(test):
         return _ONE_STRING_HINT.format(test[1])
-    if "No module named" in text or "Could not import module" in text:
-        return ("A bind mount over the API's working folder (/app) hides the code the image holds. Mount nothing "
-                "over /app: the image already has the code.")
+    over_app = [m for m in stack.service(API).get("volumes") or []
+                if str(m.get("target", "")).rstrip("/") in ("/app", "/app/src")]
+    if over_app and ("No module named" in text or "Could not import module" in text):
+        mount = over_app[0]
+        source = Path(str(mount.get("source", ""))).name or str(mount.get("source", ""))
+        return (f"Service api mounts {source or 'a volume'} over {mount['target']}, the image's working folder: "
+                "the mount hides the code the image put there. Mount nothing over /app; the image has the code.")
     if "executable file not found" in text:
         return "The healthcheck names a program the image does not have: check the command's spelling."
     return "Read the service's output above; the stack must come up with `docker compose up --wait`."
@@ -226,13 +248,13 @@ def static_checks(stack: StackFile, known: tuple[str, ...]) -> dict[str, CheckRe
                         "Write depends_on: db: condition: service_healthy under api.")
     found = composefile.written_secrets(stack, known)
     secret = (_result("no-secret-in-file", True, "Every password and token comes from a variable.") if not found else
-              _result("no-secret-in-file", False, "The file holds " + "; ".join(found) + ".",
+              _result("no-secret-in-file", False, "The file writes secrets itself: " + "; ".join(found) + ".",
                       "Write ${POSTGRES_PASSWORD} and ${API_TOKEN} where the values go; they come from the "
                       "environment or a .env file beside the compose file, which is never shared."))
     return {r.name: r for r in (healthcheck, waits, secret)}
 
 
-def _runtime(run: _Stack, customer: dict) -> dict[str, CheckResult]:
+def _runtime(run: _Stack, customer: dict, *, patience: float) -> dict[str, CheckResult]:
     """Start the stack, ask it for a prediction, take it down and up, and down with its volumes."""
     stack = run.stack
     names = ("stack-up", "predicts", "data-kept", "db-healthcheck")
@@ -262,7 +284,7 @@ def _runtime(run: _Stack, customer: dict) -> dict[str, CheckResult]:
         out["db-healthcheck"] = _result("db-healthcheck", False, "No probe succeeded yet.",
                                         "The probe must succeed once PostgreSQL accepts connections.")
     url, why = run.url()
-    out["predicts"] = _predicts(run, url, why, customer)
+    out["predicts"] = _predicts(run, url, why, customer, patience=patience)
     if not out["predicts"].passed:
         out["data-kept"] = _result("data-kept", False, "Counts once a prediction is stored.",
                                    "Make /predict store a prediction first: the check above says what stops it.")
@@ -271,14 +293,15 @@ def _runtime(run: _Stack, customer: dict) -> dict[str, CheckResult]:
     return out
 
 
-def _predicts(run: _Stack, url: str, why: str, customer: dict) -> CheckResult:
+def _predicts(run: _Stack, url: str, why: str, customer: dict, *, patience: float) -> CheckResult:
     if not url:
         return _result("predicts", False, why, "Publish the API's port 80 on a host port: ports: [\"8000:80\"].")
-    status, body = run.predict(url, customer, patience=PREDICT_PATIENCE)
+    status, body = run.predict(url, customer, patience=patience)
     target = int(run.stack.service(API)["ports"][0]["target"])
     if status is None:
         container = engine.compose_container(run.file, project=run.project, service=API, env=run.env)
-        listening = sorted({p for _a, p in engine.listening_sockets(container)}) if container else []
+        # Below Linux's ephemeral range: the server's own ports, not the sockets it opened to talk out.
+        listening = sorted({p for _a, p in engine.listening_sockets(container) if p < 32768}) if container else []
         if target not in listening:
             return _result("predicts", False,
                            f"Nothing answered on the published port: the file publishes the API's container port "
@@ -392,14 +415,16 @@ def check(compose_file: str | Path = "compose.yaml", context: str | Path = "serv
             stack, env, image, known = _prepare(compose_file, context, folder, project=project, tag=tag,
                                                 build_timeout=build_timeout, progress=sink)
         except RunCommandProblem as exc:
-            return results(EXERCISE, _all_failed(names, str(exc), "Change the compose file as the message says."))
+            return results(EXERCISE, _refused(names, exc))
         static = static_checks(stack, known)
         with tempfile.TemporaryDirectory(prefix="cl-ex-ex6-") as work:
             run = _Stack(stack, project=project, api_image=image, limits=limits, env=env, work=Path(work))
             try:
                 engine.compose_down(None, project=project, volumes=True)
                 _progress.emit(sink, _progress.PHASE, "Starting your stack (docker compose up --wait)")
-                measured = _runtime(run, service.VISIBLE_CASES[0][0])
+                # An API that does not wait for the database gets time for it to start; one that waits, none.
+                patience = 2.0 if static["waits-for-db"].passed else PREDICT_PATIENCE
+                measured = _runtime(run, service.VISIBLE_CASES[0][0], patience=patience)
             finally:
                 engine.compose_down(None, project=project, volumes=True)
     if not static["db-healthcheck"].passed:
@@ -435,7 +460,7 @@ def check_hidden(compose_file: str | Path, cases: Sequence[tuple[dict[str, float
         stack, env, image, _ = _prepare(compose_file, context, folder, project=project, tag=tag,
                                         build_timeout=build_timeout, progress=None)
     except RunCommandProblem as exc:
-        return results(EXERCISE, _all_failed(names, str(exc), "Change the compose file as the message says."))
+        return results(EXERCISE, _refused(names, exc))
     with tempfile.TemporaryDirectory(prefix="cl-ex-ex6-") as work:
         run = _Stack(stack, project=project, api_image=image, limits=limits, env=env, work=Path(work))
         try:

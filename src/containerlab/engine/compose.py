@@ -131,10 +131,14 @@ def compose_ps(file: str | os.PathLike[str] | None, *, project: str,
 
 
 def compose_logs(file: str | os.PathLike[str] | None, *, project: str, service: str, tail: int = 20,
-                 env: Mapping[str, str] | None = None) -> str:
-    """Return the last ``tail`` log lines of one service of a stack (``""`` when there are none)."""
-    result = compose(["logs", "--no-color", "--tail", str(tail), service], file=file, project=project,
-                     env=env, timeout=60)
+                 env: Mapping[str, str] | None = None, prefix: bool = True) -> str:
+    """Return the last ``tail`` log lines of one service of a stack (``""`` when there are none).
+
+    Args:
+        prefix: start each line with the container's name (``api-1  | ``), as compose shows them.
+    """
+    args = ["logs", "--no-color", "--tail", str(tail)] + ([] if prefix else ["--no-log-prefix"])
+    result = compose([*args, service], file=file, project=project, env=env, timeout=60)
     return result.stdout if result.returncode == 0 else ""
 
 
