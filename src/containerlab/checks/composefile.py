@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import engine, scan
+from .dockerfile import PLACEHOLDER
 from .runcommand import RunCommandProblem, SecurityRule, inside, security_rule, weakens
 
 #: The two services the task names.
@@ -95,6 +96,9 @@ def read(file: Path, folder: Path, *, project: str, env: dict[str, str]) -> Stac
     """
     if not file.is_file():
         raise ComposeFileProblem(f"There is no file {file.name}: run the cell that writes your compose file.")
+    if PLACEHOLDER in file.read_text(encoding="utf-8", errors="replace"):
+        raise ComposeFileProblem(f"{file.name} still holds the placeholder `{PLACEHOLDER}`. Replace the two "
+                                 "placeholder lines of the answer cell with your compose file and run the cell again.")
     try:
         model, warnings = engine.compose_config(file, project=project, env=env)
         written, _ = engine.compose_config(file, project=project, env=env, interpolate=False)

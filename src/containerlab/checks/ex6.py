@@ -254,6 +254,12 @@ def static_checks(stack: StackFile, known: tuple[str, ...]) -> dict[str, CheckRe
     return {r.name: r for r in (healthcheck, waits, secret)}
 
 
+def _patience(stack: StackFile) -> float:
+    """Seconds to keep asking /predict: an API that does not wait for the database gets time for it to start."""
+    condition = ((stack.service(API).get("depends_on") or {}).get(DB) or {}).get("condition")
+    return 2.0 if condition == "service_healthy" else PREDICT_PATIENCE
+
+
 def _runtime(run: _Stack, customer: dict, *, patience: float) -> dict[str, CheckResult]:
     """Start the stack, ask it for a prediction, take it down and up, and down with its volumes."""
     stack = run.stack
@@ -422,9 +428,7 @@ def check(compose_file: str | Path = "compose.yaml", context: str | Path = "serv
             try:
                 engine.compose_down(None, project=project, volumes=True)
                 _progress.emit(sink, _progress.PHASE, "Starting your stack (docker compose up --wait)")
-                # An API that does not wait for the database gets time for it to start; one that waits, none.
-                patience = 2.0 if static["waits-for-db"].passed else PREDICT_PATIENCE
-                measured = _runtime(run, service.VISIBLE_CASES[0][0], patience=patience)
+                measured = _runtime(run, service.VISIBLE_CASES[0][0], patience=_patience(stack))
             finally:
                 engine.compose_down(None, project=project, volumes=True)
     if not static["db-healthcheck"].passed:
@@ -484,7 +488,7 @@ def _many(run: _Stack, cases: Sequence[tuple[dict[str, float], float]]) -> Check
         return _result("many-customers", False, why, "Publish the API's port.")
     wrong = []
     for customer, expected in cases:
-        status, body = run.predict(url, customer, patience=PREDICT_PATIENCE)
+        status, body = run.predict(url, customer, patience=_patience(run.stack))
         got = json.loads(body).get("customer_value") if status == 200 else f"{status}: {_message(body)}"
         if not isinstance(got, float) or abs(got - expected) > service.TOLERANCE:
             wrong.append(f"{customer} -> {got}")
