@@ -8,19 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from containerlab import config, engine
+from containerlab import config, engine, grading
 from containerlab.checks import composefile, ex6
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ex6"
 SERVICE = config.ROOT / "solutions" / "ch14" / "service"
-VISIBLE = {n for n in ex6.POINTS if n not in ex6.HIDDEN}
 #: Every visible check: a file that cannot run, or a stack that does not come up, fails them all.
-EVERYTHING = VISIBLE
-HIDDEN_CASES = [
-    ({"tenure_months": 60, "orders_last_year": 4, "avg_order_value": 35.5, "support_tickets": 5}, 123.9),
-    ({"tenure_months": 10, "orders_last_year": 9, "avg_order_value": 120.0, "support_tickets": 0}, 1072.0),
-    ({"tenure_months": 2, "orders_last_year": 1, "avg_order_value": 20.0, "support_tickets": 0}, 19.02),
-]
+VISIBLE = {n for n in ex6.POINTS if n not in ex6.HIDDEN}
+#: The hidden request set, read from the solution notebook's hidden test cell (as the grader reads it).
+HIDDEN_CASES = grading.hidden_cases(notebook="ex6-compose-the-stack.ipynb", grade_id="ex6-test-hidden-many-customers")
 
 #: fixture -> (checks that must fail, {check: words in its message or hint})
 ON_ENGINE: dict[str, tuple[set[str], dict[str, str]]] = {
@@ -30,12 +26,12 @@ ON_ENGINE: dict[str, tuple[set[str], dict[str, str]]] = {
     "fails_database_on_localhost": ({"predicts", "data-kept"},
                                     {"predicts": "localhost is the container itself",
                                      "data-kept": "Counts once a prediction is stored"}),
-    "fails_bind_mount_hides_app": (EVERYTHING, {"stack-up": "hides the code the image put there"}),
+    "fails_bind_mount_hides_app": (VISIBLE, {"stack-up": "hides the code the image put there"}),
     "fails_password_in_file": ({"no-secret-in-file"}, {"no-secret-in-file": "POSTGRES_PASSWORD of service db"}),
-    "fails_healthcheck_one_string": (EVERYTHING, {"stack-up": "executable file not found",
+    "fails_healthcheck_one_string": (VISIBLE, {"stack-up": "executable file not found",
                                                   "db-healthcheck": "each word is its own list item"}),
     "fails_port_not_listened_on": ({"predicts", "data-kept"}, {"predicts": "the API listens on 80"}),
-    "fails_unset_variable_blank": (EVERYTHING, {"stack-up": 'The "DB_PASSWORD" variable is not set'}),
+    "fails_unset_variable_blank": (VISIBLE, {"stack-up": 'The "DB_PASSWORD" variable is not set'}),
 }
 #: Files refused before anything starts: fixture -> words of the first check's message.
 REFUSED = {
@@ -43,6 +39,7 @@ REFUSED = {
     "refused_docker_socket": "mounts the Docker socket",
     "refused_host_network": "`network_mode: host`",
     "refused_host_path": "/srv/pgdata is outside your exercise folder",
+    "refused_env_file_outside": "/etc/hostname is outside your exercise folder",
     "fails_missing_variable": "DB_PASSWORD is set by nobody",
 }
 

@@ -127,7 +127,8 @@ def refuse(stack: StackFile, folder: Path) -> None:
     container's) network, PID, IPC, UTS, user or cgroup namespace, another cgroup parent,
     the volumes of a container outside the stack, the Docker socket, and bind mounts (also
     through a volume's driver options, a secret or a config) from outside ``folder``;
-    also external volumes and networks (someone else's, on a shared engine).
+    also env files from outside ``folder`` and external volumes and networks (someone
+    else's, on a shared engine).
 
     Raises:
         SecurityRule: naming the service, the key as written and why it is refused.
@@ -153,6 +154,15 @@ def refuse(stack: StackFile, folder: Path) -> None:
             if mount.get("type") in ("bind", "npipe"):
                 inside(folder, str(mount.get("source", "")), what=f"A bind mount of {who}", who=who,
                        instead="keep the database's data in a named volume")
+    for name, service in (stack.written.get("services") or {}).items():
+        # Compose reads env files into the model; only the file as written still names them.
+        for env_file in service.get("env_file") or []:
+            path = str(env_file.get("path", "") if isinstance(env_file, dict) else env_file)
+            if "$" in path:
+                raise ComposeFileProblem(f"The env_file {path} of service {name} is named through a variable; "
+                                         "write its path itself (e.g. .env).")
+            inside(folder, path, what=f"An env_file of service {name}", who=f"service {name}",
+                   instead="keep the .env file beside the compose file")
     for kind in ("secrets", "configs"):
         for name, item in (stack.model.get(kind) or {}).items():
             if item.get("file"):
@@ -207,8 +217,8 @@ def sandboxed(stack: StackFile, *, project: str, api_image: str, limits: engine.
     Every service gets the memory (no swap beyond it), CPU and process limits of
     ``limits``, no new privileges, ``labels``, no ``container_name`` (names are per
     project, so two users never collide) and no restarting; every published port goes
-    to a free port on 127.0.0.1. The API runs the course's image ``api_image`` (its
-    ``build:`` is left out), with ``init: true`` so that ``down`` is quick, and a
+    to a free port on 127.0.0.1; nothing is built (``build:`` is left out). The API runs
+    the course's image ``api_image``, with ``init: true`` so that ``down`` is quick, and a
     healthcheck probed every second unless the file has its own.
 
     Returns:
@@ -232,10 +242,11 @@ def sandboxed(stack: StackFile, *, project: str, api_image: str, limits: engine.
         for port in service.get("ports") or []:
             port["host_ip"] = "127.0.0.1"
             port["published"] = ""
+        if service.pop("build", None) is not None:
+            notes.append(f"The check builds nothing: the `build:` section of service {name} was left out"
+                         + (" (the API runs the course's image)." if name == API else "."))
+        service.pop("pull_policy", None)
     api = model["services"][API]
-    if api.pop("build", None) is not None:
-        notes.append("The API runs the course's image; the `build:` section of service api was left out.")
-    api.pop("pull_policy", None)
     api["image"] = api_image
     api.setdefault("init", True)
     api.setdefault("healthcheck", {

@@ -35,8 +35,8 @@ from .. import config, engine
 from . import CheckResult, CheckResults, causes, counts_once, results
 from . import progress as _progress
 from . import service
-from .composefile import API, DB, DB_DATA, VARIABLES, ComposeFileProblem, StackFile
 from . import composefile
+from .composefile import API, DB, DB_DATA, VARIABLES, StackFile
 from .progress import Progress
 from .runcommand import RunCommandProblem, read_env_file
 
@@ -47,7 +47,7 @@ API_IMAGE = "cl-ex-ex6-api:latest"
 DEFAULT_API_TAG = f"cl-ex-ex6-api:{config.INSTANCE}"
 #: The compose project of this user's check (two users never stop each other's stack: docker/compose#5104).
 DEFAULT_PROJECT = f"{service.SANDBOX_PREFIX}-ex6"
-#: The course's Dockerfile of the API (the one page 14.3 builds).
+#: The course's Dockerfile of the API (the one page 14.3 builds, in its build context config.SERVICE_DIR).
 API_DOCKERFILE = config.SERVICE_DIR / "Dockerfile"
 #: Seconds to keep asking /predict while it answers 503 (a database still starting, when the API did not wait).
 PREDICT_PATIENCE = 30.0
@@ -134,10 +134,15 @@ class _Stack:
             time.sleep(1)
 
     def stored(self, url: str) -> list[dict]:
-        status, body = self.request("GET", f"{url}/predictions?limit=1000")
-        if status != 200:
-            return []
-        return list(json.loads(body).get("predictions", []))
+        """The predictions in the database (``[]`` when it does not answer within :func:`_patience`)."""
+        deadline = time.monotonic() + _patience(self.stack)
+        while True:
+            status, body = self.request("GET", f"{url}/predictions?limit=1000")
+            if status == 200:
+                return list(json.loads(body).get("predictions", []))
+            if status != 503 or time.monotonic() > deadline:
+                return []
+            time.sleep(1)
 
     def api_log(self) -> str:
         return engine.compose_logs(self.file, project=self.project, service=API, tail=40, env=self.env,
@@ -213,7 +218,8 @@ def _up_hint(exc: engine.ComposeFailed, stack: StackFile) -> str:
 
 
 _ONE_STRING_HINT = ("In exec form (\"CMD\") each word is its own list item: \"{0}\" is taken as the name of one "
-                    "program. Write [\"CMD\", \"pg_isready\", ...] with one item per word, or [\"CMD-SHELL\", \"{0}\"].")
+                    "program. Write [\"CMD\", \"pg_isready\", ...] with one item per word, "
+                    "or [\"CMD-SHELL\", \"{0}\"].")
 
 
 def _one_string_exec(test: Sequence[str]) -> bool:
@@ -333,14 +339,20 @@ def _predicts(run: _Stack, url: str, why: str, customer: dict, *, patience: floa
                                      "database holds the prediction.")
 
 
-def _data_kept(run: _Stack) -> CheckResult:
-    mount = run.stack.data_mount()
-    run.down()
+def _start(run: _Stack, name: str, what: str) -> CheckResult | None:
+    """Start the stack again; when it does not come up, check ``name`` fails with ``what`` and the evidence."""
     try:
         run.up()
     except engine.ComposeFailed as exc:
-        return _result("data-kept", False, f"After down, the stack did not come up again: {_up_failure(exc, run.stack)}",
-                       _up_hint(exc, run.stack))
+        return _result(name, False, f"{what}: {_up_failure(exc, run.stack)}", _up_hint(exc, run.stack))
+    return None
+
+
+def _data_kept(run: _Stack) -> CheckResult:
+    mount = run.stack.data_mount()
+    run.down()
+    if failed := _start(run, "data-kept", "After down, the stack did not come up again"):
+        return failed
     url, _ = run.url()
     kept = bool(url and run.stored(url))
     run.down(volumes=True)
@@ -384,7 +396,9 @@ def _prepare(compose_file: str | Path, context: str | Path, folder: str | Path, 
     except (OSError, RunCommandProblem):
         known = ()
     _progress.emit(progress, _progress.PHASE, f"Building the course's API image as {tag}")
-    built = service.build_submission(API_DOCKERFILE, context, tag=tag, timeout=build_timeout, progress=progress)
+    # The course's own build context: nothing of the student's (a .dockerignore of exercise 3) changes the API.
+    built = service.build_submission(API_DOCKERFILE, config.SERVICE_DIR, tag=tag, timeout=build_timeout,
+                                     progress=progress)
     if not built.image:
         raise engine.EngineError(f"The course's API image did not build: {built.problem}")
     return stack, env, built.image, known
@@ -398,8 +412,9 @@ def check(compose_file: str | Path = "compose.yaml", context: str | Path = "serv
 
     Args:
         compose_file: the student's compose file.
-        context: the service folder (the API image's build context; its ``.env`` holds a token that
-            must not be written in the file).
+        context: the service folder beside the notebook; its ``.env`` holds the token handed out, which
+            must not be written in the file. (The API image is built from the course's own
+            ``docker/customer-value``, with its Dockerfile of page 14.3.)
         folder: the exercise folder; bind mounts must stay inside it.
         project: the compose project name the stack runs under (removed afterwards, volumes too).
         tag: tag for the check's build of the course's API image (kept, for the next check).
@@ -478,11 +493,8 @@ def check_hidden(compose_file: str | Path, cases: Sequence[tuple[dict[str, float
 
 
 def _many(run: _Stack, cases: Sequence[tuple[dict[str, float], float]]) -> CheckResult:
-    try:
-        run.up()
-    except engine.ComposeFailed as exc:
-        return _result("many-customers", False, f"The stack did not come up: {_up_failure(exc, run.stack)}",
-                       _up_hint(exc, run.stack))
+    if failed := _start(run, "many-customers", "The stack did not come up"):
+        return failed
     url, why = run.url()
     if not url:
         return _result("many-customers", False, why, "Publish the API's port.")
@@ -504,11 +516,8 @@ def _many(run: _Stack, cases: Sequence[tuple[dict[str, float], float]]) -> Check
 
 
 def _fresh(run: _Stack, customer: dict) -> CheckResult:
-    try:
-        run.up()
-    except engine.ComposeFailed as exc:
-        return _result("fresh-start", False, f"The second start did not come up: {_up_failure(exc, run.stack)}",
-                       _up_hint(exc, run.stack))
+    if failed := _start(run, "fresh-start", "The second start did not come up"):
+        return failed
     url, why = run.url()
     status, body = run.predict(url, customer, patience=0) if url else (None, why)
     stored = bool(status == 200 and run.stored(url))
