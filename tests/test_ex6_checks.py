@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from containerlab import config, engine, grading
 from containerlab.checks import composefile, ex6
@@ -88,12 +89,20 @@ def test_fixture_fails_exactly_its_checks(fixture: str, tmp_path: Path, project:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_hidden_checks_pass_the_solution_and_fail_an_api_on_localhost(tmp_path: Path, project: str,
-                                                                      api_tag: str) -> None:
-    """Do the hidden checks pass the correct file, and fail one whose API cannot reach the database?"""
+                                                                      api_tag: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Do the hidden checks pass the correct file, also when the grader cannot reach published ports (a
+    grading engine in its own network namespace), and fail a file whose API cannot reach the database?"""
     (tmp_path / "good").mkdir()
     (tmp_path / "bad").mkdir()
     good = _folder(tmp_path / "good", "passes_all")
-    res = ex6.check_hidden(good / "compose.yaml", HIDDEN_CASES, SERVICE, folder=good, project=project, tag=api_tag)
+    with monkeypatch.context() as patched:
+        def unreachable(*args, **kwargs):
+            raise requests.ConnectionError("the published port is in another network namespace")
+
+        patched.setattr(ex6.requests, "request", unreachable)
+        res = ex6.check_hidden(good / "compose.yaml", HIDDEN_CASES, SERVICE, folder=good, project=project,
+                               tag=api_tag)
     assert [r.name for r in res if not r.passed] == [], [(r.name, r.message) for r in res]
     assert all(r.hidden for r in res)
     bad = _folder(tmp_path / "bad", "fails_database_on_localhost")
