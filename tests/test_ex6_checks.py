@@ -41,6 +41,8 @@ REFUSED = {
     "refused_host_network": "`network_mode: host`",
     "refused_host_path": "/srv/pgdata is outside your exercise folder",
     "refused_env_file_outside": "/etc/hostname is outside your exercise folder",
+    "refused_cap_add": "`cap_add: SYS_ADMIN`",
+    "refused_device": "service db asks for `devices: /dev/fuse:/dev/fuse`",
     "fails_missing_variable": "DB_PASSWORD is set by nobody",
 }
 

@@ -141,7 +141,8 @@ def refuse(stack: StackFile, folder: Path) -> None:
                 continue
             values = value if isinstance(value, list) else [value]
             for item in values:
-                shown = "true" if item is True else str(item)
+                shown = ("true" if item is True else f"{item.get('source', '')}:{item.get('target', '')}"
+                         if isinstance(item, dict) else str(item))
                 if isinstance(item, dict) or weakens(option, shown):
                     raise security_rule(f"{who} asks for `{key}: {shown}`", option, shown)
         for reservation in (((service.get("deploy") or {}).get("resources") or {}).get("reservations") or {}) \
