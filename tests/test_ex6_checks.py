@@ -32,6 +32,7 @@ ON_ENGINE: dict[str, tuple[set[str], dict[str, str]]] = {
     "fails_healthcheck_one_string": (VISIBLE, {"stack-up": "executable file not found",
                                                   "db-healthcheck": "each word is its own list item"}),
     "fails_port_not_listened_on": ({"predicts", "data-kept"}, {"predicts": "the API listens on 80"}),
+    "fails_data_in_bind_mount": ({"data-kept"}, {"data-kept": "down --volumes leaves it behind"}),
     "fails_unset_variable_blank": (VISIBLE, {"stack-up": 'The "DB_PASSWORD" variable is not set'}),
 }
 #: Files refused before anything starts: fixture -> words of the first check's message.
