@@ -18,7 +18,7 @@ c.CourseDirectory.release_directory = "exercises"
 
 # Never copied into the student version nor over a submission: the MyST sources
 # of the notebooks, and the files the answer cells write (the solution
-# Dockerfiles and run commands are real files in solutions/ch14/).
+# Dockerfiles, run commands and compose file are real files in solutions/ch14/).
 c.CourseDirectory.ignore = [
     ".ipynb_checkpoints",
     "*.pyc",
@@ -28,6 +28,7 @@ c.CourseDirectory.ignore = [
     "*.Dockerfile",
     "*.dockerfile",
     "ex*-run.sh",
+    "compose.yaml",
     "ex2-report.json",
 ]
 

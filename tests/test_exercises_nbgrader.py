@@ -14,10 +14,11 @@ import nbformat
 import pytest
 
 from containerlab import config, exercises
-from containerlab.checks import ex1, ex2, ex3
+from containerlab.checks import ex1, ex2, ex3, ex6
 
 #: notebook stem -> the check module whose POINTS its graded code cells give
-GRADED = {"ex1-write-a-dockerfile": ex1, "ex2-improve-the-image": ex2, "ex3-data-and-secrets-out": ex3}
+GRADED = {"ex1-write-a-dockerfile": ex1, "ex2-improve-the-image": ex2, "ex3-data-and-secrets-out": ex3,
+          "ex6-compose-the-stack": ex6}
 
 SOURCES = sorted((exercises.SOLUTIONS_DIR / exercises.ASSIGNMENT).glob("*.md"))
 NOTEBOOKS = [md.with_suffix(".ipynb") for md in SOURCES]
@@ -65,7 +66,8 @@ def test_student_versions_hold_no_solution_or_hidden_test() -> None:
 @pytest.mark.parametrize("key,cell,file", [("ex1", "ex1-dockerfile", "ex1.Dockerfile"),
                                            ("ex2", "ex2-dockerfile", "ex2.Dockerfile"),
                                            ("ex3", "ex3-dockerfile", "ex3.Dockerfile"),
-                                           ("ex3", "ex3-run-command", "ex3-run.sh")])
+                                           ("ex3", "ex3-run-command", "ex3-run.sh"),
+                                           ("ex6", "ex6-compose", "compose.yaml")])
 def test_solution_file_is_the_answer_cell(key: str, cell: str, file: str) -> None:
     """Is each real solution file in solutions/ch14 exactly what its answer cell writes?"""
     notebook = next(exercises.SOLUTIONS_DIR.glob(f"ch14/{key}-*.ipynb"))
@@ -135,7 +137,7 @@ def test_nbgrader_round_trip_scores_solution_full_and_starter_zero(scratch_cours
     with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
         solution = gb.find_submission("ch14", "solution")
         starter = gb.find_submission("ch14", "starter")
-        auto_max = sum(sum(m.POINTS.values()) for m in (ex1, ex2, ex3))
+        auto_max = sum(sum(m.POINTS.values()) for m in (ex1, ex2, ex3, ex6))
         ex1_solution = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "solution")
         ex1_starter = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "starter")
         assert ex1_solution.code_score == sum(ex1.POINTS.values())

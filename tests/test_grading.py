@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from containerlab import cli, exercises
-from containerlab.checks import ex1, ex2, ex3
+from containerlab.checks import ex1, ex2, ex3, ex6
 from containerlab.grading import StudentGrade
 from containerlab import report
 from containerlab.checks import CheckResult, results
@@ -58,6 +58,8 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
     (submitted / "carol" / "ex5-when-not-to-containerise.ipynb").unlink()
     _fill(submitted / "dave", answers_from=SOURCE, overrides={
         "ex1-dockerfile": "%%writefile ex1.Dockerfile\nFROM python:3.13-slim\nRUN while true; do sleep 1; done\n"})
+    for student in ("carol", "dave"):  # exercise 6 is optional: only alice (full) and bob (starter) try it
+        (submitted / student / "ex6-compose-the-stack.ipynb").unlink()
     out = tmp_path / "grades"
 
     status = cli.main(["grade", str(submitted), "--out", str(out), "--build-timeout", "15"])
@@ -79,13 +81,21 @@ def test_grade_a_mixed_batch(tmp_path: Path, docker_client, capsys) -> None:
     assert "more than 15 s" in dave and "never ends" in dave
     bob = (out / "feedback" / "bob.txt").read_text()
     assert "placeholder" in bob
-    # Every check of alice passed: ex1, ex2, ex3, and the three free-text answers are there.
-    passed = len(ex1.POINTS) + len(ex2.POINTS) + len(ex3.POINTS) + 3
+    # The optional exercise 6: full points for the solution's stack; a starter or no notebook gets 0 and one remark.
+    assert rows["alice"]["ex6"] == f"{sum(ex6.POINTS.values()):g}"
+    assert (rows["bob"]["ex6"], rows["carol"]["ex6"], rows["dave"]["ex6"]) == ("0", "0", "0")
+    assert "ex6" not in rows["carol"]["problems"] and "ex6" not in rows["bob"]["problems"]
+    carol = (out / "feedback" / "carol.txt").read_text()
+    ex6_part = carol[carol.index("Checks for ex6"):]
+    assert "Not attempted (optional)." in ex6_part and "Counts once" not in ex6_part
+    # Every check of alice passed: ex1, ex2, ex3, ex6, and the three free-text answers are there.
+    passed = len(ex1.POINTS) + len(ex2.POINTS) + len(ex3.POINTS) + len(ex6.POINTS) + 3
     assert (out / "feedback" / "alice.html").read_text().count("\u2714") == passed
     assert "alice" in capsys.readouterr().out
     # Nothing of the batch is left on the engine.
     assert docker_client.containers.list(all=True, filters={"label": "org.containerlab.exercise-check"}) == []
     assert not [i for i in docker_client.images.list() if any(t.startswith("cl-ex-grade-") for t in i.tags)]
+    assert not [v for v in docker_client.volumes.list() if v.name.startswith("cl-ex-grade-")]
 
 
 def test_grade_reports_a_missing_folder(tmp_path: Path, capsys) -> None:

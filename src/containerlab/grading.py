@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import answers, config, engine
-from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, ex3, results, runcommand, service
+from .checks.dockerfile import PLACEHOLDER
+from .checks import CheckResult, CheckResults, conceptual, ex1, ex2, ex3, ex6, results, runcommand, service
 
 ASSIGNMENT = "ch14"
 SOLUTIONS = config.ROOT / "solutions" / ASSIGNMENT
@@ -30,7 +31,7 @@ class Exercise:
     """How to grade one exercise of a submission.
 
     Attributes:
-        key: ``"ex1"`` ... ``"ex5"``.
+        key: ``"ex1"`` ... ``"ex6"``.
         notebook: the notebook's file name.
         max_points: automatic points available (for rows of ungradable submissions).
     """
@@ -46,6 +47,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise("ex3", "ex3-data-and-secrets-out.ipynb", sum(ex3.POINTS.values())),
     Exercise("ex4", "ex4-the-lockfile-analogy.ipynb", 0),
     Exercise("ex5", "ex5-when-not-to-containerise.ipynb", 0),
+    Exercise("ex6", "ex6-compose-the-stack.ipynb", sum(ex6.POINTS.values())),
 )
 
 
@@ -184,14 +186,20 @@ def _noted(checked: CheckResults, *notes: tuple[str, ...]) -> CheckResults:
                         tuple(n for group in notes for n in group) + checked.notes)
 
 
-def hidden_cases(solutions: Path = SOLUTIONS) -> list[tuple[dict[str, float], float]]:
-    """Read exercise 1's hidden request set from the instructor's source notebook.
+def hidden_cases(solutions: Path = SOLUTIONS, *, notebook: str = "ex1-write-a-dockerfile.ipynb",
+                 grade_id: str = "ex1-test-hidden-predict") -> list[tuple[dict[str, float], float]]:
+    """Read an exercise's hidden request set (``HIDDEN_CASES``) from the instructor's source notebook.
+
+    Args:
+        solutions: the folder of the source notebooks.
+        notebook: the notebook's file name (exercise 1's by default).
+        grade_id: the hidden test cell that assigns ``HIDDEN_CASES``.
 
     Raises:
         FileNotFoundError: the solutions are not there (they are needed to grade).
     """
-    notebook = solutions / "ex1-write-a-dockerfile.ipynb"
-    source = conceptual.read_cell(notebook, "ex1-test-hidden-predict")
+    notebook = solutions / notebook
+    source = conceptual.read_cell(notebook, grade_id)
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HIDDEN_CASES":
             return [(dict(c), float(v)) for c, v in ast.literal_eval(node.value)]
@@ -273,6 +281,57 @@ def grade_ex3(notebook: Path, work: Path, *, tag: str, limits: engine.SandboxLim
                   notes, found, found_run, context_notes, run_files)
 
 
+#: What an ex6 row says when the student did not try the optional exercise.
+NOT_ATTEMPTED = "Not attempted (optional)."
+
+
+def not_attempted(exercise: Exercise, checks: dict[str, int | float], descriptions: dict[str, str],
+                  hidden: tuple[str, ...] = ()) -> CheckResults:
+    """The results of an optional exercise that was not tried: every check failed, saying only that."""
+    return results(exercise.key, [CheckResult(n, descriptions[n], False, p, NOT_ATTEMPTED, "", n in hidden)
+                                  for n, p in checks.items()])
+
+
+def grade_ex6(notebook: Path, work: Path, *, key: str, limits: engine.SandboxLimits, build_timeout: float,
+              notes: tuple[str, ...] = ()) -> CheckResults:
+    """Grade the optional exercise 6 of one submission: the compose file, visible and hidden checks.
+
+    A notebook that is missing, or whose answer cell still holds the placeholder, is not
+    attempted: every check gets 0 with :data:`NOT_ATTEMPTED`, and nothing else is said.
+
+    Args:
+        notebook: the student's exercise 6 notebook.
+        work: the student's scratch folder (the compose file and the course's service copy go there).
+        key: the student's key; the stack runs as the compose project ``cl-ex-grade-<key>-ex6``.
+        limits: limits of every service of the stack.
+        build_timeout: seconds for the build of the course's API image.
+        notes: notes about the notebook found (a duplicate name).
+    """
+    exercise = next(e for e in EXERCISES if e.key == "ex6")
+    skipped = not_attempted(exercise, ex6.POINTS, ex6.DESCRIPTIONS, ex6.HIDDEN)
+    if not notebook.is_file():
+        return skipped
+    try:
+        compose_file, found = _answer(notebook, "compose.yaml", "ex6-compose", work)
+    except answers.AnswerMissing:
+        return skipped
+    text = compose_file.read_text(encoding="utf-8")
+    if PLACEHOLDER in text or not text.strip():
+        return skipped
+    context, _ = build_context(work, notebook.parent)
+    project = f"cl-ex-grade-{key}-ex6"
+    cases = hidden_cases(notebook="ex6-compose-the-stack.ipynb", grade_id="ex6-test-hidden-many-customers")
+    visible = ex6.check(compose_file, context, folder=work, project=project, limits=limits,
+                        build_timeout=build_timeout)
+    if visible.get("stack-up").passed:
+        hidden = ex6.check_hidden(compose_file, cases, context, folder=work, project=project, limits=limits,
+                                  build_timeout=build_timeout)
+    else:  # the hidden checks would start the same stack again, and it would fail the same way
+        hidden = results("ex6", [CheckResult(n, ex6.DESCRIPTIONS[n], False, ex6.POINTS[n],
+                                             f"Counts once {ex6.UP}.", ex6.UP_HINT, True) for n in ex6.HIDDEN])
+    return _noted(visible + hidden, notes, found)
+
+
 def _copy_run_files(command: str, folder: Path, work: Path) -> tuple[str, ...]:
     """Copy the student's own files their run command mounts or reads (a token file) into ``work``.
 
@@ -338,6 +397,9 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
                 elif exercise.key == "ex3":
                     tags.append(tag)
                     grade.results["ex3"] = grade_ex3(notebook, work, tag=tag, limits=limits,
+                                                     build_timeout=build_timeout, notes=found)
+                elif exercise.key == "ex6":
+                    grade.results["ex6"] = grade_ex6(notebook, work, key=key, limits=limits,
                                                      build_timeout=build_timeout, notes=found)
                 else:
                     grade.results[exercise.key] = _noted(conceptual.check(

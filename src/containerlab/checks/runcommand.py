@@ -217,13 +217,30 @@ _SECURITY = ("Security rule of the grader (not a Docker error): {what}, so the c
              "({why}). Leave it out: the service does not need it.")
 
 
-def _security(option: str, value: str, why: str) -> SecurityRule:
-    what = f"`{option} {value}`" if value else f"`{option}`"
+def security_rule(what: str, option: str, value: str = "") -> SecurityRule:
+    """The grader's refusal of one option that would weaken the sandbox, worded the same for every exercise.
+
+    Args:
+        what: who asks for it and how it was written, e.g. "the command asks for `--privileged`"
+            or "service api asks for `privileged: true`".
+        option: the ``docker run`` option it amounts to, a key of :data:`SECURITY_RULES` (its reason
+            is given).
+        value: the option's value (``host``, ``container:NAME``), to word the reason.
+
+    Returns:
+        The exception to raise (its message says what was asked, why it is refused, and to leave it out).
+    """
+    why = SECURITY_RULES[option]
     if value == "host":
         why = why.replace(" (or another container's)", "")
-    elif value.startswith("container:"):
+    elif value.startswith(("container:", "service:")):
         why = why.replace("the host's (or another container's)", "another container's")
-    return SecurityRule(_SECURITY.format(what=f"the command asks for {what}", why=why))
+    return SecurityRule(_SECURITY.format(what=what, why=why))
+
+
+def _security(name: str, value: str) -> SecurityRule:
+    what = f"`--{name} {value}`" if value else f"`--{name}`"
+    return security_rule(f"the command asks for {what}", name, value)
 
 
 # --- the shell ------------------------------------------------------------------------------------
@@ -490,8 +507,16 @@ class _Shell:
         return {name: self.variables[name] for name in self.exported if name in self.variables}
 
 
-def inside(folder: Path, path: str, *, what: str = "A mount") -> Path:
+def inside(folder: Path, path: str, *, what: str = "A mount", who: str = "the command",
+           instead: str = "the data folder is service/data") -> Path:
     """Resolve ``path`` (as the CLI would, after ``$PWD`` is filled in) and refuse anything outside ``folder``.
+
+    Args:
+        folder: the exercise folder (absolute).
+        path: the mount source as written.
+        what: what has the path, for the message about an empty one.
+        who: who asks for the mount, for the refusal ("the command", "service api").
+        instead: what to mount instead, completing "Mount only what is next to this notebook: ...".
 
     Raises:
         SecurityRule: the path is the Docker socket or leads outside the folder (also through a link).
@@ -506,12 +531,12 @@ def inside(folder: Path, path: str, *, what: str = "A mount") -> Path:
     resolved = (folder / path).resolve()
     if Path(path).name.endswith(_SOCKETS) or resolved.name.endswith(_SOCKETS):
         raise SecurityRule(_SECURITY.format(
-            what=f"the command mounts the Docker socket ({shown})",
+            what=f"{who} mounts the Docker socket ({shown})",
             why="the socket controls the Docker engine and, through it, the whole machine"))
     if not resolved.is_relative_to(folder):
         raise SecurityRule(f"Security rule of the grader (not a Docker error): {shown} is outside your exercise "
                            "folder, and the check mounts nothing from outside it. Mount only what is next to "
-                           "this notebook: the data folder is service/data.")
+                           f"this notebook: {instead}.")
     return resolved
 
 
@@ -806,9 +831,8 @@ def _meaning(given: list[tuple[str, str, str]], env: dict[str, str], spec: RunSp
     env_files, env_values, published, left_out, limits = [], [], [], [], []
     for name, value, written in given:
         shown = _shown(written, folder)
-        if name in SECURITY_RULES and _weakens(name, value):
-            raise _security(f"--{name}", "" if OPTIONS[name][1] is False else _shown(value, folder),
-                            SECURITY_RULES[name])
+        if name in SECURITY_RULES and weakens(name, value):
+            raise _security(name, "" if OPTIONS[name][1] is False else _shown(value, folder))
         if name == "help" and value == "true":
             raise RunCommandProblem("`docker run --help` prints the help and starts no container; leave out --help.")
         if name == "env":
@@ -864,7 +888,12 @@ def _meaning(given: list[tuple[str, str, str]], env: dict[str, str], spec: RunSp
         spec.notes.append(f"The check leaves out options that do not change what is graded: {', '.join(left_out)}.")
 
 
-def _weakens(name: str, value: str) -> bool:
+def weakens(name: str, value: str) -> bool:
+    """Whether ``docker run --NAME=VALUE`` (a key of :data:`SECURITY_RULES`) weakens the sandbox.
+
+    ``--privileged=false``, ``--security-opt no-new-privileges`` or ``--network mynet`` do not;
+    ``--network host`` and every capability or device do.
+    """
     if name in ("privileged", "use-api-socket"):
         return value == "true"
     if name == "security-opt":

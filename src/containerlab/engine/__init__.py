@@ -14,7 +14,7 @@ The package is split by job; every public name is also here, so callers write
 - :mod:`.images`: look up, pull, import, measure (size, layers, history), read an image's files;
 - :mod:`.builds`: ``docker buildx build`` with a timeout, and what a failed build says;
 - :mod:`.containers`: plain runs for the book, and the sandbox the checks run submissions in;
-- :mod:`.compose`: compose stacks: up, ps, logs, port, down.
+- :mod:`.compose`: compose stacks: config, up, ps, logs, port, health, down.
 """
 
 from __future__ import annotations
@@ -79,8 +79,13 @@ from .containers import (  # noqa: F401  (re-exported)
 )
 from .compose import (  # noqa: F401  (re-exported)
     ComposeFailed,
+    ComposeRejected,
     ComposeService,
+    HealthProbe,
     compose,
+    compose_config,
+    compose_container,
+    compose_health,
     compose_ps,
     compose_logs,
     compose_down,

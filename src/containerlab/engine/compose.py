@@ -1,4 +1,4 @@
-"""Compose stacks: up, ps, logs, port, down, through ``docker compose``."""
+"""Compose stacks: config, up, ps, logs, port, health, down, through ``docker compose``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import docker
 
 from .client import Echo, EngineError, client, docker_cli
 from .builds import build
@@ -20,12 +22,37 @@ class ComposeFailed(EngineError):
     Attributes:
         services: the services that failed (stopped, unhealthy or never ready).
         logs: their last log lines, service name to text.
+        containers: every container of the stack as ``ps`` saw it before it was taken down.
+        health: per failing service with a healthcheck, its last probes (:func:`compose_health`).
+        output: the last lines of what ``up`` printed (compose's own error, e.g. a missing image).
     """
 
-    def __init__(self, message: str, *, services: list[str], logs: Mapping[str, str]):
+    def __init__(self, message: str, *, services: list[str], logs: Mapping[str, str],
+                 containers: list[ComposeService] | None = None,
+                 health: Mapping[str, list[HealthProbe]] | None = None, output: str = ""):
         super().__init__(message)
         self.services = services
         self.logs = dict(logs)
+        self.containers = list(containers or [])
+        self.health = dict(health or {})
+        self.output = output
+
+
+class ComposeRejected(EngineError):
+    """``docker compose config`` refused the file; the message is compose's own error."""
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """One run of a container's healthcheck, as ``docker inspect`` keeps it (``State.Health.Log``).
+
+    Attributes:
+        exit_code: 0 healthy, 1 unhealthy, anything else: the probe itself could not run.
+        output: what the probe printed (the engine keeps at most 4096 bytes).
+    """
+
+    exit_code: int
+    output: str
 
 
 @dataclass(frozen=True)
@@ -104,10 +131,14 @@ def compose_ps(file: str | os.PathLike[str] | None, *, project: str,
 
 
 def compose_logs(file: str | os.PathLike[str] | None, *, project: str, service: str, tail: int = 20,
-                 env: Mapping[str, str] | None = None) -> str:
-    """Return the last ``tail`` log lines of one service of a stack (``""`` when there are none)."""
-    result = compose(["logs", "--no-color", "--tail", str(tail), service], file=file, project=project,
-                     env=env, timeout=60)
+                 env: Mapping[str, str] | None = None, prefix: bool = True) -> str:
+    """Return the last ``tail`` log lines of one service of a stack (``""`` when there are none).
+
+    Args:
+        prefix: start each line with the container's name (``api-1  | ``), as compose shows them.
+    """
+    args = ["logs", "--no-color", "--tail", str(tail)] + ([] if prefix else ["--no-log-prefix"])
+    result = compose([*args, service], file=file, project=project, env=env, timeout=60)
     return result.stdout if result.returncode == 0 else ""
 
 
@@ -179,6 +210,8 @@ def compose_up(
                if c.state != "running" or c.health in {"unhealthy", "starting"}] or containers
     logs_by_service = {c.service: compose_logs(file, project=project, service=c.service, tail=log_lines, env=env)
                        for c in failing}
+    health = {c.service: probes for c in failing
+              if (probes := compose_health(file, project=project, service=c.service, env=env))}
     output_tail = "\n".join(result.stdout.strip().splitlines()[-5:])
     say(f"The stack {project} did not come up:\n{output_tail}")
     for c in failing:
@@ -201,6 +234,9 @@ def compose_up(
         + (f"; failing service(s): {', '.join(names)}" if names else f": {output_tail}"),
         services=names,
         logs=logs_by_service,
+        containers=containers,
+        health=health,
+        output=output_tail,
     )
 
 
@@ -217,3 +253,80 @@ def compose_port(file: str | os.PathLike[str] | None, *, project: str, service: 
         raise EngineError(f"Service {service} of {project} publishes no host port for {port}: "
                           f"{result.stdout.strip()}")
     return int(match.group(1))
+
+
+def compose_config(file: str | os.PathLike[str], *, project: str, env: Mapping[str, str] | None = None,
+                   interpolate: bool = True, timeout: float = 60) -> tuple[dict, list[str]]:
+    """Return compose's normalised model of a file (``docker compose config --format json``).
+
+    The model is what compose itself would run: short forms written out
+    (``depends_on: [db]`` becomes ``{"db": {"condition": "service_started"}}``),
+    relative paths made absolute, ``env_file`` read into ``environment``, variables
+    filled in (unless ``interpolate`` is false). Reading it is how a check learns
+    what a file asks for without parsing YAML by hand.
+
+    Args:
+        file: the compose file.
+        project: the project name (the model's ``name`` and its volumes' names follow it).
+        env: variables to interpolate with, added to this process's environment.
+        interpolate: fill in ``${VAR}``; ``False`` keeps them as written (``--no-interpolate``).
+        timeout: seconds after which compose is stopped.
+
+    Returns:
+        The model, and compose's warnings (e.g. ``The "X" variable is not set. Defaulting to a
+        blank string.``), each the ``msg`` of one of its log lines.
+
+    Raises:
+        ComposeRejected: compose refused the file (its message: a YAML error, an unknown key, a
+            required variable without a value, ...).
+    """
+    cmd = ["docker", "compose", "-p", project, "-f", str(file), "config", "--format", "json"]
+    if not interpolate:
+        cmd.append("--no-interpolate")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
+    except subprocess.TimeoutExpired as exc:
+        raise ComposeRejected(f"`docker compose config` took more than {timeout:.0f} s") from exc
+    messages = [_log_message(line) for line in proc.stderr.splitlines() if line.strip()]
+    if proc.returncode != 0:
+        raise ComposeRejected("; ".join(messages) or f"`docker compose config` exited with {proc.returncode}")
+    try:
+        return json.loads(proc.stdout), messages
+    except ValueError as exc:
+        raise ComposeRejected(f"`docker compose config` printed no model: {proc.stdout[-300:]}") from exc
+
+
+def _log_message(line: str) -> str:
+    """The ``msg`` of one of compose's log lines (``time=... level=warning msg="..."``), else the line."""
+    match = re.search(r'msg="((?:[^"\\]|\\.)*)"', line)
+    return match.group(1).replace('\\"', '"') if match else line.strip()
+
+
+def compose_health(file: str | os.PathLike[str] | None, *, project: str, service: str,
+                   env: Mapping[str, str] | None = None) -> list[HealthProbe] | None:
+    """Return the last probes of a service's healthcheck, oldest first (the engine keeps five).
+
+    Returns:
+        The probes; ``[]`` when the healthcheck has not run yet; ``None`` when the service's
+        container has no healthcheck or there is no such container.
+    """
+    container = compose_container(file, project=project, service=service, env=env)
+    if container is None:
+        return None
+    health = (container.attrs.get("State") or {}).get("Health")
+    if not health:
+        return None
+    return [HealthProbe(int(p.get("ExitCode", -1)), str(p.get("Output", ""))) for p in health.get("Log") or []]
+
+
+def compose_container(file: str | os.PathLike[str] | None, *, project: str, service: str,
+                      env: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """Return the Docker SDK container of a stack's service (the first one), or ``None`` when it has none."""
+    for row in compose_ps(file, project=project, env=env):
+        if row.service == service:
+            try:
+                return client().containers.get(row.name)
+            except docker.errors.NotFound:
+                return None
+    return None
