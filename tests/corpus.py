@@ -232,8 +232,7 @@ def _solve_all(nb: nbformat.NotebookNode, key: str) -> None:
 
 
 def max_points(exercise: str) -> float:
-    """The automatic points an exercise gives (0 for the free-text ones)."""
-    from containerlab.checks import ex1, ex2, ex3
+    """The automatic points an exercise gives (0 for the free-text ones), as the grader counts them."""
+    from containerlab import grading
 
-    modules = {"ex1": ex1, "ex2": ex2, "ex3": ex3}
-    return float(sum(modules[exercise].POINTS.values())) if exercise in modules else 0.0
+    return float(next(e.max_points for e in grading.EXERCISES if e.key == exercise))
