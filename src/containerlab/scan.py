@@ -469,3 +469,37 @@ def layer_file(image_name: str, layer: int, path: str, *, max_bytes: int = 1_000
     if content is None:
         raise ScanError(f"Layer {layer} of {image_name} has no file {wanted}.")
     return content
+
+
+def layer_contents(image_name: str) -> list[list[tuple[str, int]]]:
+    """List the regular files each layer of an image stores, as the layer itself holds them.
+
+    Unlike the image's final file system, a layer still holds files that a later
+    layer deletes: those bytes are in the image all the same.
+
+    Args:
+        image_name: the local image (tag or id).
+
+    Returns:
+        One list per layer, in ``RootFS.Layers`` order (0 = bottom), of ``(path, size_bytes)``
+        for each regular file (path without a leading ``/``).
+
+    Raises:
+        ScanError: no such image, or its archive could not be read.
+    """
+    files: dict[str, list[tuple[str, int]]] = {}
+    docs: dict[str, Any] = {}
+    try:
+        for member, head, stream in _archive_files(image_name):
+            if _is_tar(head) or member.name.endswith("layer.tar"):
+                with tarfile.open(fileobj=_Peeked(head, stream), mode="r|") as inner:  # type: ignore[call-overload]
+                    files[member.name] = [(entry.name[2:] if entry.name.startswith("./") else entry.name, entry.size)
+                                          for entry in inner if entry.isfile()]
+            elif (doc := _json_member(member, head, stream)) is not None:
+                docs[member.name] = doc
+    except engine.ImageNotFound as exc:
+        raise ScanError(str(exc)) from exc
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ScanError(f"The archive of {image_name} could not be read ({exc}).") from exc
+    members, _config = _manifest(docs, image_name)
+    return [files.get(name, []) for name in members]
