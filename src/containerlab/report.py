@@ -37,7 +37,7 @@ def render_text(results: CheckResults, *, show_hidden: bool = True) -> str:
         show_hidden: include hidden checks (instructor feedback) or leave them out.
 
     Returns:
-        Lines such as ``[PASS] 2/2  The image builds ...`` with a hint under each failure,
+        Lines such as ``[PASS] 2/2  The image builds ...`` with a hint under each failure and note,
         and the total.
     """
     shown = [r for r in results if show_hidden or not r.hidden]
