@@ -204,3 +204,14 @@ def test_a_note_is_shown_as_a_note_and_costs_nothing() -> None:
     assert "[NOTE] 0/0  Not root" in text and "hint: Add USER." in text
     assert "Score: 1 / 1" in text and report.failed(checked) == []
     assert "\u2139" in report.render_html(checked)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_run_arguments_and_environment_reach_the_container(tag: str) -> None:
+    """Do the run arguments replace CMD and the environment reach the program (a job failing on purpose)?"""
+    checked = project.check(PROJECTS / "passes_batch_job_no_port", tag=tag, remove_image=True,
+                            command=["python", "-c", "import os, sys; sys.exit(int(os.environ['EXIT_WITH']))"],
+                            environment={"EXIT_WITH": "3"}, progress=lambda event: None)
+    running = checked.get("keeps-running")
+    assert not running.passed and "exit code 3" in running.message, running
