@@ -16,13 +16,14 @@ facts. Nothing here draws: charts live in :mod:`containerlab.charts`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -403,6 +404,49 @@ def step_size(image: str, contains: str) -> int:
     return sum(matches)
 
 
+#: Kinds of files that an image often carries without needing them (see :func:`removable_bytes`).
+PIP_CACHE = "pip-cache"  # pip's download and wheel cache (pip install without --no-cache-dir)
+APT_LISTS = "apt-lists"  # the package index apt-get update downloads
+APT_ARCHIVES = "apt-archives"  # apt's caches: downloaded .deb files, the package cache apt-get update makes
+TEST_FOLDERS = "test-folders"  # test suites: those installed packages bring along, or a project's own
+COMPILERS = "compilers"  # a C compiler (gcc), needed only to build packages from source
+
+_COMPILER = re.compile(r"^usr/(lib|libexec)/gcc/|^usr/bin/(\w+-linux-gnu-)?(gcc|g\+\+|c\+\+|cc1\w*)(-\d+)?$")
+
+
+def removable_kind(path: str) -> str | None:
+    """Which kind of removable file ``path`` (inside an image, no leading ``/``) is, or ``None``."""
+    if path.startswith(".cache/pip/") or "/.cache/pip/" in path:
+        return PIP_CACHE
+    if path.startswith("var/lib/apt/lists/") and not path.endswith("/lock"):
+        return APT_LISTS
+    if path.startswith("var/cache/apt/"):
+        return APT_ARCHIVES
+    if {"tests", "test"} & set(path.split("/")[:-1]):
+        return TEST_FOLDERS
+    if _COMPILER.search(path):
+        return COMPILERS
+    return None
+
+
+def removable_bytes(files: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Bytes of each kind of removable file among ``files``.
+
+    Args:
+        files: ``(path, size_bytes)`` pairs, e.g. one layer of :func:`containerlab.scan.layer_contents`.
+
+    Returns:
+        Kind (:data:`PIP_CACHE`, :data:`APT_LISTS`, :data:`APT_ARCHIVES`, :data:`TEST_FOLDERS`,
+        :data:`COMPILERS`) to bytes; kinds with none are left out.
+    """
+    found: dict[str, int] = {}
+    for path, size in files:
+        kind = removable_kind(path)
+        if kind is not None:
+            found[kind] = found.get(kind, 0) + size
+    return found
+
+
 def context_bytes(context: str | os.PathLike[str], *, use_dockerignore: bool = True) -> int:
     """How many bytes of a build context reach the builder.
 
@@ -421,6 +465,29 @@ def context_bytes(context: str | os.PathLike[str], *, use_dockerignore: bool = T
     Raises:
         engine.BuildFailed: the probe build failed.
     """
+    with _context_probe(context, use_dockerignore=use_dockerignore) as tag:
+        return sum(int(e["size"]) for e in engine.image_history(tag))
+
+
+def context_files(context: str | os.PathLike[str]) -> list[tuple[str, int]]:
+    """The files of a build context that reach the builder, after ``.dockerignore`` (measured as :func:`context_bytes`).
+
+    Returns:
+        ``(path, size_bytes)`` of each regular file, the path relative to the context (POSIX form).
+
+    Raises:
+        engine.BuildFailed: the probe build failed.
+    """
+    from . import scan
+
+    with _context_probe(context, use_dockerignore=True) as tag:
+        (copied,) = scan.layer_contents(tag)
+    return [(path.removeprefix("context/"), size) for path, size in copied if path.startswith("context/")]
+
+
+@contextlib.contextmanager
+def _context_probe(context: str | os.PathLike[str], *, use_dockerignore: bool) -> Iterator[str]:
+    """Build ``FROM scratch`` + ``COPY . /context/`` of ``context``; yield its tag, remove it afterwards."""
     tag = f"cl-cache-context-probe:{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix="context-probe-", dir=_scratch()) as tmp:
         probe = Path(tmp) / "Dockerfile.probe"
@@ -432,9 +499,19 @@ def context_bytes(context: str | os.PathLike[str], *, use_dockerignore: bool = T
                             ignore=lambda folder, names: [".dockerignore"] if Path(folder) == Path(context) else [])
         try:
             engine.build(source, tag=tag, dockerfile=probe)
-            return sum(int(e["size"]) for e in engine.image_history(tag))
+            yield tag
         finally:
             engine.remove_image(tag)
+
+
+def layer_instructions(image: str) -> list[str]:
+    """The instruction that made each layer of ``image``, in ``RootFS.Layers`` order (tidied for reading).
+
+    Raises:
+        LayerError: the image's history and layers do not line up.
+        engine.EngineError: the image is not in the local engine.
+    """
+    return [tidy_instruction(str(e["created_by"])) for e in _entries_with_layers(image) if e["layer"] is not None]
 
 
 def _scratch() -> Path:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # grading imports the checks; only the type is needed here
     from .doctor import Finding
     from .grading import StudentGrade
 
-_PASS, _FAIL = "\u2714", "\u2718"
+_PASS, _FAIL, _NOTE = "\u2714", "\u2718", "\u2139"
 
 
 def _points(value: float) -> str:
@@ -37,7 +37,7 @@ def render_text(results: CheckResults, *, show_hidden: bool = True) -> str:
         show_hidden: include hidden checks (instructor feedback) or leave them out.
 
     Returns:
-        Lines such as ``[PASS] 2/2  The image builds ...`` with a hint under each failure,
+        Lines such as ``[PASS] 2/2  The image builds ...`` with a hint under each failure and note,
         and the total.
     """
     shown = [r for r in results if show_hidden or not r.hidden]
@@ -45,12 +45,12 @@ def render_text(results: CheckResults, *, show_hidden: bool = True) -> str:
     for note in results.notes:
         lines.append(f"  note: {note}")
     for r in shown:
-        mark = "PASS" if r.passed else "FAIL"
+        mark = r.status.upper()
         hidden = " (hidden test)" if r.hidden else ""
         lines.append(f"[{mark}] {_points(r.awarded)}/{_points(r.points)}  {r.description}{hidden}")
         if r.message:
             lines.append(f"         {r.message}")
-        if not r.passed and r.hint:
+        if (r.note or not r.passed) and r.hint:
             lines.append(f"         hint: {r.hint}")
     score = sum(r.awarded for r in shown)
     total = sum(r.points for r in shown)
@@ -67,10 +67,10 @@ def render_html(results: CheckResults, *, show_hidden: bool = True) -> str:
     shown = [r for r in results if show_hidden or not r.hidden]
     rows = []
     for r in shown:
-        mark = _PASS if r.passed else _FAIL
-        color = "#1a7f37" if r.passed else "#cf222e"
+        mark = {"pass": _PASS, "fail": _FAIL, "note": _NOTE}[r.status]
+        color = {"pass": "#1a7f37", "fail": "#cf222e", "note": "#9a6700"}[r.status]
         detail = html.escape(r.message)
-        if not r.passed and r.hint:
+        if (r.note or not r.passed) and r.hint:
             detail += f"<br><b>Hint:</b> {html.escape(r.hint)}"
         hidden = " <i>(hidden test)</i>" if r.hidden else ""
         rows.append(

@@ -22,9 +22,9 @@ import json
 import posixpath
 import re
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from . import engine
 
@@ -258,6 +258,41 @@ def _json_member(member: tarfile.TarInfo, head: bytes, stream: IO[bytes]) -> Any
         return None
 
 
+_T = TypeVar("_T")
+
+
+def _walk_archive(image_name: str, read_layer: Callable[[str, IO[bytes]], _T]
+                  ) -> tuple[dict[str, _T], list[str], dict[str, Any]]:
+    """Stream ``docker save`` once: hand each layer member to ``read_layer``, keep the JSON members.
+
+    Args:
+        image_name: the local image (tag or id).
+        read_layer: called with a layer member's name and its stream (a layer tar); it may leave
+            the stream unread.
+
+    Returns:
+        What ``read_layer`` gave for each layer member, by member name; the layer members bottom
+        to top (the archive's manifest, in ``RootFS.Layers`` order); and the image config.
+
+    Raises:
+        ScanError: the image is not there, or its archive could not be read or has no manifest.
+    """
+    read: dict[str, _T] = {}
+    docs: dict[str, Any] = {}
+    try:
+        for member, head, stream in _archive_files(image_name):
+            if _is_tar(head) or member.name.endswith("layer.tar"):
+                read[member.name] = read_layer(member.name, _Peeked(head, stream))  # type: ignore[arg-type]
+            elif (doc := _json_member(member, head, stream)) is not None:
+                docs[member.name] = doc
+    except engine.ImageNotFound as exc:
+        raise ScanError(str(exc)) from exc
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ScanError(f"The archive of {image_name} could not be read ({exc}); is the engine still running?") from exc
+    members, config = _manifest(docs, image_name)
+    return read, members, config
+
+
 def _read_archive(image_name: str, values: list[str], data_min_bytes: int,
                   data: dict[str, bytes] | None = None, *, reuse: bool = True
                   ) -> tuple[list[_Layer | None], dict[str, Any]]:
@@ -270,25 +305,17 @@ def _read_archive(image_name: str, values: list[str], data_min_bytes: int,
     member another diff id, the whole archive is read again without reuse.
     """
     searched = _searched_for(values, data_min_bytes, data)
-    scanned: dict[str, _Layer] = {}
     guessed: dict[str, str] = {}
-    docs: dict[str, Any] = {}
-    try:
-        for member, head, stream in _archive_files(image_name):
-            if _is_tar(head) or member.name.endswith("layer.tar"):
-                diff_id = _MEMBER_DIFF_IDS.get(member.name, "") if reuse else ""
-                known = _LAYER_SCANS.get((diff_id, searched))
-                if known is not None:
-                    scanned[member.name], guessed[member.name] = known, diff_id
-                else:
-                    scanned[member.name] = _scan_layer(_Peeked(head, stream), values, data_min_bytes, data)  # type: ignore[arg-type]
-            elif (doc := _json_member(member, head, stream)) is not None:
-                docs[member.name] = doc
-    except engine.ImageNotFound as exc:
-        raise ScanError(str(exc)) from exc
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ScanError(f"The archive of {image_name} could not be read ({exc}); is the engine still running?") from exc
-    members, config = _manifest(docs, image_name)
+
+    def read_layer(name: str, stream: IO[bytes]) -> _Layer:
+        diff_id = _MEMBER_DIFF_IDS.get(name, "") if reuse else ""
+        known = _LAYER_SCANS.get((diff_id, searched))
+        if known is not None:
+            guessed[name] = diff_id
+            return known
+        return _scan_layer(stream, values, data_min_bytes, data)
+
+    scanned, members, config = _walk_archive(image_name, read_layer)
     given = dict(zip(members, config["rootfs"]["diff_ids"]))
     if any(given.get(name) != diff_id for name, diff_id in guessed.items()):
         return _read_archive(image_name, values, data_min_bytes, data, reuse=False)
@@ -446,26 +473,46 @@ def layer_file(image_name: str, layer: int, path: str, *, max_bytes: int = 1_000
     if not 0 <= layer < len(diff_ids):
         raise ScanError(f"{image_name} has layers 0 to {len(diff_ids) - 1}, not {layer}.")
     wanted = path.lstrip("/")
-    contents: dict[str, bytes | None] = {}
-    docs: dict[str, Any] = {}
-    try:
-        for member, head, stream in _archive_files(image_name):
-            if _is_tar(head) or member.name.endswith("layer.tar"):
-                contents[member.name] = None
-                with tarfile.open(fileobj=_Peeked(head, stream), mode="r|") as inner:  # type: ignore[call-overload]
-                    for entry in inner:
-                        name = entry.name[2:] if entry.name.startswith("./") else entry.name
-                        if name == wanted and entry.isfile():
-                            data = inner.extractfile(entry)
-                            contents[member.name] = data.read(max_bytes) if data else b""
-            elif (doc := _json_member(member, head, stream)) is not None:
-                docs[member.name] = doc
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ScanError(f"The archive of {image_name} could not be read ({exc}).") from exc
-    members, _config = _manifest(docs, image_name)
+
+    def read_layer(_name: str, stream: IO[bytes]) -> bytes | None:
+        content = None
+        with tarfile.open(fileobj=stream, mode="r|") as inner:  # type: ignore[call-overload]
+            for entry in inner:
+                name = entry.name[2:] if entry.name.startswith("./") else entry.name
+                if name == wanted and entry.isfile():
+                    data = inner.extractfile(entry)
+                    content = data.read(max_bytes) if data else b""
+        return content
+
+    contents, members, _config = _walk_archive(image_name, read_layer)
     if members[layer] not in contents:
         raise ScanError(f"Layer {layer} of {image_name} was not found in its archive.")
     content = contents[members[layer]]
     if content is None:
         raise ScanError(f"Layer {layer} of {image_name} has no file {wanted}.")
     return content
+
+
+def layer_contents(image_name: str) -> list[list[tuple[str, int]]]:
+    """List the regular files each layer of an image stores, as the layer itself holds them.
+
+    Unlike the image's final file system, a layer still holds files that a later
+    layer deletes: those bytes are in the image all the same.
+
+    Args:
+        image_name: the local image (tag or id).
+
+    Returns:
+        One list per layer, in ``RootFS.Layers`` order (0 = bottom), of ``(path, size_bytes)``
+        for each regular file (path without a leading ``/``).
+
+    Raises:
+        ScanError: no such image, or its archive could not be read.
+    """
+    def read_layer(_name: str, stream: IO[bytes]) -> list[tuple[str, int]]:
+        with tarfile.open(fileobj=stream, mode="r|") as inner:  # type: ignore[call-overload]
+            return [(entry.name[2:] if entry.name.startswith("./") else entry.name, entry.size)
+                    for entry in inner if entry.isfile()]
+
+    files, members, _config = _walk_archive(image_name, read_layer)
+    return [files.get(name, []) for name in members]

@@ -25,6 +25,8 @@ class CheckResult:
         message: what was measured or found (shown for passed and failed checks).
         hint: for a failed check, what to change, in plain language (not the answer).
         hidden: whether the check belongs to the instructor's hidden tests.
+        note: a finding that is neither a pass nor a failure (the check did not apply, or found a
+            right-but-risky choice): it counts as passed, is worth no points, and its hint is shown.
     """
 
     name: str
@@ -34,6 +36,12 @@ class CheckResult:
     message: str = ""
     hint: str = ""
     hidden: bool = False
+    note: bool = False
+
+    @property
+    def status(self) -> str:
+        """``"pass"``, ``"fail"`` or ``"note"``."""
+        return "note" if self.note else "pass" if self.passed else "fail"
 
     @property
     def awarded(self) -> float:

@@ -204,6 +204,11 @@ def copy_sources(ins: Instruction) -> list[str]:
     return words[:-1]
 
 
+def is_dependency_manifest(path: str) -> bool:
+    """Whether ``path`` names a file that lists dependencies (``requirements.txt``, ``pyproject.toml``, a lockfile)."""
+    return bool(_MANIFEST.search(path.rstrip("/")))
+
+
 def code_before_deps(parsed: Dockerfile) -> bool:
     """Whether a stage copies more than the dependency files before the step that installs the dependencies.
 
@@ -215,7 +220,7 @@ def code_before_deps(parsed: Dockerfile) -> bool:
         if ins.keyword == "FROM":
             copied_code = False
         elif ins.keyword in ("COPY", "ADD"):
-            if any(not _MANIFEST.search(src.rstrip("/")) for src in copy_sources(ins)):
+            if any(not is_dependency_manifest(src) for src in copy_sources(ins)):
                 copied_code = True
         elif ins.keyword == "RUN" and _INSTALL.search(ins.args) and copied_code:
             return True

@@ -23,13 +23,10 @@ leaving out pip, setuptools and the packages' test folders saves about 20 %.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 
 from .. import config, engine, layers
-from . import CheckResult, CheckResults, counts_once, results, service
+from . import CheckResult, CheckResults, cache, counts_once, results, service
 from . import progress as _progress
 from .progress import Progress
 from .dockerfile import DockerfileProblem, code_before_deps
@@ -100,81 +97,39 @@ def reference_image(context: Path) -> str:
 def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
     """Edit the code in a copy of the context, rebuild, and compare layers with the first build.
 
-    The dependency layer is the largest layer the build adds on top of its base
-    (installed packages dwarf the code). The edited image is removed afterwards.
+    The measuring is :func:`.cache.rebuild_after_edit` (the dependency layer is the
+    largest layer the build adds on top of its base); this says what it means for
+    the exercise. The edited image is removed afterwards.
     """
     if not built.image or built.dockerfile is None:
         return _result("deps-reused", False, "There is no image to rebuild.", "Make the build pass first.")
-    config.CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="cl-ex-edit-", dir=config.CACHE_DIR))
-    tag = f"cl-ex-edited-{uuid.uuid4().hex[:8]}:check"
-    try:
-        copy = scratch / "context"
-        shutil.copytree(context, copy, ignore=shutil.ignore_patterns("__pycache__"))
-        target = copy / EDITED_FILE
-        if not target.is_file():
-            return _result("deps-reused", False, f"The context has no {EDITED_FILE} to edit.",
-                           "Build from the service folder, with its code in src/.")
-        with target.open("a", encoding="utf-8") as handle:
-            # Unique each time: an edit seen before could be served whole from the build cache.
-            handle.write(f"\n# A code-only edit made by the exercise 2 check ({uuid.uuid4().hex}).\n")
-        dockerfile = scratch / "Dockerfile"
-        dockerfile.write_text(built.dockerfile.text, encoding="utf-8")
-        try:
-            measured = layers.build(copy, tag=tag, dockerfile=dockerfile)
-        except engine.BuildFailed as exc:
-            cause = service.build_cause(exc, timeout=service.BUILD_TIMEOUT, context=copy, parsed=built.dockerfile)
-            return _result("deps-reused", False, f"The rebuild after the edit failed: {cause.problem}",
-                           "The Dockerfile must build from any copy of the service folder. " + cause.hint)
-        own = [s for s in measured.steps if s.layer is not None]
-        if not own:
-            return _result("deps-reused", False, "The build adds no layer of its own.", "Install the requirements.")
-        deps = max(own, key=lambda s: s.size_bytes)
-        # A step taken from the build cache keeps the creation time of the build that first made it;
-        # a step that ran again is newer than the start of this build (image history, engine clock).
-        # Layer digests alone cannot tell a reused step: a cached step may come from another, equal cache
-        # record; they do tell when a step that ran again made the same layer (below).
-        rebuilt = [s.instruction for s in own if not s.reused]
-        if deps.reused:
-            return _result("deps-reused", True, f"Reused the dependency layer ({_mb(deps.size_bytes)}, "
-                           f"step {deps.instruction!r}); rebuilt only: {', '.join(rebuilt) or 'nothing'}.")
-        # The step ran again, but made the very same layer: nothing was installed again. This happens to a
-        # `COPY --from=<stage>` whose stage came from the cache (the copy is redone, byte for byte); a real
-        # reinstall never gives the same digest (pip's output differs from run to run: ENGINE.md).
-        if deps.layer is not None and deps.layer in engine.image_layers(built.image):
-            return _result("deps-reused", True, f"The dependency layer ({_mb(deps.size_bytes)}, step "
-                           f"{deps.instruction!r}) is byte for byte the one of the first build: nothing was "
-                           f"installed again; rebuilt: {', '.join(rebuilt)}.")
-        if deps.instruction.startswith("COPY") and deps.layer is not None and \
-                _same_layer_after_another_edit(copy, dockerfile, deps.layer):
-            # Two builds of the same stage at once (students graded in parallel) leave two cache records
-            # with one key; a rebuild may copy from the other one. A second edit then copies the same
-            # bytes again: the stage that installs the dependencies was not run again.
-            return _result("deps-reused", True, f"The dependency layer ({_mb(deps.size_bytes)}, step "
-                           f"{deps.instruction!r}) came out byte for byte the same after two code-only edits: "
-                           "the stage that installs the dependencies was not run again.")
-        return _result("deps-reused", False,
-                       f"The dependency layer ({_mb(deps.size_bytes)}, step {deps.instruction!r}) was rebuilt "
-                       f"after a code-only edit; rebuilt: {', '.join(rebuilt)}.",
-                       "Copy the requirements file and install it before you copy the code: a step is "
-                       "reused only when nothing it depends on, nor any step before it, changed.")
-    finally:
-        engine.remove_image(tag)
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _same_layer_after_another_edit(context: Path, dockerfile: Path, layer: str) -> bool:
-    """Edit the code once more, rebuild, and say whether ``layer`` is in the new image (removed afterwards)."""
-    tag = f"cl-ex-edited-{uuid.uuid4().hex[:8]}:check"
-    with (context / EDITED_FILE).open("a", encoding="utf-8") as handle:
-        handle.write(f"# A second code-only edit ({uuid.uuid4().hex}).\n")
-    try:
-        layers.build(context, tag=tag, dockerfile=dockerfile)
-        return layer in engine.image_layers(tag)
-    except engine.BuildFailed:
-        return False
-    finally:
-        engine.remove_image(tag)
+    found = cache.rebuild_after_edit(built.image, built.dockerfile, context, EDITED_FILE)
+    if found.outcome == cache.NO_FILE:
+        return _result("deps-reused", False, f"The context has no {EDITED_FILE} to edit.",
+                       "Build from the service folder, with its code in src/.")
+    if found.outcome == cache.BUILD_FAILED:
+        assert found.cause is not None
+        return _result("deps-reused", False, f"The rebuild after the edit failed: {found.cause.problem}",
+                       "The Dockerfile must build from any copy of the service folder. " + found.cause.hint)
+    if found.deps is None:
+        return _result("deps-reused", False, "The build adds no layer of its own.", "Install the requirements.")
+    deps, rebuilt = found.deps, found.rebuilt
+    if found.outcome == cache.REUSED:
+        return _result("deps-reused", True, f"Reused the dependency layer ({_mb(deps.size_bytes)}, "
+                       f"step {deps.instruction!r}); rebuilt only: {', '.join(rebuilt) or 'nothing'}.")
+    if found.outcome == cache.SAME_BYTES:
+        return _result("deps-reused", True, f"The dependency layer ({_mb(deps.size_bytes)}, step "
+                       f"{deps.instruction!r}) is byte for byte the one of the first build: nothing was "
+                       f"installed again; rebuilt: {', '.join(rebuilt)}.")
+    if found.outcome == cache.SAME_AFTER_TWO_EDITS:
+        return _result("deps-reused", True, f"The dependency layer ({_mb(deps.size_bytes)}, step "
+                       f"{deps.instruction!r}) came out byte for byte the same after two code-only edits: "
+                       "the stage that installs the dependencies was not run again.")
+    return _result("deps-reused", False,
+                   f"The dependency layer ({_mb(deps.size_bytes)}, step {deps.instruction!r}) was rebuilt "
+                   f"after a code-only edit; rebuilt: {', '.join(rebuilt)}.",
+                   "Copy the requirements file and install it before you copy the code: a step is "
+                   "reused only when nothing it depends on, nor any step before it, changed.")
 
 
 def _largest_step(image: str) -> str:

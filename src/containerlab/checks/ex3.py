@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import config, engine, scan
-from . import CheckResult, CheckResults, causes, counts_once, results, service
+from .. import config, engine
+from . import CheckResult, CheckResults, baked, causes, counts_once, results, service
 from . import progress as _progress
 from .progress import Progress
 from .runcommand import RunCommandProblem, RunSpec, SecurityRule, parse_run_command
@@ -92,41 +92,11 @@ def _token_from_file(spec: RunSpec) -> tuple[str, str]:
 def scan_checks(image: str, *, values: list[str], data_dir: Path) -> list[CheckResult]:
     """Scan every layer, the config and the history of ``image`` for the secret and the data files.
 
-    Secrets are found by their values (the ``.env`` values and the token passed at
-    run time) in any file, ``ENV``, label or build step, whatever the file is
-    called, and by file kind (``.env`` files, private keys). Data files are found by
-    their bytes in any file of any layer, renamed or deleted later, and by name.
+    The scan and its two results are shared with the check of any project
+    (:func:`.baked.scan_checks`); here the data files are those of the service's data folder.
     """
-    if not image:
-        return [_result(n, False, "There is no image to scan.", "Make the build pass first.")
-                for n in ("no-secret-in-image", "no-data-in-image")]
-    data_files = {p.relative_to(data_dir.parent).as_posix(): p.read_bytes()
-                  for p in sorted(data_dir.rglob("*")) if p.is_file() and p.stat().st_size <= 50_000_000}
-    findings = scan.scan_image(image, secret_values=values, data_min_bytes=1, data_files=data_files)
-    data_names = {Path(name).name for name in data_files}
-    secret = [f for f in findings if f.kind in (scan.SECRET_VALUE, scan.SECRET_FILE, scan.SECRET_NAME)]
-    data = [f for f in findings if f.kind == scan.DATA_COPY
-            or (f.kind == scan.DATA_FILE and Path(f.path).name in data_names)]
-    out = []
-    if secret:
-        first = secret[0]
-        where = f"layer {first.layer} ({first.instruction})" if first.where == "layer" else first.where
-        path = f"/{first.path}: " if first.where == "layer" else ""
-        out.append(_result("no-secret-in-image", False, f"{len(secret)} finding(s); first in {where}: {path}{first.detail}",
-                           "Keep secrets out of every instruction: no ENV or ARG with the token, no COPY or ADD of "
-                           ".env under any name (deleting it in a later step does not remove it from the earlier "
-                           "layer). Pass the token when the container starts."))
-    else:
-        out.append(_result("no-secret-in-image", True, "The scan found no secret in any layer, the config or the history."))
-    if data:
-        first = data[0]
-        out.append(_result("no-data-in-image", False, f"{len(data)} data file(s) in the layers, e.g. /{first.path} "
-                           f"in layer {first.layer} ({first.detail}).",
-                           "Copy only the requirements file and the code; mount the data folder when the "
-                           "container starts."))
-    else:
-        out.append(_result("no-data-in-image", True, "No file of the data folder is in any layer."))
-    return out
+    data = baked.data_files(data_dir.rglob("*"), data_dir.parent)
+    return baked.scan_checks(image, values=values, data=data, make=_result)
 
 
 def _answer_message(answer: engine.HttpAnswer) -> str:

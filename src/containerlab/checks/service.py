@@ -323,16 +323,40 @@ def _failed(probe: Probe, cause: causes.Cause, logs: str) -> None:
     probe.logs = logs
 
 
-def healthcheck_notes(container, image_config: Mapping) -> list[str]:  # type: ignore[no-untyped-def]
-    """Run the image's ``HEALTHCHECK`` command inside a container that answers ``/health``.
+@dataclass(frozen=True)
+class HealthcheckRun:
+    """One run of an image's ``HEALTHCHECK`` command inside a container.
+
+    Attributes:
+        shown: the command as the Dockerfile gave it (shell text or a JSON list).
+        code: its exit code (0: healthy), or ``None`` when it could not be run.
+        output: what it printed.
+    """
+
+    shown: str
+    code: int | None
+    output: str
+
+    @property
+    def failed(self) -> bool:
+        """Whether Docker would count this run as unhealthy (a command that could not run is not held against it)."""
+        missing_timeout = self.code in (126, 127) and "timeout" in self.output and "not found" in self.output
+        return self.code is not None and self.code != 0 and not missing_timeout
+
+
+def run_healthcheck(container, image_config: Mapping) -> HealthcheckRun | None:  # type: ignore[no-untyped-def]
+    """Run the image's ``HEALTHCHECK`` command inside a running container, once, as Docker would.
+
+    Args:
+        container: the running container.
+        image_config: the image's ``Config`` as the engine reports it.
 
     Returns:
-        A note when the command fails although the service answers (Docker would mark every
-        container of the image unhealthy), else nothing.
+        The run, or ``None`` when the image has no HEALTHCHECK (or ``HEALTHCHECK NONE``).
     """
     test = list((image_config.get("Healthcheck") or {}).get("Test") or [])
     if not test or test[0] == "NONE":
-        return []
+        return None
     if test[0] == "CMD-SHELL":
         argv, shown = ["/bin/sh", "-c", " ".join(test[1:])], " ".join(test[1:])
     elif test[0] == "CMD":
@@ -340,10 +364,21 @@ def healthcheck_notes(container, image_config: Mapping) -> list[str]:  # type: i
     else:
         argv, shown = ["/bin/sh", "-c", " ".join(test)], " ".join(test)
     code, output = engine.exec_inside(container, ["timeout", "20", *argv])
-    if code is None or code == 0 or (code in (126, 127) and "timeout" in output and "not found" in output):
+    return HealthcheckRun(shown, code, output)
+
+
+def healthcheck_notes(container, image_config: Mapping) -> list[str]:  # type: ignore[no-untyped-def]
+    """Run the image's ``HEALTHCHECK`` command inside a container that answers ``/health``.
+
+    Returns:
+        A note when the command fails although the service answers (Docker would mark every
+        container of the image unhealthy), else nothing.
+    """
+    run = run_healthcheck(container, image_config)
+    if run is None or not run.failed:
         return []
-    said = " ".join(output.strip().splitlines()[-2:])[:200]
-    return [causes.scrub(f"The image's HEALTHCHECK ({shown}) failed with exit code {code} while the service "
+    said = " ".join(run.output.strip().splitlines()[-2:])[:200]
+    return [causes.scrub(f"The image's HEALTHCHECK ({run.shown}) failed with exit code {run.code} while the service "
                          f"answered /health{f': {said}' if said else ''}. Docker would mark every container of this "
                          "image unhealthy; check the command against what the image has (python is there, curl "
                          "is not in the slim image) and the port the server listens on. It costs no points.")]

@@ -76,6 +76,7 @@ from .containers import (  # noqa: F401  (re-exported)
     http_from_inside,
     wait_http_inside,
     listening_sockets,
+    stop_seconds,
 )
 from .compose import (  # noqa: F401  (re-exported)
     ComposeFailed,

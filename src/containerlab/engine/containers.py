@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import docker
 import docker.errors
@@ -140,6 +141,42 @@ def remove_container(container: Container) -> None:
         pass
 
 
+def stop_seconds(container: Container, *, grace: float = 10) -> tuple[float, dict[str, object]]:
+    """Stop a running container as ``docker stop`` does, and time how long its program took to end.
+
+    The engine sends the image's stop signal (``SIGTERM`` unless ``STOPSIGNAL`` says
+    otherwise) to the container's first process, waits ``grace`` seconds, then kills it
+    (exit code 137). The time is from just before the request to the moment the engine
+    saw the process end (``State.FinishedAt``, same host clock), so the engine's clean-up
+    afterwards (the network endpoint) is not counted; wall time when that is unreadable.
+
+    Args:
+        container: a running container.
+        grace: seconds the engine waits before it kills the container (``docker stop --time``).
+
+    Returns:
+        The seconds (about ``grace`` when the signal was ignored), and the container's ``State``
+        afterwards (``ExitCode`` 137: it was killed).
+
+    Raises:
+        EngineError: the engine refused (the message is the engine's).
+    """
+    sent = time.time()
+    start = time.monotonic()
+    try:
+        container.stop(timeout=int(grace))
+    except docker.errors.APIError as exc:
+        raise EngineError(f"Could not stop container {container.name}: {exc.explanation}") from exc
+    wall = time.monotonic() - start
+    state = container_state(container)
+    try:
+        ended = datetime.fromisoformat(str(state.get("FinishedAt", ""))[:26].rstrip("Z")).replace(tzinfo=timezone.utc)
+        seconds = ended.timestamp() - sent
+    except ValueError:
+        return wall, state
+    return (seconds if 0 <= seconds <= wall else wall), state
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
     """Limits put on a container started from an untrusted image (a student's submission).
@@ -206,6 +243,7 @@ def sandboxed_container(
     limits: SandboxLimits = SandboxLimits(),
     name_prefix: str = "cl-ex",
     labels: Mapping[str, str] | None = None,
+    command: list[str] | None = None,
 ) -> Iterator[Container]:
     """Start a container from an untrusted image, isolated, and remove it afterwards.
 
@@ -225,6 +263,8 @@ def sandboxed_container(
         limits: the resource limits.
         name_prefix: start of the container and network names.
         labels: labels for the container and the network.
+        command: arguments that replace the image's ``CMD`` (as after the image in ``docker run``);
+            ``None`` keeps it.
 
     Yields:
         The running container (Docker SDK object).
@@ -240,6 +280,7 @@ def sandboxed_container(
     try:
         container = run(
             image_name,
+            command,
             environment=environment,
             volumes=volumes,
             name=f"{name_prefix}-{suffix}",
@@ -346,12 +387,20 @@ def http_from_inside(
 
 
 def wait_http_inside(
-    container: Container, path: str = "/health", *, port: int = 80, timeout: float = 90
+    container: Container, path: str = "/health", *, port: int = 80, timeout: float = 90, below: int = 300
 ) -> HttpAnswer:
     """Poll ``path`` from inside ``container`` until it answers 2xx, with a deadline.
 
+    Args:
+        container: a running container.
+        path: the path to ask for, e.g. ``"/health"``.
+        port: the container port.
+        timeout: seconds to wait at most.
+        below: an answer counts once its status is 200 or more and below this (300: a 2xx;
+            500: any answer but a server error).
+
     Returns:
-        The first 2xx answer.
+        The first answer that counts.
 
     Raises:
         ContainerFailed: the container stopped, or nothing answered within ``timeout`` seconds
@@ -369,7 +418,7 @@ def wait_http_inside(
             )
         if container.status == "running":
             last = http_from_inside(container, "GET", path, port=port)
-            if last.status is not None and 200 <= last.status < 300:
+            if last.status is not None and 200 <= last.status < below:
                 return last
             if last.status is None:
                 # A server that is up but listens elsewhere will never answer: say so at once.
