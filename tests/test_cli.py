@@ -90,3 +90,24 @@ def test_grade_in_process_leaves_the_engine_address_as_it_was(tmp_path, monkeypa
     assert cli.main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out"), "--jobs", "1"]) == 0
     assert seen == [sandbox.host(None)], "the batch did not run on the grading engine"
     assert "DOCKER_HOST" not in os.environ
+
+
+def test_output_cut_short_by_its_reader_ends_quietly():
+    """Piped into `head`, does a command that prints much end with status 1 and no traceback?"""
+    program = (
+        "import argparse, sys\n"
+        "from containerlab import cli\n"
+        "def talk(args):\n"
+        "    for i in range(200000):\n"
+        "        print('line', i)\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.set_defaults(func=talk, command='talk')\n"
+        "cli.build_parser = lambda: parser\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"line 0\n"
+    proc.stdout.close()  # what `head -1` does after its line
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

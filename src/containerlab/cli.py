@@ -433,7 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        return _run(build_parser().parse_args(argv))
+    except BrokenPipeError:
+        # Whoever read the output stopped reading (`containerlab check . | head`): end quietly, as Unix
+        # tools do. Python's own advice (the signal module's note on SIGPIPE): point stdout at devnull,
+        # so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; return the exit status."""
     try:
         args.func(args)
     except (engine.EngineError, baseimages.BaseImageError, book.BookBuildFailed, FileNotFoundError,
