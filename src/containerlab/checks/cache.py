@@ -11,7 +11,10 @@ creation time of the build that first made it, so in the image history of the
 rebuild it is older than the rebuild's start (:func:`containerlab.layers.build`).
 A step that ran again but made the very same layer (a ``COPY --from`` of a
 stage that came from the cache) installed nothing again either: pip's output
-is never byte for byte the same twice.
+is never byte for byte the same twice. A step that ran again is given a second
+chance with a second edit: on a shared engine it may have joined another
+user's build of the same step; a Dockerfile that breaks the cache runs it again
+after every edit.
 """
 
 from __future__ import annotations
@@ -116,26 +119,34 @@ def rebuild_after_edit(image: str, parsed: df.Dockerfile, context: Path, edited:
             return EditedRebuild(REUSED, edited, deps, own)
         if deps.layer is not None and deps.layer in engine.image_layers(image):
             return EditedRebuild(SAME_BYTES, edited, deps, own)
-        if deps.instruction.startswith("COPY") and deps.layer is not None and \
-                _same_layer_after_another_edit(copy, dockerfile, edited, deps.layer):
-            # Two builds of the same stage at once (students graded in parallel) leave two cache records
-            # with one key; a rebuild may copy from the other one. A second edit then copies the same
-            # bytes again: the stage that installs the dependencies was not run again.
-            return EditedRebuild(SAME_AFTER_TWO_EDITS, edited, deps, own)
+        # Once more, with another edit. The step may have run again for a reason that is not the Dockerfile's:
+        # it joined another build of the same step running on this engine at that moment (a shared engine),
+        # or two builds of one stage at once (students graded in parallel) left two cache records with one key
+        # and a COPY --from took the other one. A Dockerfile that copies the code before installing runs the
+        # step again after every edit, so a second edit cannot save it.
+        again = _rebuild_again(copy, dockerfile, edited)
+        if again is not None:
+            second = next((s for s in again if s.instruction == deps.instruction), None)
+            if second is not None and (second.reused or second.layer in engine.image_layers(image)):
+                return EditedRebuild(REUSED if second.reused else SAME_BYTES, edited, second, again)
+            if second is not None and deps.instruction.startswith("COPY") and second.layer == deps.layer:
+                return EditedRebuild(SAME_AFTER_TWO_EDITS, edited, deps, own)
         return EditedRebuild(REBUILT, edited, deps, own)
     finally:
         engine.remove_image(tag)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _same_layer_after_another_edit(context: Path, dockerfile: Path, edited: str, layer: str) -> bool:
-    """Edit the code once more, rebuild, and say whether ``layer`` is in the new image (removed afterwards)."""
+def _rebuild_again(context: Path, dockerfile: Path, edited: str) -> tuple[layers.Step, ...] | None:
+    """Edit the code once more and rebuild; the rebuild's steps that write a layer (``None``: it failed).
+
+    The image is removed afterwards.
+    """
     tag = f"cl-ex-edited-{uuid.uuid4().hex[:8]}:check"
     _edit(context / edited, "A second code-only edit")
     try:
-        layers.build(context, tag=tag, dockerfile=dockerfile)
-        return layer in engine.image_layers(tag)
+        return tuple(s for s in layers.build(context, tag=tag, dockerfile=dockerfile).steps if s.layer is not None)
     except engine.BuildFailed:
-        return False
+        return None
     finally:
         engine.remove_image(tag)
