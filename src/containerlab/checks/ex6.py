@@ -295,10 +295,26 @@ def static_checks(stack: StackFile, known: tuple[str, ...]) -> dict[str, CheckRe
     return {r.name: r for r in (healthcheck, waits, secret)}
 
 
+def _waits_for_db(stack: StackFile) -> bool:
+    """Whether the API starts only once the database is healthy (``condition: service_healthy``)."""
+    return ((stack.service(API).get("depends_on") or {}).get(DB) or {}).get("condition") == "service_healthy"
+
+
 def _patience(stack: StackFile) -> float:
     """Seconds to keep asking /predict: an API that does not wait for the database gets time for it to start."""
-    condition = ((stack.service(API).get("depends_on") or {}).get(DB) or {}).get("condition")
-    return 2.0 if condition == "service_healthy" else PREDICT_PATIENCE
+    return 2.0 if _waits_for_db(stack) else PREDICT_PATIENCE
+
+
+def _database_trouble(run: _Stack) -> tuple[str, str]:
+    """Why the API could not use the database, from its log: (what the log says, or ``""``; the hint)."""
+    line = _startup_line(run.api_log())
+    said = f" The API's log says: \"{line}\"." if line else ""
+    hint = ("Inside a container, localhost is the container itself: reach the database by its service "
+            "name, db (postgresql://USER:${POSTGRES_PASSWORD}@db:5432/DB)."
+            if "localhost" in line or "127.0.0.1" in line else
+            "Set DATABASE_URL for api to postgresql://USER:PASSWORD@db:5432/DB, with the user, password and "
+            "database db was started with.")
+    return said, hint
 
 
 def _runtime(run: _Stack, customer: dict) -> dict[str, CheckResult]:
@@ -356,13 +372,7 @@ def _predicts(run: _Stack, url: str, why: str, customer: dict) -> CheckResult:
         return _result("predicts", False, f"Nothing answered on the published port ({body}).",
                        "The API must answer on the port the file publishes.")
     if status != 200:
-        line = _startup_line(run.api_log())
-        said = f" The API's log says: \"{line}\"." if line else ""
-        hint = ("Inside a container, localhost is the container itself: reach the database by its service "
-                "name, db (postgresql://USER:${POSTGRES_PASSWORD}@db:5432/DB)."
-                if "localhost" in line or "127.0.0.1" in line else
-                "Set DATABASE_URL for api to postgresql://USER:PASSWORD@db:5432/DB, with the user, password and "
-                "database db was started with.")
+        said, hint = _database_trouble(run)
         return _result("predicts", False, f"POST /predict answered {status}: {_message(body)}{said}", hint)
     value = json.loads(body).get("customer_value")
     stored = [p for p in run.stored(url) if p.get("customer") == customer]
@@ -536,6 +546,11 @@ def _fresh_and_many(run: _Stack, cases: Sequence[tuple[dict[str, float], float]]
     status, body = run.predict(url, cases[0][0], patience=0)
     if status == 200 and any(p.get("customer") == cases[0][0] for p in run.stored(url)):
         fresh = _result("fresh-start", True, "The first request after a fresh start was answered and stored.")
+    elif _waits_for_db(run.stack):
+        # It waited for a healthy database and still failed: the log tells why (localhost, a wrong password).
+        said, hint = _database_trouble(run)
+        fresh = _result("fresh-start", False,
+                        f"Right after up --wait, /predict answered {status}: {_message(body)}{said}", hint)
     else:
         fresh = _result("fresh-start", False, f"Right after up --wait, /predict answered {status}: {_message(body)}",
                         "The API must wait until the database is healthy (condition: service_healthy).")
@@ -547,8 +562,10 @@ def _fresh_and_many(run: _Stack, cases: Sequence[tuple[dict[str, float], float]]
             wrong.append(f"{customer} -> {got}")
     stored = len(run.stored(url))
     if wrong:
-        many = _result("many-customers", False, f"{len(wrong)} of {len(cases)} answers were wrong or missing: "
-                       + "; ".join(wrong[:2]), "Every /predict must be answered and stored.")
+        shown = "; ".join(wrong[:2])
+        many = _result("many-customers", False, f"{len(wrong)} of {len(cases)} answers were wrong or missing"
+                       + (f", for example: {shown}" if len(wrong) > 2 else f": {shown}"),
+                       "Every /predict must be answered and stored.")
     elif stored < len(cases):
         many = _result("many-customers", False, f"{stored} of {len(cases)} predictions were stored.",
                        "Every prediction must reach the database.")
