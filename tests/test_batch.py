@@ -311,14 +311,18 @@ def test_a_builder_that_does_not_load_images_is_named(monkeypatch: pytest.Monkey
 
 @pytest.mark.docker
 def test_leftovers_of_killed_runs_go_and_those_of_running_ones_stay(tmp_path: Path, docker_client) -> None:
-    """Are a dead run's networks and containers removed, a live or unknown run's kept, images only by key?"""
+    """Are a dead run's networks and containers removed, a live or unknown run's kept, images only by key?
+
+    Only this grader's images (tag part: its instance) go: another user's image of the same student stays.
+    """
     from conftest import TEST_LABEL
 
     (tmp_path / "ctx").mkdir()
     (tmp_path / "ctx" / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\n")
     suffix = os.urandom(4).hex()
-    ours, theirs = f"cl-ex-grade-mine{suffix}-ex1:latest", f"cl-ex-grade-other{suffix}-ex1:latest"
-    for tag in (ours, theirs):
+    ours, theirs = f"cl-ex-grade-mine{suffix}-ex1:{config.INSTANCE}", f"cl-ex-grade-other{suffix}-ex1:{config.INSTANCE}"
+    other_graders = f"cl-ex-grade-mine{suffix}-ex1:someone-else-0a1b2c"
+    for tag in (ours, theirs, other_graders):
         engine.build(tmp_path / "ctx", tag=tag, labels={service.CHECK_LABEL: "student-image", TEST_LABEL: "1",
                                                          "which": tag})
     runs = tmp_path / "runs"
@@ -338,11 +342,13 @@ def test_leftovers_of_killed_runs_go_and_those_of_running_ones_stay(tmp_path: Pa
         assert left == {"live0000run", "elsewhere00"}
         assert cleanup.removed == 3 and cleanup.dead_runs == ["dead0000run"] and cleanup.unknown == 2
         assert engine.image(ours) is None and engine.image(theirs) is not None
+        assert engine.image(other_graders) is not None
         assert not (runs / "dead0000run.lock").exists()
         assert "removed 3 leftover(s) of 1 killed run(s)" in str(cleanup)
     finally:
         live.release()
         engine.remove_image(ours)
+        engine.remove_image(other_graders)
         engine.remove_image(theirs)
         for obj in made:
             try:

@@ -349,9 +349,10 @@ def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | N
       folder. Runs with no lock file there (started on another machine that
       shares the engine) are left alone and counted.
     - Images carry no run label (a label would make a shared image, such as the
-      course's reference image, a new image per run): the students' images
-      ``cl-ex-grade-<key>-*`` are removed for the ``keys`` about to be graded (a
-      leftover would be replaced anyway), and exercise 2's rebuilt
+      course's reference image, a new image per run): this grader's images of the
+      students about to be graded, ``cl-ex-grade-<key>-*:<instance>``
+      (:data:`config.INSTANCE`), are removed (a leftover would be replaced
+      anyway); another grader's images of a student of the same name are not. And exercise 2's rebuilt
       ``cl-ex-edited-*`` images once older than :data:`EDITED_IMAGE_MAX_AGE`.
 
     Raises:
@@ -376,7 +377,7 @@ def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | N
     for item in engine.labelled(service.CHECK_LABEL)["images"]:
         tags = [t.strip() for t in str(item["name"]).split(",")]
         old = time.time() - float(item.get("created", time.time())) > EDITED_IMAGE_MAX_AGE
-        if prefixes and any(t.startswith(prefixes) for t in tags):
+        if prefixes and any(t.startswith(prefixes) and t.endswith(f":{config.INSTANCE}") for t in tags):
             images.append(item)
         elif old and tags and all(t.startswith("cl-ex-edited-") for t in tags):
             images.append(item)

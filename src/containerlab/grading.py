@@ -302,7 +302,8 @@ def grade_ex6(notebook: Path, work: Path, *, key: str, limits: engine.SandboxLim
     Args:
         notebook: the student's exercise 6 notebook.
         work: the student's scratch folder (the compose file and the course's service copy go there).
-        key: the student's key; the stack runs as the compose project ``cl-ex-grade-<key>-ex6``.
+        key: the student's key; the stack runs as the compose project ``cl-ex-grade-<instance>-<key>-ex6``
+            (:data:`config.INSTANCE`: two graders on one engine never stop each other's stack).
         limits: limits of every service of the stack.
         build_timeout: seconds for the build of the course's API image.
         notes: notes about the notebook found (a duplicate name).
@@ -319,7 +320,7 @@ def grade_ex6(notebook: Path, work: Path, *, key: str, limits: engine.SandboxLim
     if PLACEHOLDER in text or not text.strip():
         return skipped
     context, _ = build_context(work, notebook.parent)
-    project = f"cl-ex-grade-{key}-ex6"
+    project = f"cl-ex-grade-{config.INSTANCE}-{key}-ex6"
     cases = hidden_cases(notebook="ex6-compose-the-stack.ipynb", grade_id="ex6-test-hidden-many-customers")
     visible = ex6.check(compose_file, context, folder=work, project=project, limits=limits,
                         build_timeout=build_timeout)
@@ -384,7 +385,9 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
         for exercise in EXERCISES:
             notebook, found = answers.find_notebook(folder, exercise.notebook)
             try:
-                tag = f"cl-ex-grade-{key}-{exercise.key}:latest"
+                # The tag part names this grader (user and clone): two graders on one engine who grade
+                # a student of the same name never build over, or clean up, each other's images.
+                tag = f"cl-ex-grade-{key}-{exercise.key}:{config.INSTANCE}"
                 if exercise.key == "ex1":
                     tags.append(tag)
                     grade.results["ex1"] = grade_ex1(notebook, work, tag=tag, cases=cases, limits=limits,
