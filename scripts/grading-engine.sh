@@ -256,8 +256,11 @@ remove_rules() {
 
 write_config() {
     # Its own (nearly empty) configuration file: /etc/docker/daemon.json belongs to the main engine.
-    # The build cache is collected once it passes a third of the disk.
-    local keep=$((disk_gb * 1024 / 3))
+    # The build cache is collected once it passes half the disk. BuildKit collects after each build,
+    # least recently used first: with a third (2.7 GB of 8) and four students building at once, the
+    # dependency stage of one student was collected between its build and exercise 2's rebuild
+    # (CI 2026-12-01), and a correct multi-stage Dockerfile lost its cache points.
+    local keep=$((disk_gb * 1024 / 2))
     cat >"$state/daemon.json" <<EOF
 {
   "builder": {"gc": {"enabled": true, "defaultKeepStorage": "${keep}MB"}}
