@@ -78,18 +78,11 @@ def static_checks(built: service.Built) -> list[CheckResult]:
     return [slim, form]
 
 
-def runtime_checks(built: service.Built, cases: Sequence[tuple[dict[str, float], float]],
-                   *, health: str = "health", predict: str = "predict", hidden: bool = False,
-                   limits: engine.SandboxLimits = engine.SandboxLimits()) -> list[CheckResult]:
-    """Run the built image and check ``/health`` and ``/predict`` (named ``health``/``predict`` checks)."""
-    return probe_checks(built, cases, health=health, predict=predict, hidden=hidden, limits=limits)[0]
-
-
 def probe_checks(built: service.Built, cases: Sequence[tuple[dict[str, float], float]],
                  *, health: str = "health", predict: str = "predict", hidden: bool = False,
                  limits: engine.SandboxLimits = engine.SandboxLimits(), progress: Progress | None = None
                  ) -> tuple[list[CheckResult], service.Probe | None]:
-    """Like :func:`runtime_checks`, and also return the probe (``None`` when there was no image to run).
+    """Run the built image and check ``/health`` and ``/predict``; also return the probe (``None``: no image).
 
     A failed health check names its cause from evidence and gives the hint for
     that cause (:func:`.causes.start_cause`).
@@ -192,7 +185,7 @@ def _check(dockerfile: str | Path, context: str | Path, *, tag: str, limits: eng
               _result("builds", False, built.problem,
                       built.hint or "Fix the problem above and run the answer cell, then this check, again."))
     cases = [*service.VISIBLE_CASES, *hidden_cases]
-    _, probe = probe_checks(built, cases, health="", predict="", limits=limits, progress=progress)
+    probe = service.probe_service(built.image, cases, limits=limits, progress=progress) if built.image else None
     shown = None if probe is None else replace(probe, answers=probe.answers[:len(service.VISIBLE_CASES)])
     runtime = _probe_results(shown, health="health", predict="predict", hidden=False)
     items = [builds, *static_checks(built)]
@@ -218,7 +211,7 @@ def check_hidden(image: str, cases: Sequence[tuple[dict[str, float], float]], *,
         The ``predict-hidden`` and ``no-test-data`` results; ``no-test-data`` counts
         only when the service answered.
     """
-    _, probe = probe_checks(service.Built(image), cases, health="", predict="", limits=limits)
+    probe = service.probe_service(image, cases, limits=limits) if image else None
     return _hidden_results(image, probe, data_dir)
 
 
