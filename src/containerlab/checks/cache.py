@@ -115,10 +115,18 @@ def rebuild_after_edit(image: str, parsed: df.Dockerfile, context: Path, edited:
         deps = max(own, key=lambda s: s.size_bytes)
         # Layer digests alone cannot tell a reused step: a cached step may come from another, equal cache
         # record; they do tell when a step that ran again made the same layer (below).
-        if deps.reused:
-            return EditedRebuild(REUSED, edited, deps, own)
-        if deps.layer is not None and deps.layer in engine.image_layers(image):
-            return EditedRebuild(SAME_BYTES, edited, deps, own)
+        first = engine.image_layers(image)
+
+        def kept(step: layers.Step, steps: tuple[layers.Step, ...]) -> EditedRebuild | None:
+            """Reused, or run again into the very layer of the first build: nothing installed again."""
+            if step.reused:
+                return EditedRebuild(REUSED, edited, step, steps)
+            if step.layer in first:
+                return EditedRebuild(SAME_BYTES, edited, step, steps)
+            return None
+
+        if found := kept(deps, own):
+            return found
         # Once more, with another edit. The step may have run again for a reason that is not the Dockerfile's:
         # it joined another build of the same step running on this engine at that moment (a shared engine),
         # or two builds of one stage at once (students graded in parallel) left two cache records with one key
@@ -127,8 +135,8 @@ def rebuild_after_edit(image: str, parsed: df.Dockerfile, context: Path, edited:
         again = _rebuild_again(copy, dockerfile, edited)
         if again is not None:
             second = next((s for s in again if s.instruction == deps.instruction), None)
-            if second is not None and (second.reused or second.layer in engine.image_layers(image)):
-                return EditedRebuild(REUSED if second.reused else SAME_BYTES, edited, second, again)
+            if second is not None and (found := kept(second, again)):
+                return found
             if second is not None and deps.instruction.startswith("COPY") and second.layer == deps.layer:
                 return EditedRebuild(SAME_AFTER_TWO_EDITS, edited, deps, own)
         return EditedRebuild(REBUILT, edited, deps, own)
