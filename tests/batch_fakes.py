@@ -5,6 +5,9 @@ appends to the log file named by ``CL_FAKE_LOG``: ``start <key> <pid> <child pid
 when it begins and ``done <key>`` when it returns, so a test can count how often
 each student was graded. ``CL_FAKE_SECONDS`` makes each grading take that long,
 spent waiting on a child process (as a real grading waits on ``docker buildx``).
+While a stand-in grades, it holds a file named by the key in ``busy/`` beside the log,
+so that it can tell whether another student was graded at the same time (it logs
+``beside <key>`` then).
 """
 
 from __future__ import annotations
@@ -31,13 +34,29 @@ def unimportable_grade(*args: object, **kwargs: object) -> StudentGrade:
 
 
 def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: object) -> StudentGrade:
-    """Grade by reading ``answer.txt``: "good" passes ex1; "engine-gone" raises EngineUnavailable; "bug" raises;
+    """Grade by reading ``answer.txt``: "good" passes ex1; "squeezed" passes unless another student is
+    graded at the same time, and "bomb" always fails, both with pressure signs; "engine-gone" raises EngineUnavailable; "bug" raises;
     "engine-silent" returns a problem as a check that met a dead engine would."""
+    busy = Path(os.environ["CL_FAKE_LOG"]).parent / "busy"
+    busy.mkdir(exist_ok=True)
+    (busy / key).touch()
+    others = {p.name for p in busy.iterdir()} - {key}
     child = subprocess.Popen(["sleep", os.environ.get("CL_FAKE_SECONDS", "0")])
     _log(f"start {key} {os.getpid()} {child.pid}")
     _log(f"context {key} {os.environ.get('DOCKER_CONTEXT', '-')}")
     child.wait()
+    others |= {p.name for p in busy.iterdir()} - {key}
+    (busy / key).unlink()
+    if others:
+        _log(f"beside {key}")
     answer = (folder / "answer.txt").read_text(encoding="utf-8").strip() if (folder / "answer.txt").exists() else ""
+    if answer in {"squeezed", "bomb"} and (answer == "bomb" or others):
+        # "squeezed" fails only beside another student (their disk bomb filled the disk); "bomb" always
+        res = results("ex1", [CheckResult("builds", "The image builds", False, 2, "no space left on device")])
+        _log(f"done {key}")
+        return StudentGrade(student, key, {"ex1": res}, pressure={"ex1": ["the engine's disk was full"]})
+    if answer == "squeezed":
+        answer = "good"
     if answer == "engine-gone":
         raise engine.EngineUnavailable("No Docker engine answers (a test's stand-in).")
     if answer == "crash":  # the worker process dies (as when the kernel's OOM killer picks it)

@@ -132,6 +132,47 @@ def test_rerun_keeps_unchanged_results_and_regrades_changed_ones(tmp_path: Path,
     assert rows["bob"]["ex1"] == "2" and len(rows) == 4
 
 
+def test_a_student_squeezed_by_a_neighbour_is_graded_again_alone(tmp_path: Path, fake: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Does a failure with pressure signs, met beside other students, get a second grading with no one beside?
+
+    The stand-in "squeezed" fails only while another student is graded (as when a neighbour's disk bomb
+    filled the grading engine's disk); "bomb" fails alone too, and its second, failing grade stands.
+    """
+    monkeypatch.setenv("CL_FAKE_SECONDS", "3")  # the two workers' spawns overlap well within it
+    subs = _class(tmp_path / "subs", {"ann": "squeezed", "bob": "good", "cat": "bomb", "dan": "good"})
+    said: list[str] = []
+    grades = {g.student: g for g in batch.grade_class(subs, out=tmp_path / "out", jobs=2, grader=_quick(),
+                                                       say=said.append)}
+    assert grades["ann"].score == 2 and not grades["ann"].pressure
+    assert grades["cat"].score == 0 and grades["cat"].pressure == {"ex1": ["the engine's disk was full"]}
+    assert grades["bob"].score == grades["dan"].score == 2
+    log = _log(fake)
+    keys = {g.student: g.key for g in grades.values()}
+    starts = [parts[1] for parts in log if parts[0] == "start"]
+    assert starts.count(keys["ann"]) == 2 and starts.count(keys["cat"]) == 2
+    assert starts.count(keys["bob"]) == starts.count(keys["dan"]) == 1
+    # each second grading ran alone: nothing else started between its start and its done
+    for student in ("ann", "cat"):
+        second = max(i for i, parts in enumerate(log) if parts[:2] == ["start", keys[student]])
+        done = next(i for i, parts in enumerate(log) if i > second and parts[:2] == ["done", keys[student]])
+        assert not [parts for parts in log[second + 1:done] if parts[0] == "start"], log
+        assert ["beside", keys[student]] not in log[second:done + 1]
+    assert sum("graded again, alone on the engine" in line and "disk was full" in line for line in said) == 2, said
+    saved = json.loads(batch.result_path(tmp_path / "out", keys["cat"]).read_text())
+    assert saved["grade"]["pressure"] == {"ex1": ["the engine's disk was full"]}
+
+
+def test_a_student_graded_alone_is_not_graded_twice(tmp_path: Path, fake: Path) -> None:
+    """With one job no one is graded beside anyone: a failure with pressure signs is the submission's own."""
+    subs = _class(tmp_path / "subs", {"cat": "bomb", "bob": "good"})
+    said: list[str] = []
+    grades = batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick(), say=said.append)
+    assert [g.score for g in grades] == [2, 0]
+    assert len([parts for parts in _log(fake) if parts[0] == "start"]) == 2
+    assert not [line for line in said if "graded again" in line]
+
+
 def test_a_grader_bug_is_reported_and_the_batch_goes_on(tmp_path: Path, fake: Path) -> None:
     """Does a grader that raises for one student name it, grade the others, and retry it on a rerun?"""
     subs = _class(tmp_path / "subs", {"alice": "good", "bug": "bug", "carol": "good"})
@@ -415,7 +456,7 @@ def test_a_prune_waits_for_the_students_in_progress(monkeypatch: pytest.MonkeyPa
     pruned: list[float] = []
     monkeypatch.setattr(engine, "disk_usage", lambda: {"build_cache": 10})
     monkeypatch.setattr(engine, "prune_build_cache", lambda keep_bytes: pruned.append(time.monotonic()))
-    gate = batch._PruneGate(multiprocessing.get_context("spawn"))
+    gate = batch._Gate(multiprocessing.get_context("spawn"))
     gate.enter()  # a student in progress
     pruner = threading.Thread(target=gate.prune, args=(5,))
     pruner.start()
@@ -430,3 +471,19 @@ def test_a_prune_waits_for_the_students_in_progress(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(engine, "disk_usage", lambda: {"build_cache": 1})
     gate.prune(5)  # under budget: nothing to do
     assert len(pruned) == 1
+
+
+def test_the_cache_kept_between_students_fits_the_engines_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an 8 GB engine, is a 3 GB build cache pruned to 2 GB, though --keep-storage allows 5 GB?"""
+    import multiprocessing
+
+    pruned: list[int] = []
+    monkeypatch.setattr(engine, "data_root_disk", lambda: (8 * 10**9, 1 * 10**9))
+    monkeypatch.setattr(engine, "disk_usage", lambda: {"build_cache": 3 * 10**9})
+    monkeypatch.setattr(engine, "prune_build_cache", lambda keep_bytes: pruned.append(keep_bytes))
+    gate = batch._Gate(multiprocessing.get_context("spawn"))
+    gate.prune(5 * 10**9)
+    assert pruned == [2 * 10**9]
+    monkeypatch.setattr(engine, "data_root_disk", lambda: None)  # a disk this process cannot see
+    gate.prune(5 * 10**9)
+    assert pruned == [2 * 10**9]  # 3 GB is within 5 GB

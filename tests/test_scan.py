@@ -209,6 +209,23 @@ def test_missing_image_raises_a_clear_error():
         scan.scan_image(missing)
 
 
+def test_a_failed_docker_save_is_named_and_counted_as_engine_pressure(monkeypatch, tmp_path):
+    """Does a `docker save` that fails (the engine's disk full) say so, not "empty file", and note pressure?"""
+    from containerlab.engine import images
+
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho 'Error response from daemon: write /var/lib/docker/tmp/docker-export-1/"
+                    "layer.tar: no space left on device' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    monkeypatch.setattr(images, "image", lambda name: SimpleNamespace(id="sha256:" + "0" * 64))
+    engine.clear_pressure()
+    with pytest.raises(scan.ScanError, match="docker save.*no space left on device"):
+        scan.scan_image("cl-sec-test-full-disk:test")
+    assert [sign for sign in engine.pressure() if "docker save" in sign and "no space" in sign]
+    engine.clear_pressure()
+
+
 # --------------------------------------------------------------------------- the real engine
 
 

@@ -28,6 +28,7 @@ module runs it over a submissions folder (one folder per student, nbgrader's
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import hashlib
@@ -44,7 +45,7 @@ import time
 import traceback
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,9 @@ STUDENT_LABEL = "org.containerlab.student"
 #: Build cache kept between students, in bytes (``docker builder prune --keep-storage``): the service's
 #: dependency layers (about 0.3 GB) and many students' own steps fit; a class of 300 cannot fill a disk.
 DEFAULT_KEEP_STORAGE = 5 * 10**9
+#: The largest share of the engine's disk the build cache keeps between students: on the corpus's 8 GB
+#: grading engine, 5 GB of cache beside the base images left `docker save` no room (CI, stop 15).
+CACHE_SHARE_OF_DISK = 0.25
 #: Where each running batch holds a lock on ``<run id>.lock`` (released by the kernel when it dies): one
 #: folder per user and machine, so that batches of every clone on this machine see each other.
 RUNS_DIR = Path(tempfile.gettempdir()) / f"containerlab-grade-runs-{os.getuid()}"
@@ -435,8 +439,8 @@ def _die_with_parent(parent: int) -> None:
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-class _PruneGate:
-    """Lets a build-cache prune run only while no student is being graded, across worker processes.
+class _Gate:
+    """Who is being graded, across worker processes: for a cache prune, or a student graded alone.
 
     A prune evicts the least recently used cache records, and BuildKit counts a
     record reused from the cache as used when it was made: a prune in the middle
@@ -445,6 +449,12 @@ class _PruneGate:
     worker that finds the cache over budget closes the gate, waits for the
     students in progress to finish, prunes, and opens it again; no student starts
     meanwhile.
+
+    A student whose exercise met a sign that the engine's shared limits decided
+    it (:attr:`grading.StudentGrade.pressure`: another submission filled the
+    disk, a build ran past its timeout beside other builds) is graded again in
+    the same way, with the gate closed: alone on the engine, their grade is
+    their submission's own.
     """
 
     #: Seconds a prune waits for the students in progress before it gives up until the next student.
@@ -453,23 +463,69 @@ class _PruneGate:
     def __init__(self, ctx) -> None:  # noqa: ANN001
         self.cond = ctx.Condition()
         self.active = ctx.Value("i", 0, lock=False)
-        self.pruning = ctx.Value("i", 0, lock=False)
+        self.entered = ctx.Value("q", 0, lock=False)  # students that entered so far
+        self.holder = ctx.Value("q", 0, lock=False)  # pid of the worker that closed the gate, or 0
 
-    def enter(self) -> None:
-        """Mark one student in progress (waits while a prune runs)."""
+    def enter(self) -> tuple[int, bool]:
+        """Mark one student in progress (waits while the gate is closed).
+
+        Returns:
+            A ticket for :meth:`leave`: this student's number, and whether another was in progress.
+        """
         with self.cond:
-            while self.pruning.value:
+            while self.holder.value:
                 self.cond.wait()
             self.active.value += 1
+            self.entered.value += 1
+            return self.entered.value, self.active.value > 1
 
-    def leave(self) -> None:
-        """Mark one student done (also called by the parent for a worker that died mid-student)."""
+    def leave(self, ticket: tuple[int, bool] | None = None) -> bool:
+        """Mark one student done (also called by the parent for a worker that died mid-student).
+
+        Returns:
+            Whether another student was in progress at any time while this one was (``True``
+            without a ticket).
+        """
         with self.cond:
             self.active.value = max(0, self.active.value - 1)
             self.cond.notify_all()
+            return ticket is None or ticket[1] or self.entered.value > ticket[0] or self.active.value > 0
+
+    def release(self, pid: int) -> None:
+        """Open the gate if the worker ``pid`` held it (the parent calls this for a worker that died)."""
+        with self.cond:
+            if self.holder.value == pid:
+                self.holder.value = 0
+                self.cond.notify_all()
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[None]:
+        """Close the gate, wait until no student is in progress, and count the caller as the one that is."""
+        with self.cond:
+            while self.holder.value:
+                self.cond.wait()
+            self.holder.value = os.getpid()
+            while self.active.value:
+                self.cond.wait(timeout=5)
+            self.active.value += 1
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.active.value = max(0, self.active.value - 1)
+                self.holder.value = 0
+                self.cond.notify_all()
 
     def prune(self, keep_bytes: int) -> None:
-        """Prune the build cache down to ``keep_bytes`` once no student is in progress, if it is over it."""
+        """Prune the build cache down to ``keep_bytes`` once no student is in progress, if it is over it.
+
+        At most a quarter of the engine's disk is kept (:data:`CACHE_SHARE_OF_DISK`), when its size
+        can be read: the rest holds the base images, the images of the students in progress, and
+        the copy of each image that ``docker save`` writes on that disk before it streams it.
+        """
+        disk = engine.data_root_disk()
+        if disk is not None:
+            keep_bytes = min(keep_bytes, int(disk[0] * CACHE_SHARE_OF_DISK))
         try:
             if engine.disk_usage()["build_cache"] <= keep_bytes:
                 return
@@ -477,9 +533,9 @@ class _PruneGate:
             pass
         deadline = time.monotonic() + self.WAIT
         with self.cond:
-            if self.pruning.value:
-                return  # another worker is pruning already
-            self.pruning.value = 1
+            if self.holder.value:
+                return  # another worker prunes, or grades alone
+            self.holder.value = os.getpid()
             while self.active.value and time.monotonic() < deadline:
                 self.cond.wait(timeout=5)
             busy = self.active.value  # still busy after WAIT: prune after a later student
@@ -490,12 +546,12 @@ class _PruneGate:
             pass  # no docker command line: the next student's builds still work
         finally:
             with self.cond:
-                self.pruning.value = 0
+                self.holder.value = 0
                 self.cond.notify_all()
 
 
 def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str,  # noqa: ANN001
-            gate: _PruneGate) -> None:
+            gate: _Gate) -> None:
     """One worker process: grade students from ``tasks`` until a ``None``, report on ``events``."""
     _die_with_parent(parent)
     if engine_context:
@@ -507,15 +563,26 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
         if task is None or os.getppid() != parent:
             return
         events.put(("start", task.key, os.getpid()))
+
+        def grade_once() -> grading.StudentGrade:
+            with engine.run_labels({RUN_LABEL: settings.run_id, STUDENT_LABEL: task.key}):
+                return grader(task.student, Path(task.folder), key=task.key,
+                              work_root=Path(settings.work_root), cases=settings.cases, limits=settings.limits,
+                              build_timeout=settings.build_timeout, keep_images=settings.keep_images)
+
         try:
-            gate.enter()
+            ticket = gate.enter()
+            beside = True
             try:
-                with engine.run_labels({RUN_LABEL: settings.run_id, STUDENT_LABEL: task.key}):
-                    grade = grader(task.student, Path(task.folder), key=task.key,
-                                   work_root=Path(settings.work_root), cases=settings.cases, limits=settings.limits,
-                                   build_timeout=settings.build_timeout, keep_images=settings.keep_images)
+                grade = grade_once()
             finally:
-                gate.leave()
+                beside = gate.leave(ticket)
+            if grade.pressure and beside:
+                signs = "; ".join(dict.fromkeys(sign for signs in grade.pressure.values() for sign in signs))
+                events.put(("say", task.key, f"{task.student}: graded again, alone on the engine, because while "
+                                             f"others were graded beside them {signs}."))
+                with gate.alone():
+                    grade = grade_once()
             if grade.problems and not engine.answers():
                 # A check that met a dead engine may have recorded it as the student's problem: such a
                 # grade is not the student's and is never saved (the rerun grades them again).
@@ -718,7 +785,7 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
     for _ in range(jobs):
         tasks.put(None)
     contexts = list(engines) or [""]
-    gate = _PruneGate(ctx)
+    gate = _Gate(ctx)
     workers: dict[int, multiprocessing.process.BaseProcess] = {}
     running: dict[int, str] = {}  # worker pid -> key being graded
 
@@ -740,6 +807,10 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
         nonlocal stopped
         if kind == "start":
             running[int(payload)] = key  # type: ignore[call-overload]
+            return
+        if kind == "say":
+            with progress.external_write_mode():
+                say(str(payload))
             return
         for pid in [pid for pid, k in running.items() if k == key]:
             del running[pid]
@@ -769,6 +840,7 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
                     # A worker that dies holding no task (it could not even start) is not replaced.
                     lost = running.pop(proc.pid)
                     gate.leave()  # it never will: a prune must not wait for it
+                    gate.release(proc.pid)
                     if lost in pending:
                         pending.discard(lost)
                         progress.update(1)

@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grade only the K-th of N slices of the class (the same slice on every machine); "
                    "merge the slices with `containerlab gradebook merge`")
     p.add_argument("--keep-storage", type=_size, default=batch.DEFAULT_KEEP_STORAGE, metavar="SIZE",
-                   help="prune the build cache down to this between students (default: 5GB)")
+                   help="prune the build cache down to this between students (default: 5GB, and at most a quarter of the engine's disk)")
     p.add_argument("--no-prune", action="store_true", help="never prune the build cache")
     p.add_argument("--engine", action="append", default=[], metavar="CONTEXT",
                    help="a docker context of an engine on this machine to grade on (repeat: workers take the "

@@ -63,6 +63,10 @@ class StudentGrade:
         problems: per exercise key, why it could not be graded (a sentence).
         notes: per exercise key, sentences for the feedback (answers found elsewhere, ...).
         seconds: wall time spent on this student, in seconds.
+        pressure: per exercise key, signs that the engine's shared limits may have decided a
+            failure rather than the submission (:func:`containerlab.engine.note_pressure`: its disk
+            was full, a build ran past its timeout...). The class grader grades a student with any
+            again, alone on the engine, when other students were graded beside them.
     """
 
     student: str
@@ -71,26 +75,7 @@ class StudentGrade:
     problems: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
-
-    # Stand-in for the coordinator's version (same fields): the gradebook branch needs the JSON form.
-    def to_dict(self) -> dict:
-        """Return the grade as JSON-safe data (the ``grade`` of a result file)."""
-        return {
-            "student": self.student, "key": self.key, "seconds": self.seconds,
-            "problems": dict(self.problems), "notes": {k: list(v) for k, v in self.notes.items()},
-            "results": {k: {"exercise": r.exercise, "image": r.image, "notes": list(r.notes),
-                            "results": [asdict(c) for c in r.results]} for k, r in self.results.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> StudentGrade:
-        """Rebuild a grade from :meth:`to_dict`'s data."""
-        return cls(
-            student=data["student"], key=data.get("key", ""), seconds=float(data.get("seconds", 0.0)),
-            problems=dict(data.get("problems", {})), notes={k: list(v) for k, v in data.get("notes", {}).items()},
-            results={k: CheckResults(r["exercise"], tuple(CheckResult(**c) for c in r["results"]), r.get("image", ""),
-                                     tuple(r.get("notes", ()))) for k, r in data.get("results", {}).items()},
-        )
+    pressure: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -112,6 +97,7 @@ class StudentGrade:
             "problems": dict(self.problems),
             "notes": {ex: list(n) for ex, n in self.notes.items()},
             "seconds": self.seconds,
+            "pressure": {ex: list(p) for ex, p in self.pressure.items()},
         }
 
     @classmethod
@@ -130,6 +116,7 @@ class StudentGrade:
             problems=dict(data.get("problems", {})),
             notes={ex: list(n) for ex, n in data.get("notes", {}).items()},
             seconds=float(data.get("seconds", 0.0)),
+            pressure={ex: list(p) for ex, p in data.get("pressure", {}).items()},
         )
 
 
@@ -384,6 +371,7 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
     try:
         for exercise in EXERCISES:
             notebook, found = answers.find_notebook(folder, exercise.notebook)
+            engine.clear_pressure()
             try:
                 # The tag part names this grader (user and clone): two graders on one engine who grade
                 # a student of the same name never build over, or clean up, each other's images.
@@ -419,6 +407,9 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
                 problem = f"The grader failed on this exercise ({type(exc).__name__}: {exc})."
                 grade.problems[exercise.key] = problem
                 grade.results[exercise.key] = _not_graded(exercise, problem)
+                engine.note_pressure(problem)  # it may be the engine's doing: a second try, alone, tells
+            if engine.pressure():
+                grade.pressure[exercise.key] = engine.pressure()
             if exercise.key in grade.results and grade.results[exercise.key].notes:
                 grade.notes[exercise.key] = list(grade.results[exercise.key].notes)
     finally:

@@ -285,7 +285,9 @@ def _walk_archive(image_name: str, read_layer: Callable[[str, IO[bytes]], _T]
                 read[member.name] = read_layer(member.name, _Peeked(head, stream))  # type: ignore[arg-type]
             elif (doc := _json_member(member, head, stream)) is not None:
                 docs[member.name] = doc
-    except engine.ImageNotFound as exc:
+    except engine.EngineUnavailable:
+        raise
+    except engine.EngineError as exc:  # no such image, or `docker save` failed (its message)
         raise ScanError(str(exc)) from exc
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ScanError(f"The archive of {image_name} could not be read ({exc}); is the engine still running?") from exc

@@ -33,6 +33,11 @@ from .client import (  # noqa: F401  (re-exported)
     labelled,
     remove_objects,
     disk_usage,
+    data_root_disk,
+    note_pressure,
+    note_if_no_space,
+    pressure,
+    clear_pressure,
 )
 from .images import (  # noqa: F401  (re-exported)
     image,

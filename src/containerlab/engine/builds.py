@@ -14,7 +14,8 @@ from pathlib import Path
 
 from docker.models.images import Image
 
-from .client import Echo, EngineError, EngineUnavailable, HOW_TO_GET_AN_ENGINE, _engine_answers, client, docker_cli
+from .client import (Echo, EngineError, EngineUnavailable, HOW_TO_GET_AN_ENGINE, _engine_answers, client, docker_cli,
+                     note_pressure)
 from .images import image
 
 
@@ -124,6 +125,7 @@ def build(
                 if echo:
                     echo(line)
             if time.monotonic() - start > timeout:
+                note_pressure(f"a build ran past its {timeout:.0f} s timeout (the engine's CPUs are shared)")
                 raise BuildFailed(
                         f"The build of {context} took more than {timeout:.0f} s and was stopped.",
                         step="",
@@ -165,6 +167,7 @@ def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFa
     errors = step_output[-8:] + [line for line in lines if line.startswith("ERROR")]
     cause = _limit_hit(errors)
     if cause:
+        note_pressure(f"a build step met a limit the engine's builds share: {cause}")
         errors.append(cause)
     where = f" at step {step}" if step else ""
     detail = "\n".join(errors) or "\n".join(lines[-8:])

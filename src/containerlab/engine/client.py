@@ -7,6 +7,7 @@ import contextvars
 import functools
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -103,6 +104,43 @@ def _with_run_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     return {**_RUN_LABELS.get(), **(labels or {})}
 
 
+#: What this process met since :func:`clear_pressure` that a shared limit of the engine may have caused.
+_PRESSURE: list[str] = []
+
+#: How the kernel says a write found the file system full (ENOSPC), in the engine's and the builder's output.
+NO_SPACE = "no space left on device"
+
+
+def note_pressure(what: str) -> None:
+    """Record that the engine's shared resources may have decided an outcome (a sentence, e.g. its disk was full).
+
+    On the grading engine every build and container shares one disk, one memory
+    budget for builds and the same CPUs: a submission that fills the disk makes a
+    neighbour's ``docker save`` fail, and a neighbour's build may run past its
+    timeout. The functions of this package that meet such a sign record it here;
+    the class grader reads :func:`pressure` after each exercise, and grades a
+    student whose exercise met one again, with no other student in progress.
+    """
+    if what not in _PRESSURE:
+        _PRESSURE.append(what)
+
+
+def note_if_no_space(text: str, what: str) -> None:
+    """:func:`note_pressure` ``what`` when ``text`` (engine or builder output) says the disk was full."""
+    if NO_SPACE in text.lower():
+        note_pressure(what)
+
+
+def pressure() -> list[str]:
+    """What :func:`note_pressure` recorded since the last :func:`clear_pressure`, oldest first."""
+    return list(_PRESSURE)
+
+
+def clear_pressure() -> None:
+    """Forget what :func:`note_pressure` recorded (the class grader calls it before each exercise)."""
+    _PRESSURE.clear()
+
+
 def _engine_answers() -> bool:
     """Whether the engine answers a ping right now (fresh connection, not the cached client)."""
     try:
@@ -143,7 +181,10 @@ def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathL
             proc.kill()
             break
     returncode = proc.wait()
-    return subprocess.CompletedProcess(["docker", *args], returncode, "".join(lines), "")
+    output = "".join(lines)
+    if returncode != 0:
+        note_if_no_space(output, f"`docker {args[0] if args else ''}` found the engine's disk full")
+    return subprocess.CompletedProcess(["docker", *args], returncode, output, "")
 
 
 def labelled(label: str) -> dict[str, list[dict[str, object]]]:
@@ -207,6 +248,23 @@ def remove_objects(found: Mapping[str, Iterable[Mapping[str, object]]]) -> int:
         except docker.errors.APIError:
             pass
     return removed
+
+
+def data_root_disk() -> tuple[int, int] | None:
+    """The size and the free space, in bytes, of the file system that holds the engine's data-root.
+
+    Read on this machine (``DockerRootDir`` of ``docker info``), so only for an engine
+    reached over a unix socket whose data-root this process can see; ``None`` otherwise
+    (an engine over ssh or tcp, another machine's).
+    """
+    if not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
+        return None
+    try:
+        root = str(client().info().get("DockerRootDir") or "")
+        usage = shutil.disk_usage(root) if root else None
+    except (docker.errors.DockerException, requests.RequestException, OSError):
+        return None
+    return (usage.total, usage.free) if usage else None
 
 
 def disk_usage() -> dict[str, int]:

@@ -15,7 +15,7 @@ import docker.errors
 import requests
 from docker.models.containers import Container
 
-from .client import EngineError, _with_run_labels, client
+from .client import EngineError, _with_run_labels, client, note_if_no_space
 
 
 class ContainerFailed(EngineError):
@@ -70,6 +70,7 @@ def run(
             **kwargs,
         )
     except docker.errors.APIError as exc:
+        note_if_no_space(str(exc.explanation or exc), "the engine's disk was full when a container was started")
         raise EngineError(f"Could not start a container from {image_name}: {exc.explanation}") from exc
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import shlex
+import signal
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -15,7 +17,7 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from .client import EngineError, client
+from .client import EngineError, client, note_pressure
 from .containers import ContainerFailed, remove_container
 
 
@@ -271,21 +273,46 @@ def image_archive(name: str) -> Iterator[IO[bytes]]:
         A binary stream to read once, front to back (e.g. ``tarfile.open(fileobj=..., mode="r|")``).
 
     Raises:
-        ImageNotFound: there is no such local image. (A ``docker save`` that fails
-            half-way shows as a truncated archive to the reader.)
+        ImageNotFound: there is no such local image.
+        EngineError: the reader met a short archive because ``docker save`` failed (its message).
     """
     found = image(name)
     if found is None:
         raise ImageNotFound(f"There is no local image {name!r}; build it first (docker images lists what there is).")
-    proc = subprocess.Popen(["docker", "save", found.id], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    try:
-        yield proc.stdout
-    finally:
-        # Closing our end first lets `docker save` stop when the reader stopped early.
-        proc.stdout.close()
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(["docker", "save", found.id], stdout=subprocess.PIPE, stderr=errors)
+        assert proc.stdout is not None
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield proc.stdout
+        except Exception as exc:
+            said = _ended(proc, errors)
+            if said:  # the reader met a short archive because `docker save` failed: say why
+                raise EngineError(f"`docker save` of {name} failed: {said}") from exc
+            raise
+        finally:
+            # Closing our end first lets `docker save` stop when the reader stopped early.
+            proc.stdout.close()
+            _ended(proc, errors)
+
+
+def _ended(proc: subprocess.Popen, errors: IO[bytes]) -> str:
+    """Wait for a ``docker save``; return what it wrote on stderr when it failed (else ``""``).
+
+    A failure is recorded with :func:`note_pressure`: the engine writes the
+    archive's layers to its own disk first, so a full disk makes it fail.
+    """
+    if proc.stdout is not None:
+        proc.stdout.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.returncode in (0, -signal.SIGPIPE, -signal.SIGKILL):  # done, or the reader stopped early
+        return ""
+    errors.seek(0)
+    said = errors.read().decode("utf-8", "replace").strip()[-500:] or f"exit code {proc.returncode}"
+    if "broken pipe" in said.lower():
+        return ""
+    note_pressure(f"`docker save` failed ({said})")
+    return said
