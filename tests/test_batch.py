@@ -399,6 +399,46 @@ def test_leftovers_of_killed_runs_go_and_those_of_running_ones_stay(tmp_path: Pa
 
 
 @pytest.mark.docker
+def test_a_killed_runs_exercise6_stack_goes_with_its_volume(docker_client) -> None:
+    """Are the container, network and named volume of a stack this grader left for a student about to be
+    graded removed (its stored rows must not reach the next grading), and another student's kept?"""
+    from conftest import TEST_LABEL
+    from containerlab import grading
+
+    suffix = os.urandom(4).hex()
+    made = []
+    try:
+        for key in (f"mine{suffix}", f"other{suffix}"):
+            labels = {batch.COMPOSE_PROJECT_LABEL: grading.ex6_project(key), TEST_LABEL: "1"}
+            made.append(docker_client.volumes.create(f"{grading.ex6_project(key)}_pgdata", labels=labels))
+            made.append(docker_client.networks.create(f"{grading.ex6_project(key)}_default", labels=labels))
+            made.append(docker_client.containers.create(config.PYTHON_SLIM_IMAGE, "true", labels=labels,
+                                                        name=f"{grading.ex6_project(key)}-db-1"))
+        cleanup = batch.clean_leftovers(run_id="mine", keys=[f"mine{suffix}"])
+        projects = {obj.name.split("_")[0].removesuffix("-db-1") for obj in made
+                    if _still_there(docker_client, obj)}
+        assert projects == {grading.ex6_project(f"other{suffix}")}
+        assert cleanup.removed >= 3
+    finally:
+        for obj in reversed(made):
+            try:
+                obj.remove(force=True) if hasattr(obj, "status") else obj.remove()
+            except Exception:  # noqa: BLE001  (already removed by the clean-up)
+                pass
+
+
+def _still_there(docker_client, obj) -> bool:  # noqa: ANN001
+    """Whether a container, network or volume the test made is still on the engine."""
+    import docker.errors
+
+    try:
+        obj.reload()
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+@pytest.mark.docker
 @pytest.mark.slow
 def test_two_tiny_submissions_graded_on_the_engine_in_parallel(tmp_path: Path, docker_client) -> None:
     """Do two students whose names differ only by accents and case get their own grades, and nothing stays?"""

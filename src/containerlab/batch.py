@@ -58,6 +58,8 @@ RESULT_FORMAT = 1
 RUN_LABEL = "org.containerlab.grade-run"
 #: Label with the student's key on the same objects.
 STUDENT_LABEL = "org.containerlab.student"
+#: The label docker compose puts on each container, network and volume of a stack: its project name.
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 #: Build cache kept between students, in bytes (``docker builder prune --keep-storage``): the service's
 #: dependency layers (about 0.3 GB) and many students' own steps fit; a class of 300 cannot fill a disk.
 DEFAULT_KEEP_STORAGE = 5 * 10**9
@@ -358,6 +360,10 @@ def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | N
       (:data:`config.INSTANCE`), are removed (a leftover would be replaced
       anyway); another grader's images of a student of the same name are not. And exercise 2's rebuilt
       ``cl-ex-edited-*`` images once older than :data:`EDITED_IMAGE_MAX_AGE`.
+    - Exercise 6's stacks carry compose's project label, not the run label: this grader's
+      stacks of the students about to be graded (:func:`grading.ex6_project`) are removed
+      with their networks and named volumes, so a stack a killed run left never lends its
+      stored rows to the next grading of that student.
 
     Raises:
         EngineUnavailable: no engine answers.
@@ -385,6 +391,12 @@ def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | N
             images.append(item)
         elif old and tags and all(t.startswith("cl-ex-edited-") for t in tags):
             images.append(item)
+    projects = {grading.ex6_project(k) for k in keys}
+    stacks = engine.labelled(COMPOSE_PROJECT_LABEL) if projects else {}
+    for kind in ("containers", "networks", "volumes"):
+        doomed.setdefault(kind, []).extend(
+            item for item in stacks.get(kind, ())
+            if item["labels"].get(COMPOSE_PROJECT_LABEL) in projects and item not in doomed.get(kind, []))
     cleanup.removed = engine.remove_objects({**doomed, "images": images})
     for rid, alive in states.items():
         if not alive and rid != run_id:

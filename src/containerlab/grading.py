@@ -307,7 +307,7 @@ def grade_ex6(notebook: Path, work: Path, *, key: str, limits: engine.SandboxLim
     if PLACEHOLDER in text or not text.strip():
         return skipped
     context, _ = build_context(work, notebook.parent)
-    project = f"cl-ex-grade-{config.INSTANCE}-{key}-ex6"
+    project = ex6_project(key)
     cases = hidden_cases(notebook="ex6-compose-the-stack.ipynb", grade_id="ex6-test-hidden-many-customers")
     visible = ex6.check(compose_file, context, folder=work, project=project, limits=limits,
                         build_timeout=build_timeout)
@@ -318,6 +318,15 @@ def grade_ex6(notebook: Path, work: Path, *, key: str, limits: engine.SandboxLim
         hidden = results("ex6", [CheckResult(n, ex6.DESCRIPTIONS[n], False, ex6.POINTS[n],
                                              f"Counts once {ex6.UP}.", ex6.UP_HINT, True) for n in ex6.HIDDEN])
     return _noted(visible + hidden, notes, found)
+
+
+def ex6_project(key: str) -> str:
+    """The compose project name of a student's exercise-6 stack, for this grader (:data:`config.INSTANCE`).
+
+    Args:
+        key: the student's key (:func:`containerlab.batch.student_key`).
+    """
+    return f"cl-ex-grade-{config.INSTANCE}-{key}-ex6"
 
 
 def _copy_run_files(command: str, folder: Path, work: Path) -> tuple[str, ...]:

@@ -188,10 +188,10 @@ def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathL
 
 
 def labelled(label: str) -> dict[str, list[dict[str, object]]]:
-    """List the containers, networks and images that carry ``label`` (any value).
+    """List the containers, networks, volumes and images that carry ``label`` (any value).
 
     Returns:
-        ``{"containers": [...], "networks": [...], "images": [...]}``, each item
+        ``{"containers": [...], "networks": [...], "volumes": [...], "images": [...]}``, each item
         ``{"id": ..., "name": ..., "labels": {...}}`` (images also ``"created"``, seconds since the epoch).
 
     Raises:
@@ -204,6 +204,8 @@ def labelled(label: str) -> dict[str, list[dict[str, object]]]:
                            for x in c.containers.list(all=True, filters={"label": label})],
             "networks": [{"id": x.id, "name": x.name, "labels": x.attrs.get("Labels") or {}}
                          for x in c.networks.list(filters={"label": label})],
+            "volumes": [{"id": x.name, "name": x.name, "labels": x.attrs.get("Labels") or {}}
+                        for x in c.volumes.list(filters={"label": label})],
             "images": [{"id": x.id, "name": ", ".join(x.tags) or x.short_id, "labels": x.labels or {},
                         "created": _created(x.attrs.get("Created", ""))}
                        for x in c.images.list(filters={"label": label})],
@@ -223,13 +225,14 @@ def _created(stamp: str) -> float:
 
 
 def remove_objects(found: Mapping[str, Iterable[Mapping[str, object]]]) -> int:
-    """Remove the containers, then networks, then images listed as :func:`labelled` returns them.
+    """Remove the containers, then networks, volumes and images listed as :func:`labelled` returns them.
 
     Objects already gone are skipped. Returns how many were removed.
     """
     c = client()
     removed = 0
-    for kind, getter in (("containers", c.containers.get), ("networks", c.networks.get)):
+    for kind, getter in (("containers", c.containers.get), ("networks", c.networks.get),
+                         ("volumes", c.volumes.get)):
         for item in found.get(kind, ()):
             try:
                 obj = getter(str(item["id"]))
