@@ -139,7 +139,8 @@ def test_cli_exit_status_says_whether_a_check_failed(tmp_path: Path, capsys) -> 
         cli.main(["check", str(tmp_path), "--tag", tag, "--html", str(tmp_path / "checklist.html")])
     assert failed.value.code == 1
     assert "[FAIL]" in capsys.readouterr().out
-    assert "containerlab-checklist" in (tmp_path / "checklist.html").read_text(encoding="utf-8")
+    page = (tmp_path / "checklist.html").read_text(encoding="utf-8")
+    assert "containerlab-checklist" in page and f"<title>Checks for {tmp_path.name}</title>" in page
     assert engine.image(tag) is None
 
 

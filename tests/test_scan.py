@@ -209,6 +209,21 @@ def test_missing_image_raises_a_clear_error():
         scan.scan_image(missing)
 
 
+def test_every_secret_finding_is_named_up_to_five(monkeypatch):
+    """Does the secret check name each finding (where, path, what), not only the first, and count the rest?"""
+    from containerlab.checks import CheckResult, baked
+
+    found = [scan.Finding(scan.SECRET_VALUE, "layer", f"app/copy{i}.env", "holds the token", i, "COPY . .")
+             for i in range(6)] + [scan.Finding(scan.SECRET_VALUE, "config", "Env", "ENV TOKEN=cl-***", None, "")]
+    monkeypatch.setattr(scan, "scan_image", lambda *args, **kwargs: found)
+    make = lambda name, passed, message, hint: CheckResult(name, name, passed, 1, message, hint)  # noqa: E731
+    secret, _data = baked.scan_checks("some:image", values=["x"], data={}, make=make)
+    assert not secret.passed and secret.message.startswith("7 finding(s):")
+    assert [line for line in secret.message.splitlines() if line.startswith("- layer")] == [
+        f"- layer {i} (COPY . .): /app/copy{i}.env: holds the token" for i in range(5)]
+    assert secret.message.splitlines()[-1] == "- and 2 more"
+
+
 def test_a_failed_docker_save_is_named_and_counted_as_engine_pressure(monkeypatch, tmp_path):
     """Does a `docker save` that fails (the engine's disk full) say so, not "empty file", and note pressure?"""
     from containerlab.engine import images

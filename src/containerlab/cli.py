@@ -95,8 +95,8 @@ def _cmd_check(args: argparse.Namespace) -> None:
         raise CommandError(str(exc)) from exc
     print(report.render_text(checked))
     if args.html:
-        Path(args.html).write_text("<!doctype html><meta charset='utf-8'>" + report.render_html(checked) + "\n",
-                                   encoding="utf-8")
+        page = report.html_page(f"Checks for {Path(args.folder).resolve().name}", report.render_html(checked))
+        Path(args.html).write_text(page, encoding="utf-8")
         print(f"The checklist as HTML: {args.html}")
     if any(not r.passed for r in checked):
         raise SystemExit(1)

@@ -48,8 +48,7 @@ def render_text(results: CheckResults, *, show_hidden: bool = True) -> str:
         mark = r.status.upper()
         hidden = " (hidden test)" if r.hidden else ""
         lines.append(f"[{mark}] {_points(r.awarded)}/{_points(r.points)}  {r.description}{hidden}")
-        if r.message:
-            lines.append(f"         {r.message}")
+        lines.extend(f"         {line}" for line in r.message.splitlines())  # every line under the check
         if (r.note or not r.passed) and r.hint:
             lines.append(f"         hint: {r.hint}")
     score = sum(r.awarded for r in shown)
@@ -261,6 +260,12 @@ class CheckProgress:
                     self._print(f"still working{': ' + running[-1] if running else ''}")
 
 
+def html_page(title: str, body: str) -> str:
+    """A whole HTML document: ``title`` (plain text, escaped here) in its ``<title>``, then ``body`` (HTML)."""
+    return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"</head>\n<body>\n{body}\n</body></html>\n")
+
+
 # --------------------------------------------------------------------------- class reports (grading)
 
 
@@ -284,7 +289,7 @@ def write_feedback(grade: StudentGrade, folder: Path) -> tuple[Path, Path]:
     text_path = folder / f"{grade.student}.txt"
     html_path = folder / f"{grade.student}.html"
     text_path.write_text("\n\n".join(text_parts) + "\n", encoding="utf-8")
-    html_path.write_text("<!doctype html><meta charset='utf-8'>" + "\n".join(html_parts), encoding="utf-8")
+    html_path.write_text(html_page(f"Feedback for {grade.student}", "\n".join(html_parts)), encoding="utf-8")
     return text_path, html_path
 
 
@@ -301,11 +306,10 @@ def feedback_page(grade: StudentGrade, exercise: str) -> str:
     res = grade.results[exercise]
     problem = grade.problems.get(exercise)
     problem = f"<p><b>Could not be graded:</b> {html.escape(problem)}</p>" if problem else ""
-    return ("<!doctype html><meta charset='utf-8'>"
-            f"<title>Feedback for {html.escape(grade.student)}: {html.escape(exercise)}</title>"
-            f"<h1>Feedback for {html.escape(grade.student)}: {html.escape(exercise)}</h1>"
-            f"<p>Automatic points; free-text answers are graded by a person.</p>{problem}"
-            f"{render_html(res)}\n")
+    title = f"Feedback for {grade.student}: {exercise}"
+    return html_page(title, f"<h1>{html.escape(title)}</h1>"
+                            f"<p>Automatic points; free-text answers are graded by a person.</p>{problem}"
+                            f"{render_html(res)}")
 
 
 def summary_line(grade: StudentGrade) -> str:

@@ -61,10 +61,7 @@ def scan_checks(image: str, *, values: list[str], data: dict[str, bytes], make: 
              or (f.kind == scan.DATA_FILE and Path(f.path).name in data_names)]
     out = []
     if secret:
-        first = secret[0]
-        where = f"layer {first.layer} ({first.instruction})" if first.where == "layer" else first.where
-        path = f"/{first.path}: " if first.where == "layer" else ""
-        out.append(make("no-secret-in-image", False, f"{len(secret)} finding(s); first in {where}: {path}{first.detail}",
+        out.append(make("no-secret-in-image", False, f"{len(secret)} finding(s):\n" + _listed(secret),
                         "Keep secrets out of every instruction: no ENV or ARG with the token, no COPY or ADD of "
                         ".env under any name (deleting it in a later step does not remove it from the earlier "
                         "layer). Pass the token when the container starts."))
@@ -72,11 +69,25 @@ def scan_checks(image: str, *, values: list[str], data: dict[str, bytes], make: 
         out.append(make("no-secret-in-image", True, "The scan found no secret in any layer, the config or the "
                         "history.", ""))
     if baked:
-        first = baked[0]
-        out.append(make("no-data-in-image", False, f"{len(baked)} data file(s) in the layers, e.g. /{first.path} "
-                        f"in layer {first.layer} ({first.detail}).",
+        out.append(make("no-data-in-image", False, f"{len(baked)} data file(s) in the layers:\n" + _listed(baked),
                         "Copy only the requirements file and the code; mount the data folder when the "
                         "container starts."))
     else:
         out.append(make("no-data-in-image", True, f"No file of {data_source} is in any layer.", ""))
     return out
+
+
+#: Findings named one by one in a message; the rest are counted.
+LISTED_FINDINGS = 5
+
+
+def _listed(findings: list[scan.Finding]) -> str:
+    """The first :data:`LISTED_FINDINGS` findings, one line each (where, path, what), and how many more."""
+    lines = []
+    for f in findings[:LISTED_FINDINGS]:
+        where = f"layer {f.layer} ({f.instruction})" if f.where == "layer" else f.where
+        path = f"/{f.path}: " if f.where == "layer" else ""
+        lines.append(f"- {where}: {path}{f.detail}")
+    if len(findings) > LISTED_FINDINGS:
+        lines.append(f"- and {len(findings) - LISTED_FINDINGS} more")
+    return "\n".join(lines)
