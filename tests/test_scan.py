@@ -105,6 +105,12 @@ def test_private_keys_and_key_names_are_found_but_public_certificates_are_not(mo
     assert found == {(scan.SECRET_FILE, "root/.ssh/id_rsa"), (scan.SECRET_FILE, "srv/tls/server.pem")}
 
 
+def test_a_dot_file_in_an_archive_written_with_leading_dot_slash_keeps_its_name(monkeypatch):
+    """Is ``./.env`` (as `tar -C dir .` writes it, e.g. an imported root file system) found as ``.env``?"""
+    name = _fake_image(monkeypatch, [("ADD rootfs.tar /", {"./.env": b"TOKEN=anything", "./app/ok.txt": b"x"})])
+    assert {(f.kind, f.path) for f in scan.scan_image(name)} == {(scan.SECRET_FILE, ".env")}
+
+
 def test_only_data_files_at_or_above_the_size_limit_are_reported(monkeypatch):
     """Is a CSV at the size limit reported while a smaller one (a package's sample data) is not?"""
     name = _fake_image(monkeypatch, [

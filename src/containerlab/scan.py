@@ -128,7 +128,7 @@ def _scan_layer(tar_stream: IO[bytes], values: list[str], data_min_bytes: int,
     needles = [v.encode() for v in values] + list(data.values())
     with tarfile.open(fileobj=tar_stream, mode="r|") as layer:  # type: ignore[call-overload]
         for member in layer:
-            path = member.name.lstrip("./") if member.name.startswith("./") else member.name
+            path = engine.tar_path(member.name)
             base = posixpath.basename(path)
             parent = posixpath.dirname(path)
             if base == ".wh..wh..opq":
@@ -480,7 +480,7 @@ def layer_file(image_name: str, layer: int, path: str, *, max_bytes: int = 1_000
         content = None
         with tarfile.open(fileobj=stream, mode="r|") as inner:  # type: ignore[call-overload]
             for entry in inner:
-                name = entry.name[2:] if entry.name.startswith("./") else entry.name
+                name = engine.tar_path(entry.name)
                 if name == wanted and entry.isfile():
                     data = inner.extractfile(entry)
                     content = data.read(max_bytes) if data else b""
@@ -513,7 +513,7 @@ def layer_contents(image_name: str) -> list[list[tuple[str, int]]]:
     """
     def read_layer(_name: str, stream: IO[bytes]) -> list[tuple[str, int]]:
         with tarfile.open(fileobj=stream, mode="r|") as inner:  # type: ignore[call-overload]
-            return [(entry.name[2:] if entry.name.startswith("./") else entry.name, entry.size)
+            return [(engine.tar_path(entry.name), entry.size)
                     for entry in inner if entry.isfile()]
 
     files, members, _config = _walk_archive(image_name, read_layer)

@@ -55,6 +55,7 @@ from .images import (  # noqa: F401  (re-exported)
     image_size,
     ImageNotFound,
     image_archive,
+    tar_path,
 )
 from .builds import (  # noqa: F401  (re-exported)
     BuildFailed,

@@ -147,9 +147,17 @@ def image_files(image_name: str) -> Iterator[tuple[str, int]]:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 if member.isfile():
-                    yield member.name.lstrip("./"), member.size
+                    yield tar_path(member.name), member.size
     finally:
         remove_container(container)
+
+
+def tar_path(name: str) -> str:
+    """A tar member's path as a path in the image: without the ``./`` some archivers put in front.
+
+    Only that one prefix goes: ``./.env`` is ``.env`` (``str.lstrip("./")`` would make it ``env``).
+    """
+    return name[2:] if name.startswith("./") else name
 
 
 class _ChunkReader(io.RawIOBase):
