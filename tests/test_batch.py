@@ -518,12 +518,12 @@ def test_the_cache_kept_between_students_fits_the_engines_disk(monkeypatch: pyte
     import multiprocessing
 
     pruned: list[int] = []
-    monkeypatch.setattr(engine, "data_root_disk", lambda: (8 * 10**9, 1 * 10**9))
+    monkeypatch.setattr(engine, "data_root_size", lambda: 8 * 10**9)
     monkeypatch.setattr(engine, "disk_usage", lambda: {"build_cache": 3 * 10**9})
     monkeypatch.setattr(engine, "prune_build_cache", lambda keep_bytes: pruned.append(keep_bytes))
     gate = batch._Gate(multiprocessing.get_context("spawn"))
     gate.prune(5 * 10**9)
     assert pruned == [2 * 10**9]
-    monkeypatch.setattr(engine, "data_root_disk", lambda: None)  # a disk this process cannot see
+    monkeypatch.setattr(engine, "data_root_size", lambda: None)  # a disk this process cannot see
     gate.prune(5 * 10**9)
     assert pruned == [2 * 10**9]  # 3 GB is within 5 GB

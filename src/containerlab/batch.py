@@ -392,11 +392,11 @@ def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | N
         elif old and tags and all(t.startswith("cl-ex-edited-") for t in tags):
             images.append(item)
     projects = {grading.ex6_project(k) for k in keys}
-    stacks = engine.labelled(COMPOSE_PROJECT_LABEL) if projects else {}
-    for kind in ("containers", "networks", "volumes"):
-        doomed.setdefault(kind, []).extend(
-            item for item in stacks.get(kind, ())
-            if item["labels"].get(COMPOSE_PROJECT_LABEL) in projects and item not in doomed.get(kind, []))
+    if projects:  # an object listed twice is removed once: remove_objects skips what is gone
+        stacks = engine.labelled(COMPOSE_PROJECT_LABEL)
+        for kind in ("containers", "networks", "volumes"):
+            doomed.setdefault(kind, []).extend(
+                item for item in stacks[kind] if item["labels"].get(COMPOSE_PROJECT_LABEL) in projects)
     cleanup.removed = engine.remove_objects({**doomed, "images": images})
     for rid, alive in states.items():
         if not alive and rid != run_id:
@@ -535,9 +535,9 @@ class _Gate:
         can be read: the rest holds the base images, the images of the students in progress, and
         the copy of each image that ``docker save`` writes on that disk before it streams it.
         """
-        disk = engine.data_root_disk()
+        disk = engine.data_root_size()
         if disk is not None:
-            keep_bytes = min(keep_bytes, int(disk[0] * CACHE_SHARE_OF_DISK))
+            keep_bytes = min(keep_bytes, int(disk * CACHE_SHARE_OF_DISK))
         try:
             if engine.disk_usage()["build_cache"] <= keep_bytes:
                 return
@@ -584,7 +584,6 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
 
         try:
             ticket = gate.enter()
-            beside = True
             try:
                 grade = grade_once()
             finally:

@@ -33,7 +33,7 @@ from .client import (  # noqa: F401  (re-exported)
     labelled,
     remove_objects,
     disk_usage,
-    data_root_disk,
+    data_root_size,
     note_pressure,
     note_if_no_space,
     pressure,

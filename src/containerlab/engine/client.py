@@ -253,8 +253,8 @@ def remove_objects(found: Mapping[str, Iterable[Mapping[str, object]]]) -> int:
     return removed
 
 
-def data_root_disk() -> tuple[int, int] | None:
-    """The size and the free space, in bytes, of the file system that holds the engine's data-root.
+def data_root_size() -> int | None:
+    """The size, in bytes, of the file system that holds the engine's data-root.
 
     Read on this machine (``DockerRootDir`` of ``docker info``), so only for an engine
     reached over a unix socket whose data-root this process can see; ``None`` otherwise
@@ -264,10 +264,9 @@ def data_root_disk() -> tuple[int, int] | None:
         return None
     try:
         root = str(client().info().get("DockerRootDir") or "")
-        usage = shutil.disk_usage(root) if root else None
+        return shutil.disk_usage(root).total if root else None
     except (docker.errors.DockerException, requests.RequestException, OSError):
         return None
-    return (usage.total, usage.free) if usage else None
 
 
 def disk_usage() -> dict[str, int]:

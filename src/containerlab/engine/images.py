@@ -157,7 +157,7 @@ def tar_path(name: str) -> str:
 
     Only that one prefix goes: ``./.env`` is ``.env`` (``str.lstrip("./")`` would make it ``env``).
     """
-    return name[2:] if name.startswith("./") else name
+    return name.removeprefix("./")
 
 
 class _ChunkReader(io.RawIOBase):
@@ -292,15 +292,12 @@ def image_archive(name: str) -> Iterator[IO[bytes]]:
         assert proc.stdout is not None
         try:
             yield proc.stdout
-        except Exception as exc:
+        except BaseException as exc:
             said = _ended(proc, errors)
-            if said:  # the reader met a short archive because `docker save` failed: say why
+            if said and isinstance(exc, Exception):  # a short archive because `docker save` failed: say why
                 raise EngineError(f"`docker save` of {name} failed: {said}") from exc
             raise
-        finally:
-            # Closing our end first lets `docker save` stop when the reader stopped early.
-            proc.stdout.close()
-            _ended(proc, errors)
+        _ended(proc, errors)
 
 
 def _ended(proc: subprocess.Popen, errors: IO[bytes]) -> str:
@@ -310,7 +307,7 @@ def _ended(proc: subprocess.Popen, errors: IO[bytes]) -> str:
     archive's layers to its own disk first, so a full disk makes it fail.
     """
     if proc.stdout is not None:
-        proc.stdout.close()
+        proc.stdout.close()  # closing our end first lets `docker save` stop when the reader stopped early
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
