@@ -27,6 +27,15 @@ BAKED = config.DOCKER_DIR / "baked-secrets"
 # --------------------------------------------------------------------------- a fake engine
 
 
+@pytest.fixture(autouse=True)
+def fresh_scan_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a new process would: no layer or image scanned yet, no shared folder."""
+    for name in ("_IMAGE_SCANS", "_LAYER_SCANS", "_MEMBER_DIFF_IDS"):
+        monkeypatch.setattr(scan, name, {})
+    monkeypatch.setattr(scan, "_shared_folder", None)
+
+
+
 def _tar(files: dict[str, bytes]) -> bytes:
     """An uncompressed tar holding ``files`` (path -> content), like one image layer."""
     buffer = io.BytesIO()
@@ -70,8 +79,11 @@ def _fake_image(monkeypatch: pytest.MonkeyPatch, layers: list[tuple[str, dict[st
     def fake_archive(name: str) -> Iterator[io.BytesIO]:
         yield io.BytesIO(archive.getvalue())
 
+    # The image id is the sha256 of the config, as the engine makes it.
+    image_id = "sha256:" + hashlib.sha256(json.dumps(image_config).encode()).hexdigest()
     monkeypatch.setattr(engine, "image_archive", fake_archive)
-    monkeypatch.setattr(engine, "image", lambda name: SimpleNamespace(attrs={"RootFS": {"Layers": diff_ids}}))
+    monkeypatch.setattr(engine, "image", lambda name: SimpleNamespace(id=image_id,
+                                                                      attrs={"RootFS": {"Layers": diff_ids}}))
     return "fake:image"
 
 
@@ -177,8 +189,6 @@ def test_clean_image_gives_no_findings(monkeypatch):
 
 def test_a_layer_scanned_once_is_not_read_again_for_the_same_search(monkeypatch):
     """Scanning an image twice reads its layers once; another secret value reads them again."""
-    monkeypatch.setattr(scan, "_LAYER_SCANS", {})
-    monkeypatch.setattr(scan, "_MEMBER_DIFF_IDS", {})
     reads = []
     real = scan._scan_layer
     monkeypatch.setattr(scan, "_scan_layer", lambda *args, **kw: reads.append(1) or real(*args, **kw))
@@ -191,10 +201,47 @@ def test_a_layer_scanned_once_is_not_read_again_for_the_same_search(monkeypatch)
     assert len(reads) == 4
 
 
+def _count_saves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count the calls of the (fake) ``docker save``: the names saved, in order."""
+    saves: list[str] = []
+    real = engine.image_archive
+    monkeypatch.setattr(engine, "image_archive", lambda name: saves.append(name) or real(name))
+    return saves
+
+
+def test_an_image_scanned_once_is_not_saved_again_in_this_process_or_one_that_shares_the_folder(
+        monkeypatch, tmp_path):
+    """Is an image met again (same id, same search) taken from this process's scans, then from a shared folder?"""
+    name = _fake_image(monkeypatch, [("COPY . .", {"app/.env": f"API_TOKEN={FAKE_SECRET}".encode()}),
+                                     ("RUN rm .env", {"app/.wh..env": b""})])
+    saves = _count_saves(monkeypatch)
+    scan.share_scans(tmp_path / "scans")
+    first = scan.scan_image(name, secret_values=[FAKE_SECRET])
+    assert {f.kind for f in first} == {scan.SECRET_FILE, scan.SECRET_VALUE} and "deletes it" in first[0].detail
+    assert scan.scan_image(name, secret_values=[FAKE_SECRET]) == first and len(saves) == 1
+    # Another worker: nothing in its own memory, the same folder.
+    monkeypatch.setattr(scan, "_IMAGE_SCANS", {})
+    monkeypatch.setattr(scan, "_LAYER_SCANS", {})
+    assert scan.scan_image(name, secret_values=[FAKE_SECRET]) == first and len(saves) == 1
+    # Another search is another scan.
+    scan.scan_image(name, secret_values=["cl-another-made-up-value"])
+    assert len(saves) == 2
+
+
+def test_a_damaged_shared_scan_is_ignored_and_the_image_scanned_again(monkeypatch, tmp_path):
+    """Does a shared scan file that is not JSON (a crash, a full disk) lead to a fresh scan, not an error?"""
+    name = _fake_image(monkeypatch, [("COPY . .", {"app/settings.txt": f"t={FAKE_SECRET}".encode()})])
+    saves = _count_saves(monkeypatch)
+    scan.share_scans(tmp_path)
+    first = scan.scan_image(name, secret_values=[FAKE_SECRET])
+    [stored] = tmp_path.glob("*.json")
+    stored.write_text("{ not json", encoding="utf-8")
+    monkeypatch.setattr(scan, "_IMAGE_SCANS", {})
+    assert scan.scan_image(name, secret_values=[FAKE_SECRET]) == first and len(saves) == 2
+
+
 def test_a_reused_member_name_with_other_contents_is_read_again(monkeypatch):
     """A layer member named like one scanned before, but with other contents (per the manifest), is scanned anew."""
-    monkeypatch.setattr(scan, "_LAYER_SCANS", {})
-    monkeypatch.setattr(scan, "_MEMBER_DIFF_IDS", {})
     clean = _fake_image(monkeypatch, [("COPY . .", {"app/settings.txt": b"nothing here"})])
     assert scan.scan_image(clean, secret_values=[FAKE_SECRET]) == []
     baked = _fake_image(monkeypatch, [("COPY . .", {"app/settings.txt": f"t={FAKE_SECRET}".encode()})])
@@ -239,7 +286,9 @@ def test_a_failed_docker_save_is_named_and_counted_as_engine_pressure(monkeypatc
                     "layer.tar: no space left on device' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
-    monkeypatch.setattr(images, "image", lambda name: SimpleNamespace(id="sha256:" + "0" * 64))
+    full = SimpleNamespace(id="sha256:" + "0" * 64)
+    monkeypatch.setattr(images, "image", lambda name: full)
+    monkeypatch.setattr(engine, "image", lambda name: full)
     engine.clear_pressure()
     with pytest.raises(scan.ScanError, match="docker save.*no space left on device"):
         scan.scan_image("cl-sec-test-full-disk:test")

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config, engine, grading
+from . import config, engine, grading, scan
 from .checks import service
 
 #: The version of the result-file format written here (read by :mod:`containerlab.gradebook`).
@@ -568,6 +568,9 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
     _die_with_parent(parent)
     if engine_context:
         _use_context(engine_context)
+    # One worker's scan of an image (a correct Dockerfile builds the same image for many students)
+    # spares the others its `docker save`; the folder goes with the run's scratch folder.
+    scan.share_scans(Path(settings.work_root) / "scans")
     out = Path(settings.out)
     grader = settings.grader or grading.grade_student
     while True:
