@@ -140,9 +140,9 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
         mounts = container.attrs.get("Mounts") or []
         env = dict(e.partition("=")[::2] for e in container.attrs["Config"].get("Env") or [])
         headers = {"Authorization": f"Bearer {token}"}
-        listed = engine.http_from_inside(container, "GET", "/data", headers=headers)
-        predict = engine.http_from_inside(container, "POST", "/predict", headers=headers,
-                                          body=json.dumps(service.VISIBLE_CASES[0][0]))
+        listed, predict = engine.http_many_from_inside(container, [
+            engine.HttpRequest("GET", "/data", headers=headers),
+            engine.HttpRequest("POST", "/predict", json.dumps(service.VISIBLE_CASES[0][0]), headers)])
     data_root = data_dir.resolve()
     shown_dir = f"{data_dir.parent.name}/{data_dir.name}" if data_dir.parent.name else data_dir.name
     bound = [m for m in mounts if m.get("Type") == "bind" and Path(m.get("Source", "")).resolve() == data_root]

@@ -284,9 +284,9 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
             if cases:
                 _progress.emit(progress, _progress.PHASE, f"GET /health answered; sending {len(cases)} customers "
                                "to POST /predict")
-            for customer, expected in cases:
-                answer = engine.http_from_inside(container, "POST", "/predict", port=port,
-                                                 body=json.dumps(customer), headers=auth)
+            answers = engine.http_many_from_inside(
+                container, [engine.HttpRequest("POST", "/predict", json.dumps(c), auth) for c, _ in cases], port=port)
+            for (customer, expected), answer in zip(cases, answers):
                 got: float | str
                 if answer.status == 200:
                     try:

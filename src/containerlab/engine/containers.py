@@ -6,8 +6,8 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import docker
@@ -219,20 +219,81 @@ class HttpAnswer:
     error: str = ""
 
 
-# Run with the image's own Python: no tool has to be installed in the student's image.
-_HTTP_PROBE = """
-import json, sys, urllib.error, urllib.request
-method, url, body, headers = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-data = body.encode() if body else None
-req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **headers})
-try:
-    with urllib.request.urlopen(req, timeout=5) as r:
-        print(json.dumps({"status": r.status, "body": r.read().decode("utf-8", "replace")}))
-except urllib.error.HTTPError as e:
-    print(json.dumps({"status": e.code, "body": e.read().decode("utf-8", "replace")}))
-except Exception as e:
-    print(json.dumps({"status": None, "body": "", "error": str(getattr(e, "reason", e))}))
+@dataclass(frozen=True)
+class HttpRequest:
+    """One HTTP request to send from inside a container (:func:`http_many_from_inside`).
+
+    Attributes:
+        method: ``"GET"`` or ``"POST"``.
+        path: e.g. ``"/predict"``.
+        body: a JSON request body, or ``""``.
+        headers: extra request headers (e.g. ``Authorization``).
+    """
+
+    method: str
+    path: str
+    body: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# Run with the image's own Python: no tool has to be installed in the student's image. Each exec
+# starts a Python inside the container (about 0.1 s of CPU, a class repeats it thousands of times),
+# so one exec does all a check asks of a container at a time: a list of requests, or waiting.
+_PROBE = """
+import json, sys, time, urllib.error, urllib.request
+job = json.loads(sys.argv[1])
+
+def listening():
+    found = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(name).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] == "0A":  # LISTEN
+                addr, port = parts[1].rsplit(":", 1)
+                found.append([addr, int(port, 16)])
+    return found
+
+def ask(r):
+    req = urllib.request.Request(r["url"], data=r["body"].encode() or None, method=r["method"],
+                                 headers={"Content-Type": "application/json", **r["headers"]})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as a:
+            return {"status": a.status, "body": a.read().decode("utf-8", "replace")}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": e.read().decode("utf-8", "replace")}
+    except Exception as e:
+        return {"status": None, "body": "", "error": str(getattr(e, "reason", e))}
+
+if job["mode"] == "listening":
+    print(json.dumps({"listening": listening()}))
+elif job["mode"] == "ask":
+    print(json.dumps({"answers": [ask(r) for r in job["requests"]]}))
+else:  # wait: ask until an answer counts, a server listens elsewhere only, or time is up
+    deadline = time.monotonic() + job["seconds"]
+    while True:
+        answer, elsewhere = ask(job["requests"][0]), []
+        if answer["status"] is not None and 200 <= answer["status"] < job["below"]:
+            break
+        if answer["status"] is None:
+            sockets = [s for s in listening() if s[0] not in job["ignore"]]
+            if sockets and not any(s[1] == job["port"] and s[0] in job["wildcard"] for s in sockets):
+                elsewhere = sockets
+                break
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    print(json.dumps({"answers": [answer], "listening": elsewhere}))
 """
+#: /proc/net/tcp addresses (little-endian hex) of all interfaces (IPv4, IPv6).
+_WILDCARD_HEX = ("00000000", "0" * 32)
+#: 127.0.0.11, the engine's own DNS resolver on user-defined networks, not the student's server.
+_DNS_HEX = "0B00007F"
+#: Seconds one waiting exec asks before it returns, so the container's state is looked at again.
+_WAIT_SLICE = 10.0
 
 
 @contextlib.contextmanager
@@ -348,15 +409,64 @@ def container_address(container: Container) -> str:
     return ""
 
 
+def _probe(container: Container, job: dict) -> dict | str:
+    """Run :data:`_PROBE` in the container with ``job``; its output, or why it could not run (a string)."""
+    try:
+        result = container.exec_run(["python", "-c", _PROBE, json.dumps(job)], demux=False)
+    except docker.errors.APIError as exc:
+        return f"could not run python in the container ({exc.explanation})"
+    text = (result.output or b"").decode("utf-8", "replace").strip()
+    if result.exit_code != 0:
+        return f"python in the container failed: {text[-300:]}"
+    try:
+        out = json.loads(text.splitlines()[-1])
+    except (ValueError, IndexError):
+        return f"unexpected probe output: {text[-300:]}"
+    return out if isinstance(out, dict) else f"unexpected probe output: {text[-300:]}"
+
+
+def _jobs(container: Container, requests: Sequence[HttpRequest], port: int) -> list[dict]:
+    address = container_address(container) or "127.0.0.1"
+    return [{"method": r.method, "url": f"http://{address}:{port}{r.path}", "body": r.body,
+             "headers": dict(r.headers)} for r in requests]
+
+
+def _answer(raw: object) -> HttpAnswer:
+    item = raw if isinstance(raw, dict) else {}
+    status = item.get("status")
+    return HttpAnswer(status if isinstance(status, int) else None, str(item.get("body", "")),
+                      str(item.get("error", "")))
+
+
+def http_many_from_inside(container: Container, requests: Sequence[HttpRequest], *, port: int = 80
+                          ) -> list[HttpAnswer]:
+    """Send requests in turn to a container's own network address, from inside it, in one exec.
+
+    The requests go to the container's network address (not 127.0.0.1), so a
+    server that listens on the loopback interface only does not answer, just as
+    it would not answer a published port. They use the image's ``python``.
+
+    Args:
+        container: a running container.
+        requests: the requests, sent one after the other.
+        port: the container port.
+
+    Returns:
+        One answer per request, in order: the status and body, or why nothing answered (5 s
+        timeout per request). When python could not run in the container, every answer says so.
+    """
+    out = _probe(container, {"mode": "ask", "requests": _jobs(container, requests, port)})
+    if isinstance(out, str):
+        return [HttpAnswer(None, "", out) for _ in requests]
+    answers = [_answer(a) for a in out.get("answers") or []]
+    return answers + [HttpAnswer(None, "", "no answer recorded")] * (len(requests) - len(answers))
+
+
 def http_from_inside(
     container: Container, method: str, path: str, *, port: int = 80, body: str = "",
     headers: Mapping[str, str] | None = None,
 ) -> HttpAnswer:
-    """Send one HTTP request to a container's own network address, from inside it.
-
-    The request goes to the container's network address (not 127.0.0.1), so a
-    server that listens on the loopback interface only does not answer, just as
-    it would not answer a published port. It uses the image's ``python``.
+    """Send one HTTP request from inside a container, as :func:`http_many_from_inside` does.
 
     Args:
         container: a running container.
@@ -367,30 +477,19 @@ def http_from_inside(
         headers: extra request headers (e.g. ``Authorization``).
 
     Returns:
-        The status and body, or why nothing answered (5 s timeout per request).
+        The status and body, or why nothing answered (5 s timeout).
     """
-    address = container_address(container) or "127.0.0.1"
-    url = f"http://{address}:{port}{path}"
-    try:
-        result = container.exec_run(
-            ["python", "-c", _HTTP_PROBE, method, url, body, json.dumps(dict(headers or {}))], demux=False
-        )
-    except docker.errors.APIError as exc:
-        return HttpAnswer(None, "", f"could not run python in the container ({exc.explanation})")
-    text = (result.output or b"").decode("utf-8", "replace").strip()
-    if result.exit_code != 0:
-        return HttpAnswer(None, "", f"python in the container failed: {text[-300:]}")
-    try:
-        answer = json.loads(text.splitlines()[-1])
-    except (ValueError, IndexError):
-        return HttpAnswer(None, "", f"unexpected probe output: {text[-300:]}")
-    return HttpAnswer(answer.get("status"), answer.get("body", ""), answer.get("error", ""))
+    return http_many_from_inside(container, [HttpRequest(method, path, body, dict(headers or {}))], port=port)[0]
 
 
 def wait_http_inside(
     container: Container, path: str = "/health", *, port: int = 80, timeout: float = 90, below: int = 300
 ) -> HttpAnswer:
     """Poll ``path`` from inside ``container`` until it answers 2xx, with a deadline.
+
+    One exec asks every quarter second for up to ten seconds; between execs the
+    container's state is looked at, so a container that stops is noticed at once
+    (its exec ends with it).
 
     Args:
         container: a running container.
@@ -404,12 +503,13 @@ def wait_http_inside(
         The first answer that counts.
 
     Raises:
-        ContainerFailed: the container stopped, or nothing answered within ``timeout`` seconds
-            (the message holds the last error, ``logs`` the container's output).
+        ContainerFailed: the container stopped, a server listens inside but not on all
+            interfaces at ``port`` (it would never answer), or nothing answered within
+            ``timeout`` seconds (the message holds the last error, ``logs`` the container's output).
     """
     deadline = time.monotonic() + timeout
     last = HttpAnswer(None, "", "no answer yet")
-    while time.monotonic() < deadline:
+    while (left := deadline - time.monotonic()) > 0:
         container.reload()
         if container.status in {"exited", "dead"}:
             raise ContainerFailed(
@@ -417,19 +517,23 @@ def wait_http_inside(
                 f"before port {port} answered.",
                 logs=logs(container),
             )
-        if container.status == "running":
-            last = http_from_inside(container, "GET", path, port=port)
-            if last.status is not None and 200 <= last.status < below:
-                return last
-            if last.status is None:
-                # A server that is up but listens elsewhere will never answer: say so at once.
-                elsewhere = _listening_elsewhere(container, port)
-                if elsewhere:
-                    raise ContainerFailed(
-                        f"Nothing answered {path} on port {port}: the server listens on {elsewhere} only.",
-                        logs=logs(container),
-                    )
-        time.sleep(0.5)
+        if container.status != "running":
+            time.sleep(0.5)
+            continue
+        out = _probe(container, {"mode": "wait", "requests": _jobs(container, [HttpRequest("GET", path)], port),
+                                 "seconds": min(left, _WAIT_SLICE), "below": below, "port": port,
+                                 "ignore": [_DNS_HEX], "wildcard": list(_WILDCARD_HEX)})
+        if isinstance(out, str):  # python could not run (yet): look at the container again
+            last = HttpAnswer(None, "", out)
+            time.sleep(0.5)
+            continue
+        last = _answer((out.get("answers") or [None])[0])
+        if last.status is not None and 200 <= last.status < below:
+            return last
+        if elsewhere := _sockets(out.get("listening")):
+            shown = ", ".join(f"{a}:{p}" for a, p in elsewhere)
+            raise ContainerFailed(f"Nothing answered {path} on port {port}: the server listens on {shown} only.",
+                                  logs=logs(container))
     why = f"HTTP {last.status}" if last.status is not None else last.error
     raise ContainerFailed(
         f"Nothing answered {path} on port {port} within {timeout:.0f} s (last: {why}).",
@@ -437,22 +541,10 @@ def wait_http_inside(
     )
 
 
-_LISTENING_PROBE = """
-import sys
-found = []
-for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-    try:
-        lines = open(name).read().splitlines()[1:]
-    except OSError:
-        continue
-    for line in lines:
-        parts = line.split()
-        if parts[3] != "0A":  # LISTEN
-            continue
-        addr, port = parts[1].rsplit(":", 1)
-        found.append(f"{addr} {int(port, 16)}")
-print("\\n".join(found))
-"""
+def _sockets(raw: object) -> list[tuple[str, int]]:
+    """Decode the probe's ``[hex address, port]`` pairs."""
+    pairs = [item for item in raw if isinstance(item, list) and len(item) == 2] if isinstance(raw, list) else []
+    return [(_decode_proc_address(str(a)), int(p)) for a, p in pairs]
 
 
 def listening_sockets(container: Container) -> list[tuple[str, int]]:
@@ -463,17 +555,8 @@ def listening_sockets(container: Container) -> list[tuple[str, int]]:
         ``"::1"`` or another address in dotted/hex form. Empty when nothing listens
         or the image has no ``python`` to read the files with.
     """
-    try:
-        result = container.exec_run(["python", "-c", _LISTENING_PROBE])
-    except docker.errors.APIError:
-        return []
-    if result.exit_code != 0:
-        return []
-    sockets = []
-    for line in (result.output or b"").decode().splitlines():
-        hex_addr, _, port = line.partition(" ")
-        sockets.append((_decode_proc_address(hex_addr), int(port)))
-    return sockets
+    out = _probe(container, {"mode": "listening"})
+    return [] if isinstance(out, str) else _sockets(out.get("listening"))
 
 
 def _decode_proc_address(hex_addr: str) -> str:
@@ -482,12 +565,3 @@ def _decode_proc_address(hex_addr: str) -> str:
         return ".".join(str(int(hex_addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
     known = {"0" * 32: "::", "0" * 24 + "01000000": "::1"}
     return known.get(hex_addr, hex_addr)
-
-
-def _listening_elsewhere(container: Container, port: int) -> str:
-    """Describe where the container listens when it is not on all interfaces at ``port``, else ``""``."""
-    # 127.0.0.11 is the engine's own DNS resolver on user-defined networks, not the student's server.
-    sockets = [(a, p) for a, p in listening_sockets(container) if a != "127.0.0.11"]
-    if not sockets or any(p == port and a in {"0.0.0.0", "::"} for a, p in sockets):
-        return ""
-    return ", ".join(f"{a}:{p}" for a, p in sockets)
