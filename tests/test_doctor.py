@@ -30,18 +30,25 @@ def net(name: str, *, containers: int = 0, driver: str = "bridge"):
 class FakeClient:
     """Just the SDK calls the doctor makes, with answers a test chooses."""
 
-    def __init__(self, *, images=None, networks=(), build_cache=0, root="/nonexistent-docker-root"):
+    def __init__(self, *, images=None, networks=(), build_cache=0, root="/nonexistent-docker-root",
+                 version="26.1.5", containerd_store=True):
         self.images = FakeImages(images if images is not None else {
             b.name: {} for b in baseimages.BASE_IMAGES})
         self._networks = list(networks) or [net("bridge", containers=1), net("host", driver="host")]
         self._cache = build_cache
         self._root = root
+        self._version = version
+        self._containerd = containerd_store
 
     def version(self):
-        return {"Version": "20.10.24", "ApiVersion": "1.41"}
+        return {"Version": self._version, "ApiVersion": "1.45"}
 
     def info(self):
-        return {"DockerRootDir": self._root}
+        if self._containerd:
+            return {"DockerRootDir": self._root, "Driver": "overlayfs",
+                    "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]}
+        return {"DockerRootDir": self._root, "Driver": "overlay2",
+                "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]]}
 
     def df(self):
         return {"BuildCache": [{"Size": self._cache}], "Images": [{"Size": 100}]}
@@ -205,3 +212,19 @@ def test_doctor_on_this_machine(docker_client):
         assert findings[name].status != "skipped", findings[name]
     assert findings["engine"].ok and findings["builder"].ok
     print(report.render_doctor(findings.values()))
+
+
+@pytest.mark.parametrize("containerd_store, store", [(True, "containerd image store (overlayfs snapshotter)"),
+                                                     (False, "legacy image store (overlay2)")])
+def test_the_engine_line_names_the_image_store(containerd_store, store):
+    """Does the engine finding say which image store the engine uses, for both stores?"""
+    found = doctor.check_engine(FakeClient(containerd_store=containerd_store))
+    assert found.ok and store in found.detail and "26.1.5" in found.detail
+
+
+def test_an_engine_older_than_the_minimum_is_a_problem_with_the_upgrade_fix():
+    """Is Docker 20.10 (below the course's minimum) a problem whose fix says how to upgrade?"""
+    found = doctor.check_engine(FakeClient(version="20.10.24", containerd_store=False))
+    assert found.status == "problem" and f"Docker Engine {config.MIN_ENGINE_MAJOR}" in found.detail
+    assert "ensure-engine.sh" in found.fix
+    assert doctor.check_engine(FakeClient(version=f"{config.MIN_ENGINE_MAJOR}.0.0")).ok

@@ -100,3 +100,26 @@ def test_already_small_ex1_loses_nothing(student_tag: str) -> None:
         assert "already met the target" in res.get("smaller-than-ex1").message
     finally:
         engine.remove_image(tag)
+
+
+@pytest.mark.parametrize("containerd_store", [True, False])
+def test_a_reduction_read_from_any_size_command_is_accepted_on_either_store(monkeypatch, containerd_store):
+    """Is a reduction read from `docker image ls`, `inspect` or the history accepted on both stores, and a wrong one not?
+
+    The figures are those of Engine 26.1's containerd store for a 492 MB and a 395 MB image: `docker image ls`
+    adds the compressed content there, and `docker image inspect` gives that content alone.
+    """
+    unpacked = {"ex1": 492_000_000, "ex2": 395_000_000}
+    content = {"ex1": 170_000_000, "ex2": 120_000_000} if containerd_store else {"ex1": 0, "ex2": 0}
+    monkeypatch.setattr(engine, "image", lambda name: name)
+    monkeypatch.setattr(engine, "image_sizes", lambda name: engine.ImageSizes(
+        unpacked[name], content[name], containerd_store))
+    checked = ex2.results("ex2", [ex2._result("builds", True, "built")], image="ex2")
+    accepted = [19.7]  # the layers' files: (492 - 395) / 492
+    if containerd_store:
+        accepted += [100 * (662 - 515) / 662, 100 * (170 - 120) / 170]  # image ls, then inspect
+    for reported in accepted:
+        result = ex2.check_report(checked, round(reported, 1), ex1_image="ex1").get("reported-reduction")
+        assert result.passed, result.message
+    wrong = ex2.check_report(checked, 35, ex1_image="ex1").get("reported-reduction")
+    assert not wrong.passed and "19.7 %" in wrong.message

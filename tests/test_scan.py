@@ -7,9 +7,11 @@ integration tests build the book's demo images on the real engine.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -47,43 +49,68 @@ def _tar(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+#: How engines write ``docker save``: the legacy store's ``<id>/layer.tar`` (uncompressed), and the
+#: containerd image store's OCI layout (Engine 25 and later), whose blobs are compressed as built or pulled.
+LAYOUTS = ("legacy", "oci-gzip", "oci-zstd")
+
+
+def _compress(blob: bytes, layout: str) -> bytes:
+    if layout == "oci-gzip":
+        return gzip.compress(blob)
+    if layout == "oci-zstd":
+        return subprocess.run(["zstd", "-q", "-c"], input=blob, capture_output=True, check=True).stdout
+    return blob
+
+
 def _fake_image(monkeypatch: pytest.MonkeyPatch, layers: list[tuple[str, dict[str, bytes]]],
                 config_extra: dict | None = None, extra_history: list[dict] | None = None,
-                with_manifest: bool = True) -> str:
+                with_manifest: bool = True, layout: str = "legacy") -> str:
     """Make engine.image_archive/engine.image serve an image with these (instruction, files) layers.
 
-    ``with_manifest=False`` leaves out the archive's ``manifest.json`` (a damaged archive).
+    ``with_manifest=False`` leaves out the archive's ``manifest.json`` (a damaged archive);
+    ``layout`` is one of :data:`LAYOUTS`.
     """
-    blobs = [_tar(files) for _, files in layers]
-    diff_ids = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in blobs]
+    tars = [_tar(files) for _, files in layers]
+    diff_ids = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in tars]
     image_config = {
         "config": {"Env": ["PATH=/usr/bin"], **(config_extra or {})},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [{"created_by": instruction} for instruction, _ in layers] + (extra_history or []),
     }
+    raw_config = json.dumps(image_config).encode()
+    blobs = [_compress(blob, layout) for blob in tars]
+    if layout == "legacy":
+        names = [f"layer{i}/layer.tar" for i in range(len(blobs))]
+        config_name = "0123abcd.json"
+        extra: list[tuple[str, bytes]] = []
+    else:
+        names = [f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}" for blob in blobs]
+        config_name = f"blobs/sha256/{hashlib.sha256(raw_config).hexdigest()}"
+        extra = [("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
+                 ("index.json", json.dumps({"schemaVersion": 2, "manifests": []}).encode())]
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         # Layers first, the config and manifest last, as engines write them: the scan must not care.
-        for index, blob in enumerate(blobs):
-            info = tarfile.TarInfo(f"layer{index}/layer.tar")
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-        manifest = [{"Config": "0123abcd.json", "Layers": [f"layer{i}/layer.tar" for i in range(len(blobs))]}]
-        for member, doc in (("0123abcd.json", image_config), ("manifest.json", manifest))[:2 if with_manifest else 1]:
-            raw = json.dumps(doc).encode()
+        members = [*zip(names, blobs), (config_name, raw_config), *extra]
+        if with_manifest:
+            members.append(("manifest.json", json.dumps([{"Config": config_name, "Layers": names}]).encode()))
+        for member, content in members:
             info = tarfile.TarInfo(member)
-            info.size = len(raw)
-            tar.addfile(info, io.BytesIO(raw))
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
 
     @contextlib.contextmanager
     def fake_archive(name: str) -> Iterator[io.BytesIO]:
         yield io.BytesIO(archive.getvalue())
 
-    # The image id is the sha256 of the config, as the engine makes it.
-    image_id = "sha256:" + hashlib.sha256(json.dumps(image_config).encode()).hexdigest()
+    # The image id is the sha256 of the config, as the legacy store makes it.
+    image_id = "sha256:" + hashlib.sha256(raw_config).hexdigest()
     monkeypatch.setattr(engine, "image_archive", fake_archive)
     monkeypatch.setattr(engine, "image", lambda name: SimpleNamespace(id=image_id,
                                                                       attrs={"RootFS": {"Layers": diff_ids}}))
+    monkeypatch.setattr(engine, "image_history", lambda name: [
+        {"created_by": step["created_by"], "created": 0, "size": 0, "comment": ""}
+        for step in image_config["history"]])
     return "fake:image"
 
 
@@ -91,13 +118,15 @@ PRIVATE_KEY = b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAfakefakefake\n-----END 
 PUBLIC_CERT = b"-----BEGIN CERTIFICATE-----\nMIIfakefake\n-----END CERTIFICATE-----\n"
 
 
-def test_deleted_file_is_reported_in_the_layer_that_stores_it(monkeypatch):
-    """Is a .env removed by a later layer still reported, in its own layer, with the deleting layer named?"""
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_deleted_file_is_reported_in_the_layer_that_stores_it(monkeypatch, layout):
+    """Is a .env removed by a later layer still reported, in its own layer, with the deleting layer named,
+    in the archives of both image stores (compressed OCI blobs too)?"""
     name = _fake_image(monkeypatch, [
         ("base", {"etc/os-release": b"fake"}),
         ("COPY .env .", {"app/.env": f"TOKEN={FAKE_SECRET}\n".encode()}),
         ("RUN rm .env", {"app/.wh..env": b""}),
-    ])
+    ], layout=layout)
     findings = scan.scan_image(name, secret_values=[FAKE_SECRET])
     assert {(f.kind, f.where, f.layer, f.path) for f in findings} == {
         (scan.SECRET_FILE, "layer", 1, "app/.env"),
@@ -286,9 +315,10 @@ def test_a_failed_docker_save_is_named_and_counted_as_engine_pressure(monkeypatc
                     "layer.tar: no space left on device' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
-    full = SimpleNamespace(id="sha256:" + "0" * 64)
+    full = SimpleNamespace(id="sha256:" + "0" * 64, attrs={"RootFS": {"Layers": []}})
     monkeypatch.setattr(images, "image", lambda name: full)
     monkeypatch.setattr(engine, "image", lambda name: full)
+    monkeypatch.setattr(engine, "image_history", lambda name: [])
     engine.clear_pressure()
     with pytest.raises(scan.ScanError, match="docker save.*no space left on device"):
         scan.scan_image("cl-sec-test-full-disk:test")

@@ -23,6 +23,11 @@ PYTHON_FULL_IMAGE = "python:3.13"
 #: The database image of the compose stack.
 POSTGRES_IMAGE = "postgres:17"
 
+#: The oldest Docker Engine the course supports (major version): the first one it is tested on
+#: (Debian 13's 26.1). Engine 23 made BuildKit the default builder and 25 made ``docker save`` write
+#: the OCI layout; 26 is what the course's own scripts install. ``containerlab doctor`` checks it.
+MIN_ENGINE_MAJOR = 26
+
 #: Debian release the stand-ins are built from (Python 3.13, PostgreSQL 17).
 DEBIAN_SUITE = "trixie"
 #: Label put on every stand-in image; its value is the official tag it replaces.

@@ -100,20 +100,57 @@ def _gib(n: float) -> str:
 
 
 def check_engine(client: Any, *, error: str = "") -> Finding:
-    """Does an engine answer, and which version is it?
+    """Does an engine answer, is it recent enough, and which image store does it use?
+
+    The course supports Docker Engine :data:`config.MIN_ENGINE_MAJOR` and later, on
+    either image store: the containerd image store (new installs of Engine 29 and
+    Docker Desktop; ``DriverStatus`` then holds ``driver-type
+    io.containerd.snapshotter.v1``) or the older graph drivers such as overlay2
+    (kept by engines upgraded from older versions). Source: ``GET /info`` of the
+    Engine API; docs.docker.com/engine/storage/containerd/.
 
     Args:
         client: a Docker SDK client, or ``None`` when none could be made.
         error: why none could be made (e.g. the socket's "permission denied").
+
+    Returns:
+        A problem for no engine or one older than the minimum, else ``ok`` with the
+        version, API version and image store.
     """
     if client is None:
         why = f" ({error})" if error else ""
         return _problem("engine", f"no Docker engine answers{why}", engine.HOW_TO_GET_AN_ENGINE)
     try:
         version = client.version()
+        info = client.info()
     except Exception as exc:  # noqa: BLE001 - any failure here means "no engine" to a student
         return _problem("engine", f"the Docker engine does not answer ({exc})", engine.HOW_TO_GET_AN_ENGINE)
-    return _ok("engine", f"Docker engine {version.get('Version', '?')} (API {version.get('ApiVersion', '?')})")
+    number = str(version.get("Version", "?"))
+    store = image_store(info)
+    detail = f"Docker engine {number} (API {version.get('ApiVersion', '?')}), {store}"
+    major = re.match(r"(\d+)\.", number)
+    if major and int(major.group(1)) < config.MIN_ENGINE_MAJOR:
+        return _problem("engine", f"{detail}: older than Docker Engine {config.MIN_ENGINE_MAJOR}, the oldest "
+                        "the course supports (its builder lacks what the chapter teaches, and it is out of support)",
+                        f"Upgrade to Docker Engine {config.MIN_ENGINE_MAJOR} or later (as root on Debian/Ubuntu, stop "
+                        "the old engine and run `bash scripts/ensure-engine.sh`; elsewhere "
+                        "https://docs.docker.com/engine/install/).")
+    return _ok("engine", detail)
+
+
+def image_store(info: dict[str, Any]) -> str:
+    """Name the image store of an engine from its ``GET /info`` answer.
+
+    Args:
+        info: the engine's info (``docker info``'s JSON): ``Driver`` and ``DriverStatus``.
+
+    Returns:
+        ``"containerd image store (overlayfs snapshotter)"`` or ``"legacy image store (overlay2)"``.
+    """
+    driver = str(info.get("Driver") or "?")
+    if engine.is_containerd_store(info):
+        return f"containerd image store ({driver} snapshotter)"
+    return f"legacy image store ({driver})"
 
 
 def check_plugin(plugin: str, *, run: Runner = _docker) -> Finding:

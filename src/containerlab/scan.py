@@ -18,11 +18,15 @@ autograder imports :func:`scan_image`.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import json
 import posixpath
 import re
 import os
+import shutil
+import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -171,7 +175,57 @@ def _scan_layer(tar_stream: IO[bytes], values: list[str], data_min_bytes: int,
 
 
 def _is_tar(head: bytes) -> bool:
-    return len(head) >= 262 and head[257:262] == b"ustar"
+    """Whether these first bytes start a tar archive (a ustar header, or the zero block of an empty one)."""
+    return (len(head) >= 262 and head[257:262] == b"ustar") or (len(head) >= 512 and not any(head[:512]))
+
+
+#: The first bytes of a gzip stream (RFC 1952) and of a zstd frame (RFC 8878).
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _layer_stream(head: bytes, stream: IO[bytes]) -> IO[bytes] | None:
+    """The uncompressed tar of a layer member, or ``None`` when the member is not a layer.
+
+    The legacy image store's ``docker save`` writes each layer as an uncompressed
+    ``layer.tar``. The containerd image store (the default of new installs) writes
+    the blobs its content store holds, compressed as they were built or pulled:
+    gzip (``application/vnd.oci.image.layer.v1.tar+gzip``, every Docker builder's
+    default) or zstd (``...tar+zstd``). Source: the OCI image spec, ``layer.md``.
+
+    Raises:
+        ScanError: a zstd layer, and the ``zstd`` program to read it is not installed.
+    """
+    if _is_tar(head):
+        return _Peeked(head, stream)  # type: ignore[return-value]
+    if head.startswith(_GZIP_MAGIC):
+        inner = gzip.GzipFile(fileobj=_Peeked(head, stream), mode="rb")  # type: ignore[arg-type]
+    elif head.startswith(_ZSTD_MAGIC):
+        inner = _zstd_reader(_Peeked(head, stream))  # type: ignore[arg-type]
+    else:
+        return None
+    try:
+        first = inner.read(512)
+    except (OSError, EOFError):
+        return None
+    return _Peeked(first, inner) if _is_tar(first) else None  # type: ignore[return-value]
+
+
+def _zstd_reader(stream: IO[bytes]) -> IO[bytes]:
+    """Decompress a zstd layer through the ``zstd`` program (Python reads zstd itself only from 3.14).
+
+    The compressed layer is copied to a temporary file first, so that the archive
+    is read by this thread alone.
+    """
+    if shutil.which("zstd") is None:
+        raise ScanError("The image has a layer compressed with zstd, and reading it needs the `zstd` program "
+                        "(Debian/Ubuntu: `apt-get install zstd`).")
+    with tempfile.TemporaryFile() as compressed:
+        shutil.copyfileobj(stream, compressed, _CHUNK)
+        compressed.seek(0)
+        proc = subprocess.Popen(["zstd", "-dcq"], stdin=compressed, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    return proc.stdout
 
 
 class _Peeked:
@@ -219,8 +273,8 @@ _LAYER_SCANS: dict[tuple[str, str], _Layer] = {}
 #: earlier archive's manifest gave them. Used only as a guess: each archive's own manifest must confirm it.
 _MEMBER_DIFF_IDS: dict[str, str] = {}
 _CACHE_LIMIT = 5000
-#: Whole-image scans by (image id, what was searched for): the layers bottom to top and the config.
-#: An image id is the sha256 of the image's config, which names every layer by its diff id, so an
+#: Whole-image scans by (content key, what was searched for): the layers bottom to top and the config.
+#: The content key (:func:`_content_key`) names every layer by its diff id, the config and the history, so an
 #: image met again (a class's correct Dockerfiles build the same image) needs no ``docker save``.
 _IMAGE_SCANS: dict[tuple[str, str], tuple[list[_Layer | None], dict[str, Any]]] = {}
 _IMAGE_CACHE_LIMIT = 200
@@ -234,7 +288,7 @@ def share_scans(folder: Path | None) -> None:
     The workers of a class grader each grade other students; a correct
     Dockerfile builds the same image for all of them, and one worker's scan of it
     spares the others a ``docker save`` of some 500 MB. Files are written
-    atomically, named by image id and search; a file that cannot be read is
+    atomically, named by the image's content and search; a file that cannot be read is
     ignored (the image is scanned again). ``None`` stops sharing.
 
     Args:
@@ -280,10 +334,10 @@ def _store_shared(key: tuple[str, str], layers: list[_Layer | None], config: dic
         pass  # not shared: every process still scans for itself
 
 
-def _image_scan(image_id: str, values: list[str], data_min_bytes: int, data: dict[str, bytes] | None
-                ) -> tuple[list[_Layer | None], dict[str, Any]]:
-    """:func:`_read_archive` of one image, once per image id and search (this process, then the shared folder)."""
-    key = (image_id, _searched_for(values, data_min_bytes, data))
+def _image_scan(image_id: str, content_key: str, values: list[str], data_min_bytes: int,
+                data: dict[str, bytes] | None) -> tuple[list[_Layer | None], dict[str, Any]]:
+    """:func:`_read_archive` of one image, once per content and search (this process, then the shared folder)."""
+    key = (content_key, _searched_for(values, data_min_bytes, data))
     known = _IMAGE_SCANS.get(key) or _load_shared(key)
     if known is None:
         known = _read_archive(image_id, values, data_min_bytes, data)
@@ -292,6 +346,22 @@ def _image_scan(image_id: str, values: list[str], data_min_bytes: int, data: dic
         _IMAGE_SCANS.clear()
     _IMAGE_SCANS[key] = known
     return known
+
+
+def _content_key(found: Any) -> str:
+    """A digest of what a scan reads of an image: its layers' diff ids, its config and its build history.
+
+    Not the image id: on the legacy store that is the config's digest, but on the
+    containerd image store it is the digest of a manifest or index, and an index
+    also holds the build's provenance attestation (BuildKit's default since buildx
+    0.10), with the time of the build: two builds of the same Dockerfile that give
+    the same layers and config then get two ids.
+    """
+    history = [(h.get("created_by"), h.get("created"), h.get("comment")) for h in engine.image_history(found.id)]
+    attrs = found.attrs
+    content = [attrs.get("RootFS", {}).get("Layers"), attrs.get("Config"), attrs.get("Created"),
+               attrs.get("Architecture"), attrs.get("Os"), history]
+    return "sha256:" + hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _searched_for(values: list[str], data_min_bytes: int, data: dict[str, bytes] | None) -> str:
@@ -358,8 +428,8 @@ def _walk_archive(image_name: str, read_layer: Callable[[str, IO[bytes]], _T]
     docs: dict[str, Any] = {}
     try:
         for member, head, stream in _archive_files(image_name):
-            if _is_tar(head) or member.name.endswith("layer.tar"):
-                read[member.name] = read_layer(member.name, _Peeked(head, stream))  # type: ignore[arg-type]
+            if (layer := _layer_stream(head, stream)) is not None:
+                read[member.name] = read_layer(member.name, layer)
             elif (doc := _json_member(member, head, stream)) is not None:
                 docs[member.name] = doc
     except engine.EngineUnavailable:
@@ -459,7 +529,7 @@ def scan_image(
     found = engine.image(image_name)
     if found is None:
         raise ScanError(f"There is no local image {image_name!r}; build it first (docker images lists what there is).")
-    layer_list, config = _image_scan(found.id, values, data_min_bytes, data_files)
+    layer_list, config = _image_scan(found.id, _content_key(found), values, data_min_bytes, data_files)
     diff_ids: list[str] = list(config.get("rootfs", {}).get("diff_ids", []))
     history = [h for h in config.get("history", []) if not h.get("empty_layer")]
     instructions = [str(h.get("created_by", "")) for h in history]
