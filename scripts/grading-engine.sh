@@ -20,6 +20,8 @@
 #   CL_GRADING_POOL      [10.214.0.0/16] where its user-defined networks get their subnets (/24 each)
 #   CL_GRADING_IMAGES    [python:3.13-slim python:3.13 postgres:17] base images copied from the main engine
 #   CL_MAIN_HOST         [unix:///var/run/docker.sock] the main engine, only ever read
+#   CL_GRADING_STORE     [containerd] its image store: containerd (the containerd image store, as new
+#                        installs have it) or overlay2 (the legacy store of engines upgraded from older ones)
 #   CL_GRADING_CONTEXT   [grading, or NAME for another name] the docker context made for it
 #                        (`containerlab grade --engine grading` and `docker --context grading` use it)
 #
@@ -63,6 +65,12 @@ pool=${CL_GRADING_POOL:-10.214.0.0/16}
 main_host=${CL_MAIN_HOST:-unix:///var/run/docker.sock}
 images=${CL_GRADING_IMAGES:-python:3.13-slim python:3.13 postgres:17}
 if [[ $name == containerlab-grading ]]; then context=${CL_GRADING_CONTEXT:-grading}; else context=${CL_GRADING_CONTEXT:-$name}; fi
+store=${CL_GRADING_STORE:-containerd}
+case $store in
+    containerd) snapshotter=true ;;
+    overlay2) snapshotter=false ;;
+    *) printf 'grading engine: CL_GRADING_STORE must be containerd or overlay2, not %s\n' "$store" >&2; exit 2 ;;
+esac
 memory_mb=${CL_GRADING_MEMORY_MB:-2048}
 pids=${CL_GRADING_PIDS:-2048}
 disk_gb=${CL_GRADING_DISK_GB:-20}
@@ -263,6 +271,7 @@ write_config() {
     local keep=$((disk_gb * 1024 / 2))
     cat >"$state/daemon.json" <<EOF
 {
+  "features": {"containerd-snapshotter": $snapshotter},
   "builder": {"gc": {"enabled": true, "defaultKeepStorage": "${keep}MB"}}
 }
 EOF
@@ -332,7 +341,7 @@ load_images() {
 cmd_status() {
     local pid
     if pid=$(running_pid) && grading_answers; then
-        echo "running: pid $pid, $host, $(cgroup_summary), disk $(df -h --output=size,used "$mnt" | tail -n1 | awk '{print $2" used of "$1}')"
+        echo "running: pid $pid, $host, engine $(grading_docker version --format '{{.Server.Version}}'), $(store_name), $(cgroup_summary), disk $(df -h --output=size,used "$mnt" | tail -n1 | awk '{print $2" used of "$1}')"
     else
         echo "stopped ($host does not answer)"
         [[ -z $(cannot_run) ]] || echo "cannot run here: $(cannot_run)"
@@ -348,6 +357,14 @@ cmd_status() {
         echo "main engine: no docker0 bridge, $(main_engine_answers && echo answers || echo 'does not answer')"
     fi
     [[ -n ${pid:-} ]] && grading_answers
+}
+
+store_name() {
+    if grading_docker info --format '{{json .DriverStatus}}' 2>/dev/null | grep -q io.containerd.snapshotter.v1; then
+        echo "containerd image store"
+    else
+        echo "legacy image store ($(grading_docker info --format '{{.Driver}}'))"
+    fi
 }
 
 cgroup_summary() {

@@ -24,6 +24,8 @@ ALL = set(ex1.POINTS)
 #: check names the cause with the hint for that cause (section 6).
 EXPECTED: dict[str, tuple[set[str], dict[str, str]]] = {
     "passes_all": (set(), {}),
+    # Docker's current documentation: # syntax=docker/dockerfile:1, heredocs, --mount, COPY --link --chmod.
+    "passes_modern_syntax": (set(), {}),
     "fails_shell_form_cmd": ({"exec-form-cmd"}, {"exec-form-cmd": "JSON list"}),
     "fails_wrong_port": (ALL, {"health": "port 80", "builds": "Counts once"}),
     "fails_loopback_only": (ALL, {"health": "0.0.0.0"}),
@@ -46,6 +48,7 @@ EXPECTED: dict[str, tuple[set[str], dict[str, str]]] = {
 #: fixture -> words one of its notes must contain (right-but-risky choices cost no points).
 NOTES = {
     "passes_all": "runs as root",
+    "passes_modern_syntax": "frontend the engine has built in",
     "passes_platform_pinned_note": "--platform=linux/amd64",
     "passes_failing_healthcheck_note": "HEALTHCHECK",
 }

@@ -2,7 +2,11 @@
 
 One grading engine is started for the session with `containerlab engine start`
 under a test name and small limits (so that bombs hit them in seconds), on
-addresses of its own, and stopped with its disk deleted at the end.
+addresses of its own, and stopped with its disk deleted at the end. It keeps
+its images in the legacy (overlay2) image store, which engines upgraded from
+before the containerd image store still use: the main engine of the test run
+has the containerd store, so the store-dependent readings (the scan of a
+``docker save`` archive, image sizes) are tried here on the other one.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from containerlab import cli, engine, sandbox
+from containerlab import cli, engine, sandbox, scan
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -27,6 +31,7 @@ SETTINGS = {
     "CL_GRADING_LINK": "10.213.254.0/30",
     "CL_GRADING_SUBNET": "10.215.0.1/24",
     "CL_GRADING_POOL": "10.216.0.0/16",
+    "CL_GRADING_STORE": "overlay2",
 }
 MEMORY_MB = 384
 PIDS = 200
@@ -171,3 +176,38 @@ def test_main_engine_is_left_as_found(grading_engine: dict[str, str]) -> None:
     out = client.containers.run("python:3.13-slim", ["python3", "-c", "import socket; print(socket.gethostname())"],
                                 name=name, remove=True)
     assert out.strip()
+
+
+def test_status_names_the_store(grading_engine: dict[str, str]) -> None:
+    """Does `engine status` name the image store the settings asked for (here the legacy one)?"""
+    running, text = sandbox.status(name=NAME)
+    assert running and "legacy image store (overlay2)" in text, text
+
+
+def test_one_students_builds_get_a_budget_of_their_own(on_grading_engine: str, tmp_path: Path) -> None:
+    """Does a student's budget of 64 processes stop a RUN step that starts 120, which the engine's 200 let build?"""
+    step = f"RUN for i in $(seq 1 120); do sleep 3 & done; wait; echo {uuid.uuid4().hex}\n"
+    budget = engine.SandboxLimits(memory_bytes=256 * 1024**2, pids=64)
+    with sandbox.build_budget("cl-test-student", budget, name=NAME) as path:
+        assert path == f"/{NAME}/students/cl-test-student"
+        with pytest.raises(engine.BuildFailed) as failed:
+            _build(tmp_path, "FROM python:3.13-slim\n" + step)
+        assert "process limit" in str(failed.value)
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{NAME}/students/cl-test-student"))
+    built = _build(tmp_path, "FROM python:3.13-slim\n" + step)
+    engine.remove_image(built.image.id)
+
+
+def test_the_scan_and_sizes_read_the_legacy_store(on_grading_engine: str, tmp_path: Path) -> None:
+    """On the legacy store, does the scan find a .env deleted by a later layer, and do sizes agree with inspect?"""
+    assert not engine.uses_containerd_store()
+    (tmp_path / ".env").write_text("DEMO_API_TOKEN=cl-test-not-a-real-token-123\n")
+    tag = f"cl-test-legacy-{uuid.uuid4().hex[:8]}:test"
+    _build(tmp_path, "FROM python:3.13-slim\nCOPY .env /app/.env\nRUN rm /app/.env\n", tag=tag)
+    try:
+        findings = scan.scan_image(tag, secret_values=["cl-test-not-a-real-token-123"])
+        assert {(f.kind, f.path) for f in findings} >= {(scan.SECRET_FILE, "app/.env"), (scan.SECRET_VALUE, "app/.env")}
+        sizes = engine.image_sizes(tag)
+        assert sizes.content == 0 and abs(sizes.listed - int(engine.image(tag).attrs["Size"])) < 1024**2
+    finally:
+        engine.remove_image(tag)

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config, engine, grading, scan
+from . import config, engine, grading, sandbox, scan
 from .checks import service
 
 #: The version of the result-file format written here (read by :mod:`containerlab.gradebook`).
@@ -580,7 +580,9 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
         events.put(("start", task.key, os.getpid()))
 
         def grade_once() -> grading.StudentGrade:
-            with engine.run_labels({RUN_LABEL: settings.run_id, STUDENT_LABEL: task.key}):
+            # On a grading engine of this machine, the student's build steps get a budget of their own.
+            with engine.run_labels({RUN_LABEL: settings.run_id, STUDENT_LABEL: task.key}), \
+                    sandbox.build_budget(task.key, settings.limits):
                 return grader(task.student, Path(task.folder), key=task.key,
                               work_root=Path(settings.work_root), cases=settings.cases, limits=settings.limits,
                               build_timeout=settings.build_timeout, keep_images=settings.keep_images)

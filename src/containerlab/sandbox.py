@@ -1,24 +1,33 @@
 """The grading engine: builds of untrusted Dockerfiles with memory, process, CPU and disk limits.
 
-The Docker engine's built-in BuildKit ignores every limit given to one build
-(``--memory``, ``--cgroup-parent``; ENGINE.md, "Limits on builds"), so an
-ordinary ``docker build`` of a student's Dockerfile may allocate 2 GiB, start
-1,200 processes or write 3 GB. Grading therefore builds on a **second,
-dedicated dockerd** (``scripts/grading-engine.sh``, run by ``containerlab
-engine start|stop|status``):
+An ordinary ``docker build`` of a student's Dockerfile may allocate 2 GiB,
+start 1,200 processes or write 3 GB (ENGINE.md, "Limits on builds"). Engine
+20.10's builder ignored every limit given to one build; Engine 26's honours
+``--cgroup-parent`` per build, but not ``--memory`` and no disk quota. Grading
+therefore builds on a **second, dedicated dockerd** (``scripts/grading-engine.sh``,
+run by ``containerlab engine start|stop|status``), the same engine binaries as
+the main one:
 
 - it runs every build step and every container under one cgroup it creates
   and limits first (``--cgroup-parent=/NAME``; cgroup v1 ``memory``, ``pids``
   and ``cpu`` controllers, or the cgroup v2 files ``memory.max``, ``pids.max``,
   ``cpu.max``): a memory bomb is killed (exit 137), a fork bomb gets "Cannot fork";
+- below it, each student's builds get a budget of their own
+  (:func:`build_budget`: ``/NAME/students/KEY`` with the per-container memory,
+  process and CPU limits, passed to each build as ``--cgroup-parent``), so that
+  one student's ``RUN`` step cannot take the share of the students graded beside;
 - its data-root is a loop-mounted ext4 file system of fixed size: a disk bomb
   fills that file system and fails for this engine alone (the failed step's
-  layer is dropped, so the next student has the space again);
+  layer is dropped, so the next student has the space again). Disk is the one
+  budget shared by the students graded at once: the overlayfs snapshotter has
+  no quota per build on ext4;
 - it has its own socket (``unix:///run/NAME.sock``), exec-root, pidfile,
   containerd namespace and bridge on a private subnet; it never touches the
   main engine's ``docker0`` or iptables chains (``--iptables=false``; the script
   adds the NAT its bridge needs in chains of its own, and drops traffic from
   it to the host and to the main engine's networks);
+- its image store is the containerd image store by default, as new installs
+  have it (``CL_GRADING_STORE=overlay2`` gives the legacy store);
 - the course's base images are copied into it once from the main engine
   (``docker save | docker load``).
 
@@ -39,10 +48,10 @@ Why this route, of those issue 10 names:
   registry, and it does not load images into the engine by default
   (moby/buildkit#3855): every graded image would have to be exported and loaded.
 
-The dedicated dockerd uses only what the machine already has (the Debian
-``docker.io`` engine, ``ip``, ``mkfs.ext4``, ``mount``, ``iptables``) and
-limits builds per engine, not per build: with ``--jobs N`` the N builds
-running at once share its budget, so give it N times what one build may use.
+The dedicated dockerd uses only what the machine already has (the engine
+``scripts/ensure-engine.sh`` installed, ``ip``, ``mkfs.ext4``, ``mount``,
+``iptables``). Its own budget is for all builds together: with ``--jobs N``
+give it N times what one student's build may use.
 
 Where it cannot run (not Linux, not root, no cgroup controllers), grading
 uses the normal engine and says so: containers still run with their limits
@@ -57,6 +66,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -324,6 +334,111 @@ def grading_on(engines: list[str] | tuple[str, ...] = (), *, name: str | None = 
     finally:
         if os.environ.get("DOCKER_HOST") != before:
             use(before)
+
+
+#: Where the kernel's cgroup file systems are mounted.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _cgroup_dirs(path: str) -> dict[str, Path]:
+    """The folders of cgroup ``path`` per controller (``memory``, ``pids``, ``cpu``), or one ``""`` on cgroup v2."""
+    relative = path.strip("/")
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return {"": CGROUP_ROOT / relative}
+    return {controller: CGROUP_ROOT / controller / relative for controller in ("memory", "pids", "cpu")}
+
+
+def _write_limits(path: str, limits: engine.SandboxLimits) -> None:
+    """Make cgroup ``path`` (and missing parents) and write the memory, process and CPU limits on it."""
+    period = 100_000
+    quota = max(1000, int(limits.cpus * period))
+    for controller, folder in _cgroup_dirs(path).items():
+        if not controller:  # cgroup v2: every level must hand the controllers down to its children
+            parts = folder.relative_to(CGROUP_ROOT).parts
+            for depth in range(1, len(parts) + 1):
+                level = CGROUP_ROOT.joinpath(*parts[:depth])
+                level.mkdir(exist_ok=True)
+                if depth < len(parts):
+                    (level / "cgroup.subtree_control").write_text("+memory +pids +cpu")
+            (folder / "memory.max").write_text(str(limits.memory_bytes))
+            (folder / "pids.max").write_text(str(limits.pids))
+            (folder / "cpu.max").write_text(f"{quota} {period}")
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        if controller == "memory":
+            (folder / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+            with contextlib.suppress(OSError):  # only where the kernel accounts swap
+                (folder / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes))
+        elif controller == "pids":
+            (folder / "pids.max").write_text(str(limits.pids))
+        else:
+            (folder / "cpu.cfs_period_us").write_text(str(period))
+            (folder / "cpu.cfs_quota_us").write_text(str(quota))
+
+
+def _remove_cgroup(path: str) -> None:
+    """Remove cgroup ``path`` and what the builder left below it (empty cgroups only; the deepest first).
+
+    The builder's runtime makes the path in every hierarchy on cgroup v1 (``cpuset``, ``devices``...),
+    not only in the three this module writes limits to: each is removed.
+    """
+    relative = path.strip("/")
+    folders = [CGROUP_ROOT / relative] if (CGROUP_ROOT / "cgroup.controllers").exists() else [
+        hierarchy / relative for hierarchy in CGROUP_ROOT.iterdir() if not hierarchy.is_symlink()]
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for below in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                below.rmdir()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def budget_path(key: str, *, name: str | None = None) -> str:
+    """The cgroup of one student's builds below grading engine ``name``: ``/NAME/students/KEY``."""
+    return f"/{engine_name(name)}/students/{key}"
+
+
+@contextlib.contextmanager
+def build_budget(key: str, limits: engine.SandboxLimits, *, name: str | None = None) -> Iterator[str]:
+    """Give one student's builds a memory, process and CPU budget of their own, for the ``with`` block.
+
+    The grading engine's cgroup limits all its builds together, so one student's
+    ``RUN`` step could take the whole class's share. Engine 26 honours
+    ``--cgroup-parent`` per build (``engine.build_cgroup``): this makes the
+    cgroup ``/NAME/students/KEY`` below the engine's own, writes ``limits``'
+    memory, processes and CPUs on it, and builds under it. Disk cannot be split
+    this way (the engine's file system is shared): it stays the engine's budget.
+
+    It applies only where this process can write the engine's cgroups: the
+    grading engine ``name`` runs on this machine, this process is root, and the
+    engine's cgroup exists. Elsewhere the block runs with no budget of its own.
+
+    Args:
+        key: the student's key (a file-name-safe slug).
+        limits: the per-student limits (the same as each container's, ``SandboxLimits``).
+        name: the grading engine's name.
+
+    Yields:
+        The cgroup path the builds run under, or ``""`` when none could be made.
+    """
+    engine_cgroup = next(iter(_cgroup_dirs(f"/{engine_name(name)}").values()))
+    if os.geteuid() != 0 or not engine_cgroup.is_dir() or os.environ.get("DOCKER_HOST") != host(name):
+        yield ""
+        return
+    path = budget_path(key, name=name)
+    try:
+        _write_limits(path, limits)
+    except OSError:
+        _remove_cgroup(path)
+        yield ""
+        return
+    try:
+        with engine.build_cgroup(path):
+            yield path
+    finally:
+        _remove_cgroup(path)
 
 
 @contextlib.contextmanager

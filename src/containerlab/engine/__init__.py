@@ -65,6 +65,7 @@ from .builds import (  # noqa: F401  (re-exported)
     BuildFailed,
     BuildResult,
     build,
+    build_cgroup,
     prune_build_cache,
     BuilderDoesNotLoad,
     check_builder,

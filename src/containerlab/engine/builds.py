@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,30 @@ class BuildResult:
     image: Image
     seconds: float
     log: str
+
+
+#: The cgroup every build step of this context runs under (``docker buildx build --cgroup-parent``), or "".
+_BUILD_CGROUP: contextvars.ContextVar[str] = contextvars.ContextVar("build_cgroup", default="")
+
+
+@contextlib.contextmanager
+def build_cgroup(parent: str) -> Iterator[None]:
+    """Run every build of the ``with`` block with its ``RUN`` steps under the cgroup ``parent``.
+
+    Engine 26's BuildKit puts each ``RUN`` step of a build in a cgroup of its own
+    below the build's ``--cgroup-parent`` (seen here: ``/PARENT/buildkit/<id>``),
+    so limits written on ``parent`` hold for that build alone. Engine 20.10's
+    builder ignored the option (ENGINE.md). :func:`containerlab.sandbox.build_budget`
+    makes and limits such a cgroup for one student.
+
+    Args:
+        parent: a cgroup path as the engine's host sees it, e.g. ``"/containerlab-grading/students/ab12"``.
+    """
+    token = _BUILD_CGROUP.set(parent)
+    try:
+        yield
+    finally:
+        _BUILD_CGROUP.reset(token)
 
 
 _STEP_ID = re.compile(r"^#(\d+) (\[[^\]]+\] .*)$")
@@ -109,6 +135,8 @@ def build(
             cmd += ["--target", target]
         if no_cache:
             cmd.append("--no-cache")
+        if _BUILD_CGROUP.get():
+            cmd += ["--cgroup-parent", _BUILD_CGROUP.get()]
         cmd.append(str(context))
 
         lines: list[str] = []
