@@ -55,12 +55,12 @@ WITH_BUILD_TOOLS = "build tools"
 @dataclass(frozen=True)
 class Route:
     """One way to write the Dockerfile: a label, the file, the exercise-1 image it improves on, and
-    whether exercise 2 should count it as an improvement (the book's claim)."""
+    whether exercise 2 should count it as an improvement (the book's claim; ``None``: measured only)."""
 
     label: str
     dockerfile: str
     after: str
-    improves: bool
+    improves: bool | None
 
 
 def _read(name: str) -> str:
@@ -116,10 +116,18 @@ ROUTES: tuple[Route, ...] = (
           _venv_copied("python:3.13", tidy=" \\\n    && pip uninstall --yes pip"), WITH_BUILD_TOOLS, True),
     Route("multi-stage: venv in a full builder, copied as it is",
           _venv_copied("python:3.13"), FULL_BASE, True),
-    Route("build tools installed, used and purged in the install step",
+    Route("build tools installed, used and removed in the install step (autoremove, apt-get clean)",
+          _single(install=" \\\n    && apt-get purge -y build-essential"
+                          " \\\n    && apt-get autoremove -y --purge -o APT::AutoRemove::RecommendsImportant=false"
+                          " -o APT::AutoRemove::SuggestsImportant=false"
+                          " \\\n    && apt-get clean && rm -rf /var/lib/apt/lists/*").replace(
+              "RUN pip install", f"RUN {BUILD_TOOLS} \\\n    && pip install"), WITH_BUILD_TOOLS, True),
+    # apt keeps what another installed package recommends or suggests, and the downloaded .deb files:
+    # the compiler stays (measured with the Debian stand-ins: 6 % smaller only).
+    Route("build tools purged in the install step with --auto-remove alone",
           _single(install=" \\\n    && apt-get purge -y --auto-remove build-essential"
                           " \\\n    && rm -rf /var/lib/apt/lists/*").replace(
-              "RUN pip install", f"RUN {BUILD_TOOLS} \\\n    && pip install"), WITH_BUILD_TOOLS, True),
+              "RUN pip install", f"RUN {BUILD_TOOLS} \\\n    && pip install"), WITH_BUILD_TOOLS, None),
     Route("build tools purged in a later step",
           _single(before=f"RUN {BUILD_TOOLS} \\\n    && rm -rf /var/lib/apt/lists/*",
                   after="RUN apt-get purge -y --auto-remove build-essential"), WITH_BUILD_TOOLS, False),
@@ -192,11 +200,11 @@ def main() -> int:
         shrink = (before[route.after] - size) / before[route.after]
         counts = shrink >= ex2.MARGIN
         within = size <= reference * (1 + ex2.NO_LARGER_SLACK)
-        misses += counts != route.improves
+        misses += route.improves is not None and counts != route.improves
         print(f"  {route.label:<78} {route.after:<12} {size / 1e6:7.1f} MB {-shrink:+7.1%} "
               f"{(size - reference) / reference:+9.1%} {seconds:6.1f}s  {'yes' if answers else 'NO':<7}  "
               f"{'yes' if counts else 'no':<6}  {'yes' if within else 'no'}"
-              f"{'' if counts == route.improves else '   <- not what the book says'}")
+              f"{'' if route.improves in (None, counts) else '   <- not what the book says'}")
     base = engine.image_size(config.PYTHON_SLIM_IMAGE)
     print(f"\n  slim base image alone: {base / 1e6:.1f} MB")
     print(f"  pip's own cache left in the image without --no-cache-dir: {pip_cache / 1e6:.1f} MB"

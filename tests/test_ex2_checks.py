@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from containerlab import config, engine
-from containerlab.checks import CheckResult, ex1, ex2
+from containerlab.checks import CheckResult, cache, ex1, ex2
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ex2"
 EX1_FIXTURES = Path(__file__).parent / "fixtures" / "ex1"
@@ -93,13 +94,16 @@ def _check(fixture: str, ex1_key: str, ex1_images, tag: str) -> ex2.CheckResults
 @pytest.mark.docker
 @pytest.mark.slow
 @pytest.mark.parametrize("fixture", sorted(EXPECTED))
-def test_fixture_fails_exactly_its_checks(fixture: str, ex1_images, student_tag: str) -> None:
+def test_fixture_fails_exactly_its_checks(fixture: str, ex1_images, student_tag: str, monkeypatch) -> None:
     """Does each exercise-2 fixture, against the exercise-1 image it improves on, fail exactly the checks its name says?
 
     A route that passes earns all 9 points with the reduction reported as measured, and 8 with a report
-    3 points off.
+    3 points off. The images the check builds after its code edit are gone afterwards.
     """
     ex1_key, must_fail, words = EXPECTED[fixture]
+    # The edited rebuilds' tags of this test alone: other checks may run on a shared engine meanwhile.
+    mark = uuid.uuid4().hex[:4]
+    monkeypatch.setattr(cache, "uuid", SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=mark + uuid.uuid4().hex)))
     res = _check(fixture, ex1_key, ex1_images, student_tag)
     assert {r.name for r in res if not r.passed} == must_fail, [(r.name, r.message, r.hint) for r in res]
     for name, word in words.items():
@@ -110,10 +114,14 @@ def test_fixture_fails_exactly_its_checks(fixture: str, ex1_images, student_tag:
         measured = ex2.measured_reduction(student_tag, ex1_images(ex1_key))
         right = ex2.check_report(res, round(measured, 1), ex1_image=ex1_images(ex1_key))
         assert (res + right).score == sum(ex2.POINTS.values()), right.get("reported-reduction")
-        off = ex2.check_report(res, round(measured, 1) + 3, ex1_image=ex1_images(ex1_key))
+        # Off by 3 points from the largest of the measures (they differ for a large reduction).
+        off_by = max(ex2.reported_measures(student_tag, ex1_images(ex1_key)).values()) + 3
+        off = ex2.check_report(res, round(off_by, 1), ex1_image=ex1_images(ex1_key))
         assert (res + off).score == sum(ex2.POINTS.values()) - ex2.POINTS["reported-reduction"]
-    leftovers = [t for i in engine.client().images.list() for t in i.tags
-                 if t.startswith("cl-ex-edited-")]
+    # The low-level list: the SDK's images.list() inspects each image, and fails when another check on
+    # the engine removes one between the two calls.
+    leftovers = [t for i in engine.client().api.images() for t in i.get("RepoTags") or []
+                 if t.startswith(f"cl-ex-edited-{mark}")]
     assert leftovers == []
 
 
