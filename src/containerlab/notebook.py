@@ -380,3 +380,71 @@ def wait_healthy(container: str, *, timeout: float = 90) -> None:
     print(f"$ docker inspect --format '{{{{.State.Health.Status}}}}' {container}\n{status}", flush=True)
     if status not in ("healthy", "unhealthy"):
         raise CommandFailed(f"{container} has no health verdict after {timeout:.0f} s (status {status!r}).")
+
+
+#: Lines that carry on the command above them when a script is shown (bodies of loops and ifs).
+_CONTINUES = re.compile(r"^(\s|done\b|fi\b|else\b|elif\b|then\b|do\b|esac\b|\})")
+
+
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
+
+
+def _prompted(script: str) -> str:
+    """A script as a terminal shows it typed: ``$ `` before each command, two spaces before
+    lines that carry on the command above (a loop's body, its ``done``, a line after ``\\``).
+    The lines of a here-document (``cat > file <<'EOF'`` up to ``EOF``) are shown as they are,
+    so that they can be copied as they are."""
+    shown = []
+    carried = False
+    heredoc = None
+    for line in script.strip("\n").splitlines():
+        if heredoc is not None:
+            shown.append(line)
+            heredoc = None if line == heredoc else heredoc
+            continue
+        carries = carried or bool(_CONTINUES.match(line))
+        shown.append(("  " if carries else "$ ") + line)
+        carried = line.rstrip().endswith("\\")
+        if match := _HEREDOC.search(line):
+            heredoc = match.group(2)
+    return "\n".join(shown)
+
+
+def shell(script: str, *, check: bool = True) -> str:
+    """Print a short shell script the way a reader types it, run it with bash and print its output.
+
+    For what :func:`sh` cannot show as typed: pipes, loops, ``cd``, variables.
+    The script runs from the repository root in one ``bash -e`` process (a
+    failing command stops it, as it would stop a reader; a command tested by
+    ``if`` or ``&&`` does not), its output (stdout and stderr merged) is printed
+    below the script, and returned for a hidden check of the page.
+
+    Args:
+        script: one or more lines, e.g. ``"cd .cache/saved\\ntar -tf image.tar | head"``.
+        check: raise when the script exits non-zero.
+
+    Returns:
+        Everything the script printed.
+
+    Raises:
+        CommandFailed: the script exited non-zero and ``check`` is set.
+    """
+    out = _Batcher()
+    out.add(_prompted(script))
+    proc = subprocess.Popen(["bash", "-e", "-c", script], cwd=config.ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            out.add(line.rstrip("\n"))
+    finally:
+        returncode = proc.wait()
+        out.flush()
+    output = "".join(lines)
+    if check and returncode != 0:
+        tail = "\n".join(output.splitlines()[-15:])
+        raise CommandFailed(f"the script exited with status {returncode}:\n{tail}")
+    return output
+
