@@ -341,3 +341,41 @@ def _read(path: Path) -> str:
         return path.read_bytes().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+@pytest.mark.docker
+def test_a_rebuild_under_the_same_tag_is_compared_with_the_image_it_replaced(tag):
+    """When a rebuild takes over the tag of the image it is compared with (which the containerd image
+    store then deletes), is it still compared with that image, and is no helper tag left behind?"""
+    context = _scratch_dir()
+    try:
+        (context / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\nWORKDIR /app\nCOPY a.txt .\n")
+        (context / "a.txt").write_text(uuid.uuid4().hex)
+        same = tag("same")
+        first = layers.build(context, tag=same)
+        (context / "a.txt").write_text(uuid.uuid4().hex)
+        second = layers.build(context, tag=same, previous=first.image)
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    outcome = {step.instruction: step.reused for step in second.steps}
+    assert outcome == {"WORKDIR /app": True, "COPY a.txt .": False}, second.table()
+    assert not [t for t in engine.local_tags() if t.startswith("cl-previous-build:")]
+
+
+@pytest.mark.docker
+def test_an_env_line_keeps_the_copy_below_cached_and_runs_the_run_step_again(tag):
+    """Under BuildKit, does an ENV line added above a COPY and a RUN leave the COPY cached (no file
+    changed) and run the RUN again (its environment changed), as 14.3.1's task says?"""
+    context = _scratch_dir()
+    try:
+        (context / "requirements.txt").write_text(uuid.uuid4().hex)
+        plain = f"FROM {config.PYTHON_SLIM_IMAGE}\nWORKDIR /app\nCOPY requirements.txt .\nRUN cat requirements.txt\n"
+        (context / "Dockerfile").write_text(plain)
+        layers.build(context, tag=tag("plain"))
+        (context / "Dockerfile").write_text(plain.replace("WORKDIR /app\n", "WORKDIR /app\nENV MODEL_VERSION=2\n"))
+        with_env = layers.build(context, tag=tag("env"))
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    outcome = {step.instruction.split(" ")[0] + " " + step.instruction.split(" ")[1]: step.reused
+               for step in with_env.steps if step.layer is not None}
+    assert outcome == {"WORKDIR /app": True, "COPY requirements.txt": True, "RUN cat": False}, with_env.table()

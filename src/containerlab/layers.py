@@ -310,28 +310,37 @@ def build(
     """
     if previous is not None and engine.image(previous) is None:
         raise engine.EngineError(f"There is no image {previous!r} to compare the build with.")
-    # Pin the previous image by id: the new build may take over its tag.
+    # Pin the previous image by id: the new build may take over its tag. On the containerd image
+    # store an image goes away with its last tag (Engine 26.1 keeps no dangling image), so a tag
+    # of its own keeps it until the comparison is made.
     previous_id = engine.image(previous).id if previous is not None else None  # type: ignore[union-attr]
+    keep = f"cl-previous-build:{uuid.uuid4().hex[:12]}" if previous_id is not None else None
     if previous_id is None:
         # History times have whole-second resolution: start on a fresh second so that
         # "created before the build started" means "taken from the cache".
         time.sleep(1.0 - time.time() % 1.0)
-    started = time.time()
-    result = engine.build(
-        context, tag=tag, dockerfile=dockerfile, build_args=build_args, no_cache=no_cache, echo=echo
-    )
-    dockerfile_path = Path(dockerfile) if dockerfile else Path(context) / "Dockerfile"
-    base = final_base(dockerfile_path, build_args)
-    image_id = result.image.id
-    return MeasuredBuild(
-        image=image_id,
-        tag=tag,
-        seconds=result.seconds,
-        steps=_steps(image_id, base=base, previous=previous_id, started=started),
-        base=base,
-        size_bytes=engine.image_size(image_id),
-        log=result.log,
-    )
+    elif not engine.tag_image(previous_id, keep):  # type: ignore[arg-type]
+        raise engine.EngineError(f"The image {previous!r} went away before the build could be compared with it.")
+    try:
+        started = time.time()
+        result = engine.build(
+            context, tag=tag, dockerfile=dockerfile, build_args=build_args, no_cache=no_cache, echo=echo
+        )
+        dockerfile_path = Path(dockerfile) if dockerfile else Path(context) / "Dockerfile"
+        base = final_base(dockerfile_path, build_args)
+        image_id = result.image.id
+        return MeasuredBuild(
+            image=image_id,
+            tag=tag,
+            seconds=result.seconds,
+            steps=_steps(image_id, base=base, previous=previous_id, started=started),
+            base=base,
+            size_bytes=engine.image_size(image_id),
+            log=result.log,
+        )
+    finally:
+        if keep is not None:
+            engine.untag(keep)
 
 
 def layer_breakdown(image: str, *, base: str | None = None) -> pd.DataFrame:

@@ -380,3 +380,87 @@ def wait_healthy(container: str, *, timeout: float = 90) -> None:
     print(f"$ docker inspect --format '{{{{.State.Health.Status}}}}' {container}\n{status}", flush=True)
     if status not in ("healthy", "unhealthy"):
         raise CommandFailed(f"{container} has no health verdict after {timeout:.0f} s (status {status!r}).")
+
+
+#: Lines that carry on the command above them when a script is shown (bodies of loops and ifs).
+_CONTINUES = re.compile(r"^(\s|done\b|fi\b|else\b|elif\b|then\b|do\b|esac\b|\})")
+
+
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
+
+
+def _commands(script: str) -> list[tuple[str, str]]:
+    """Split a script into its top-level commands, each as ``(shown, source)``.
+
+    ``shown`` is the command as a terminal shows it typed: ``$ `` before its first
+    line, two spaces before lines that carry it on (a loop's body, its ``done``, a
+    line after ``\\``), and the lines of a here-document (``cat > file <<'EOF'`` up to
+    ``EOF``) as they are, so that they can be copied as they are. ``source`` is the
+    command's text to run.
+    """
+    commands: list[tuple[list[str], list[str]]] = []
+    carried = False
+    heredoc = None
+    for line in script.strip("\n").splitlines():
+        if heredoc is not None:
+            commands[-1][0].append(line)
+            commands[-1][1].append(line)
+            heredoc = None if line == heredoc else heredoc
+            continue
+        if commands and (carried or _CONTINUES.match(line)):
+            commands[-1][0].append("  " + line)
+            commands[-1][1].append(line)
+        else:
+            commands.append((["$ " + line], [line]))
+        carried = line.rstrip().endswith("\\")
+        if match := _HEREDOC.search(line):
+            heredoc = match.group(2)
+    return [("\n".join(shown), "\n".join(source)) for shown, source in commands]
+
+
+def _prompted(script: str) -> str:
+    """The whole script as a terminal shows it typed (see :func:`_commands`)."""
+    return "\n".join(shown for shown, _ in _commands(script))
+
+
+def shell(script: str, *, check: bool = True) -> str:
+    """Print a short shell script the way a reader types it, run it with bash and print its output.
+
+    For what :func:`sh` cannot show as typed: pipes, loops, ``cd``, variables.
+    The script runs from the repository root in one ``bash -e`` process (a
+    failing command stops it, as it would stop a reader; a command tested by
+    ``if`` or ``&&`` does not). Each command is printed as typed (see
+    :func:`_commands`) just before it runs, followed by its output (stdout and
+    stderr merged), as in a terminal; everything printed is returned for a
+    hidden check of the page.
+
+    Args:
+        script: one or more lines, e.g. ``"cd .cache/saved\\ntar -tf image.tar | head"``.
+        check: raise when the script exits non-zero.
+
+    Returns:
+        Everything printed: the commands as typed and their output.
+
+    Raises:
+        CommandFailed: the script exited non-zero and ``check`` is set.
+    """
+    # Each command is shown just before it runs, so that its output follows it, as in a terminal.
+    traced = "\n".join(f"printf '%s\\n' {shlex.quote(shown)}\n{source}" for shown, source in _commands(script))
+    out = _Batcher()
+    proc = subprocess.Popen(["bash", "-e", "-c", traced], cwd=config.ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            out.add(line.rstrip("\n"))
+    finally:
+        returncode = proc.wait()
+        out.flush()
+    output = "".join(lines)
+    if check and returncode != 0:
+        tail = "\n".join(output.splitlines()[-15:])
+        raise CommandFailed(f"the script exited with status {returncode}:\n{tail}")
+    return output
+
