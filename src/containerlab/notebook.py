@@ -93,10 +93,6 @@ def _shown_port(port: int) -> int | None:
     return 8000 + port - base if base <= port < base + 100 else None
 
 
-#: A five-digit number on its own (not part of an ID, a version or a longer number).
-_NUMBER = re.compile(r"(?<![\w.])(\d{5})(?![\w.])")
-
-
 def _stands_for_a_port(text: str, start: int, end: int) -> bool:
     """Whether the number at ``text[start:end]`` is written where a port stands.
 
@@ -115,7 +111,10 @@ def shown(text: str) -> str:
     ``customer-value-alice-3fa2c1_db-data`` -> ``customer-value_db-data``), and a host
     port of this instance, written where a port stands (``localhost:33780``,
     ``--publish 33780:80``, ``127.0.0.1:33700->80/tcp``, ``API_PORT=33700``), becomes
-    the port the prose uses (8080, 8000, or a port given to :func:`host_port`).
+    the port the prose uses (8080, 8000, or a port given to :func:`host_port`). In a
+    table (``docker ps``), the next gap of three or more spaces after a shortened name
+    grows by what the name lost, so the columns stay under their headings. (Tables
+    separate their columns by three spaces or more; compose's progress lines use two.)
 
     Args:
         text: a command line or its output.
@@ -123,16 +122,31 @@ def shown(text: str) -> str:
     Returns:
         The text with plain names and ports.
     """
-    text = re.sub(rf"-{re.escape(config.INSTANCE)}(?![A-Za-z0-9])", "", text)
+    return "\n".join(_shown_line(line) for line in text.split("\n"))
 
-    def port(match: re.Match[str]) -> str:
-        number = match.group(1)
-        if not _stands_for_a_port(match.string, match.start(1), match.end(1)):
-            return number
-        plain = _shown_port(int(number))
-        return str(plain) if plain is not None else number
 
-    return _NUMBER.sub(port, text)
+def _shown_line(line: str) -> str:
+    suffix = re.escape(f"-{config.INSTANCE}")
+    pattern = re.compile(rf"(?P<suffix>{suffix}(?![A-Za-z0-9]))|(?P<number>(?<![\w.])\d{{5}}(?![\w.]))"
+                         r"|(?P<gap>   +)")
+    lost = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal lost
+        if match.group("suffix"):
+            lost += len(match.group("suffix"))
+            return ""
+        if match.group("number"):
+            number = match.group("number")
+            plain = _shown_port(int(number)) if _stands_for_a_port(line, match.start(), match.end()) else None
+            if plain is None:
+                return number
+            lost += len(number) - len(str(plain))
+            return str(plain)
+        gap, lost = match.group("gap") + " " * max(lost, 0), 0
+        return gap
+
+    return pattern.sub(replace, line)
 
 
 def _actual_url(url: str) -> str:
@@ -228,7 +242,7 @@ def command_lines(command: str, *, width: int = WIDTH) -> list[str]:
 def output_lines(text: str, *, width: int = WIDTH) -> list[str]:
     """Lines of output as a terminal ``width`` characters wide shows them (long lines wrap)."""
     lines = []
-    for line in text.expandtabs(8).splitlines():
+    for line in text.expandtabs(8).splitlines() or [""]:
         while len(line) > width:
             lines.append(line[:width])
             line = line[width:]
@@ -258,6 +272,10 @@ class _Batcher:
         self.last = time.monotonic()
 
 
+#: ANSI control sequences (colours, cursor moves, clearing a line) in a program's output.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 class _Terminal:
     """Prints lines as the pages show them: plain names and ports, at most ``width`` characters."""
 
@@ -270,6 +288,8 @@ class _Terminal:
             self.out.add(line)
 
     def line(self, line: str) -> None:
+        # A terminal acts on control sequences (colours, "clear the line") and shows none of them.
+        line = _CONTROL.sub("", line)
         for part in output_lines(shown(line), width=self.width):
             self.out.add(part)
 
@@ -406,6 +426,35 @@ def _show_full_log(lines: list[str], shown_count: int) -> None:
 
 # ------------------------------------------------------------------ running commands
 
+#: A layer's progress line of ``docker push``/``docker pull`` (``b30eb4efe6df: Pushed``).
+_LAYER_LINE = re.compile(r"^([0-9a-f]{12}): (.*)$")
+
+
+class _LayerProgress:
+    """Shows ``docker push``/``pull`` output as a terminal ends up showing it: one line per layer, its last state.
+
+    In a terminal each layer's line is redrawn in place (``Waiting``, ``Pushing``,
+    ``Pushed``); without one, every state is printed on a line of its own. The
+    layers keep the order they first appeared in; other lines pass at once.
+    """
+
+    def __init__(self, emit: engine.Echo):
+        self.emit = emit
+        self.layers: dict[str, str] = {}
+
+    def __call__(self, line: str) -> None:
+        if match := _LAYER_LINE.match(line):
+            self.layers[match.group(1)] = match.group(2)
+        else:
+            self.flush()
+            self.emit(line)
+
+    def flush(self) -> None:
+        for layer, state in self.layers.items():
+            self.emit(f"{layer}: {state}")
+        self.layers.clear()
+
+
 def _run(command: str, *, full_log: bool, echo_output: bool = True) -> subprocess.CompletedProcess[str]:
     argv = shlex.split(command)
     term = _Terminal()
@@ -424,7 +473,11 @@ def _run(command: str, *, full_log: bool, echo_output: bool = True) -> subproces
         shown_lines[0] += 1
         term.line(line)
 
-    progress = _condensed_progress(emit, width=WIDTH, passthrough=not _is_build(argv)) if condensed else None
+    progress: _CondensedProgress | _LayerProgress | None = None
+    if condensed:
+        progress = _condensed_progress(emit, width=WIDTH, passthrough=not _is_build(argv))
+    elif argv[:2] in (["docker", "push"], ["docker", "pull"]):
+        progress = _LayerProgress(emit)
 
     def show(line: str) -> None:
         raw.append(line)
