@@ -36,6 +36,29 @@ def test_numbers_that_are_not_ports_stay_as_they_are():
     assert notebook.shown(text) == text
 
 
+def test_table_columns_stay_under_their_headings():
+    """When a name in a table (docker ps) loses its suffix, does the next column stay under its heading?"""
+    table = (f"NAMES               IMAGE              STATUS\n"
+             f"box-b-{I}   python:3.13-slim   Up 2 seconds")
+    header, row = notebook.shown(table).splitlines()
+    assert row.startswith("box-b ") and row.index("python") == header.index("IMAGE")
+    assert row.index("Up 2") == header.index("STATUS")
+
+
+def test_push_progress_shows_each_layer_once_in_its_last_state():
+    """Is docker push's output shown as a terminal ends up showing it: each layer once, with its last state?"""
+    shown = []
+    progress = notebook._LayerProgress(shown.append)
+    for line in ["The push refers to repository [localhost:5000/customer-value]",
+                 "b30eb4efe6df: Waiting", "3be4837d18f0: Waiting", "b30eb4efe6df: Pushed",
+                 "3be4837d18f0: Layer already exists", "1.0: digest: sha256:3a03 size: 856"]:
+        progress(line)
+    progress.flush()
+    assert shown == ["The push refers to repository [localhost:5000/customer-value]",
+                     "b30eb4efe6df: Pushed", "3be4837d18f0: Layer already exists",
+                     "1.0: digest: sha256:3a03 size: 856"]
+
+
 def test_a_port_given_to_host_port_is_shown_as_given():
     """Is the registry's port shown as localhost:5000, and does a request to localhost:5000 reach it?"""
     real = notebook.host_port(5000)
