@@ -45,8 +45,10 @@ import pandas as pd
 
 from . import config, engine, layers
 
-#: The longest line a page shows, in characters (the theme cuts longer code lines off at 1280 px).
-WIDTH = 76
+#: The longest line a page shows, in characters. At 1280 px the book's theme shows 77 characters of
+#: a code block in the main column and 75 in an admonition (a solution opened on click); longer
+#: lines are cut off.
+WIDTH = 74
 
 
 class CommandFailed(RuntimeError):
@@ -227,16 +229,27 @@ def command_lines(command: str, *, width: int = WIDTH) -> list[str]:
             units[-1] += f" {word}"
         else:
             units.append(word)
-    lines, line = [], "$"
-    for word in units:
-        candidate = f"{line} {word}"
-        if len(candidate) + 2 > width and line not in ("$", "   "):
-            lines.append(line + " \\")
-            line = f"    {word}"
+    lines: list[list[str]] = [["$"]]
+
+    def length(words: list[str]) -> int:
+        return len(" ".join(words))
+
+    for number, word in enumerate(units):
+        line = lines[-1]
+        room = width if number == len(units) - 1 else width - 2  # " \\" ends a continued line
+        if length([*line, word]) <= room or len(line) == 1:
+            line.append(word)
+            continue
+        # A short program name (`python`, `sh`) goes down with the arguments that follow it.
+        last = line[-1]
+        if (len(line) > 2 and len(last) <= 12 and not last.startswith("-")
+                and length(["   ", last, word]) + 2 <= width):
+            line.pop()
+            lines.append(["   ", last, word])
         else:
-            line = candidate
-    lines.append(line)
-    return lines
+            lines.append(["   ", word])
+    shown_lines = [" ".join(line) for line in lines]
+    return [line + " \\" for line in shown_lines[:-1]] + shown_lines[-1:]
 
 
 def output_lines(text: str, *, width: int = WIDTH) -> list[str]:
