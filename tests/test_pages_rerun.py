@@ -4,8 +4,8 @@ Each page is executed the way the book executes it (jupytext reads the MyST
 source, nbclient runs it with the page's folder as working directory). First a
 run is killed (SIGKILL to its kernel) right after the cell that leaves the most
 behind: running containers, a compose stack with its volume, the local
-registry's process. Then the page runs to the end, twice. Both full runs must
-succeed, show the same outputs where the page does not mark them as varying,
+registry's process. Then the page runs to the end; it must succeed, show the
+outputs of the book's own run where the page does not mark them as varying,
 and leave nothing of this instance behind on the engine.
 """
 
@@ -101,14 +101,21 @@ def instance_objects() -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(KILL_AFTER))
-def test_page_runs_after_a_killed_run_and_twice_in_a_row(name: str):
-    """After a run of the page killed halfway, does the page run to the end, twice in a row, with the same
-    outputs (where it does not mark them as varying), leaving nothing of this instance on the engine?"""
+def test_page_runs_after_a_killed_run_and_leaves_nothing(name: str):
+    """After a run of the page killed halfway, does the page run to the end, with the outputs the book
+    recorded (where it does not mark them as varying), leaving nothing of this instance on the engine?
+
+    The book build ran the page once already; this is its second run in a row, and nbval's pass over
+    the executed pages (README's test command) is its third. Comparing with the book's own run keeps
+    the suite to one more run of each page (the CI budget).
+    """
     page = NOTEBOOKS / name
     before = instance_objects()
     run_killed(page, KILL_AFTER[name])
-    first = run_whole(page)
+    again = run_whole(page)
     assert instance_objects() <= before, f"{name} left {sorted(instance_objects() - before)}"
-    second = run_whole(page)
-    assert instance_objects() <= before, f"{name} left {sorted(instance_objects() - before)}"
-    assert stable_outputs(first) == stable_outputs(second)
+    built = config.ROOT / "_build" / "jupyter_execute" / "notebooks" / name.replace(".md", ".ipynb")
+    if built.exists():  # the book's run of it (README's test command builds the book first)
+        import nbformat
+
+        assert stable_outputs(nbformat.read(built, as_version=4)) == stable_outputs(again)
