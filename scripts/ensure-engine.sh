@@ -41,6 +41,20 @@ describe() {
     printf 'engine %s, %s' "$(docker version --format '{{.Server.Version}}' 2>/dev/null)" "$kind"
 }
 
+# What the course needs beside any engine, on Debian/Ubuntu as root: debootstrap (the stand-in
+# base images) and the local image registry 14.2 pushes to (docker-registry, run by the page).
+if ! $check_only && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    tools=()
+    for tool in debootstrap:debootstrap docker-registry:docker-registry; do
+        command -v "${tool%%:*}" >/dev/null 2>&1 || tools+=("${tool#*:}")
+    done
+    if ((${#tools[@]})); then
+        say "installing ${tools[*]} from the distribution"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null
+    fi
+fi
+
 if command -v docker >/dev/null 2>&1 && engine_answers && has_plugins; then
     say "a Docker engine answers ($(describe)); nothing to do"
     exit 0
@@ -63,9 +77,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 # The pieces Debian 12 has and that work beside the newer engine: runc (Debian 13's needs
-# glibc 2.38), tini (the `--init` process), iptables (bridge networking), debootstrap (stand-ins).
+# glibc 2.38), tini (the `--init` process), iptables (bridge networking).
 needed=()
-for tool in runc:runc tini-static:tini iptables:iptables debootstrap:debootstrap; do
+for tool in runc:runc tini-static:tini iptables:iptables; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || needed+=("${tool#*:}")
 done
 if ((${#needed[@]})); then

@@ -36,7 +36,7 @@ def unimportable_grade(*args: object, **kwargs: object) -> StudentGrade:
 def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: object) -> StudentGrade:
     """Grade by reading ``answer.txt``: "good" passes ex1; "squeezed" passes unless another student is
     graded at the same time, and "bomb" always fails, both with pressure signs; "engine-gone" raises EngineUnavailable; "bug" raises;
-    "engine-silent" returns a problem as a check that met a dead engine would."""
+    "grader-error" returns an exercise the grader failed on; "engine-silent" returns a problem as a check that met a dead engine would."""
     busy = Path(os.environ["CL_FAKE_LOG"]).parent / "busy"
     busy.mkdir(exist_ok=True)
     (busy / key).touch()
@@ -63,6 +63,10 @@ def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: o
         os.kill(os.getpid(), 9)
     if answer == "bug":
         raise ZeroDivisionError("a bug in the grader")
+    if answer == "grader-error":  # the grader failed inside one exercise (grading.grade_student records it)
+        _log(f"done {key}")
+        return StudentGrade(student, key, problems={"ex1": "grader error, not graded (KeyError: 'boom')"},
+                            grader_errors={"ex1": "KeyError: 'boom'"})
     if answer == "engine-silent":  # a check met a dead engine and took it for the student's fault
         return StudentGrade(student, key, problems={"ex1": "The grader failed on this exercise (ConnectionError)."})
     res = results("ex1", [CheckResult("builds", "The image builds", answer == "good", 2, f"answer {answer!r}")])

@@ -120,6 +120,52 @@ def test_slim_rootfs_drops_docs_and_package_lists_but_keeps_copyrights(tmp_path)
     assert "path-exclude=/usr/share/doc/*" in dpkg and "path-include=/usr/share/doc/*/copyright" in dpkg
 
 
+def test_minimized_rootfs_has_debians_apt_and_dpkg_settings_for_containers(tmp_path):
+    """Does minimizing write apt's clean-up, gzip and no-translation settings, dpkg's speed-up and policy-rc.d?"""
+    baseimages.minimize_rootfs(tmp_path)
+
+    clean = (tmp_path / "etc/apt/apt.conf.d/docker-clean").read_text()
+    assert "DPkg::Post-Invoke" in clean and "/var/cache/apt/archives/*.deb" in clean
+    assert 'Acquire::GzipIndexes "true"' in (tmp_path / "etc/apt/apt.conf.d/docker-gzip-indexes").read_text()
+    assert 'Acquire::Languages "none"' in (tmp_path / "etc/apt/apt.conf.d/docker-no-languages").read_text()
+    assert "force-unsafe-io" in (tmp_path / "etc/dpkg/dpkg.cfg.d/docker-apt-speedup").read_text()
+    policy = tmp_path / "usr/sbin/policy-rc.d"
+    assert policy.read_text().startswith("#!/bin/sh") and "exit 101" in policy.read_text()
+    assert policy.stat().st_mode & 0o111
+
+
+def test_measured_env_is_filled_in_by_a_second_build(monkeypatch, tmp_path):
+    """Is a variable known only after the build read from a first, untagged build and passed to a tagged second one?"""
+    builds, removed = [], []
+
+    def build(context, *, tag, build_args, labels, echo):
+        builds.append((tag, dict(build_args)))
+        return SimpleNamespace(image=SimpleNamespace(id=f"sha256:{len(builds)}"))
+
+    monkeypatch.setattr(baseimages.config, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(baseimages, "_ensure_rootfs_image", lambda echo: None)
+    monkeypatch.setattr(baseimages.engine, "build", build)
+    monkeypatch.setattr(baseimages.engine, "remove_unused_image", removed.append)
+    monkeypatch.setattr(baseimages, "_measure_env", lambda image_id, wanted: {"PG_VERSION": "17.9-0+deb13u1"})
+    base = next(b for b in baseimages.BASE_IMAGES if b.measured_env)
+
+    baseimages._build_standin(base, "digest", echo=lambda _: None)
+
+    assert [tag for tag, _ in builds] == [None, base.name]
+    assert builds[1][1]["PG_VERSION"] == "17.9-0+deb13u1" and "PG_VERSION" not in builds[0][1]
+    assert removed == ["sha256:1"]
+
+
+def test_official_facts_name_a_source_for_every_image():
+    """Does every image in the facts file name its sources, each with a repository, a commit and paths?"""
+    facts = baseimages.official_facts()
+    assert set(facts["images"]) == {b.name for b in baseimages.BASE_IMAGES}
+    for name, image in facts["images"].items():
+        assert image["sources"], name
+        for source in image["sources"]:
+            assert {"repo", "commit", "paths"} <= set(facts["sources"][source]), source
+
+
 @pytest.mark.docker
 def test_slim_base_stays_slim_and_full_base_does_not():
     """Do packages installed on the slim stand-in leave their manuals out, while the full one keeps them?"""

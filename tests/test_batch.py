@@ -182,6 +182,39 @@ def test_a_grader_bug_is_reported_and_the_batch_goes_on(tmp_path: Path, fake: Pa
     assert any(s.startswith("bug: the grader failed (ZeroDivisionError") for s in said)
 
 
+def test_an_exercise_the_grader_failed_on_is_listed_and_graded_again_on_a_rerun(tmp_path: Path, fake: Path) -> None:
+    """Is a grader error inside one exercise named in the summary, and graded again by the next run (the rest kept)?"""
+    subs = _class(tmp_path / "subs", {"alice": "good", "gina": "grader-error"})
+    said: list[str] = []
+    batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick(), say=said.append)
+    assert any("grader itself failed" in line and "gina (ex1)" in line for line in said), said
+    (subs / "gina" / "answer.txt").write_text("good", encoding="utf-8")  # the grader is fixed; her work is unchanged
+    grades = batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick(), say=said.append)
+    starts = [parts[1] for parts in _log(fake) if parts[0] == "start"]
+    keys = {g.student: g.key for g in grades}
+    assert starts.count(keys["gina"]) == 2 and starts.count(keys["alice"]) == 1
+    assert [g.score for g in grades] == [2, 2]
+
+
+def test_a_grader_error_inside_an_exercise_is_not_the_students_mistake(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Does an exception inside one exercise's grading give 'not graded yet, not your mistake', recorded as a grader error?"""
+    from containerlab import grading
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(grading, "grade_ex1", broken)
+    monkeypatch.setattr(grading, "EXERCISES", tuple(e for e in grading.EXERCISES if e.key == "ex1"))
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    grade = grading.grade_student("gina", folder, key="gina", work_root=tmp_path / "work", cases=[])
+    assert grade.grader_errors == {"ex1": "KeyError: 'boom'"}
+    message = grade.results["ex1"].results[0].message
+    assert "not a mistake in your work" in message and "Fix the problem" not in grade.results["ex1"].results[0].hint
+    assert grading.StudentGrade.from_dict(grade.to_dict()).grader_errors == grade.grader_errors
+
+
 def test_a_worker_that_dies_is_replaced_and_the_batch_goes_on(tmp_path: Path, fake: Path) -> None:
     """When a worker process is killed mid-student, is that student named, and are the others graded?"""
     subs = _class(tmp_path / "subs", {"a": "good", "b-crash": "crash", "c": "good", "d": "good"})

@@ -44,6 +44,9 @@ EXPECTED: dict[str, tuple[set[str], dict[str, str]]] = {
     "fails_killed_for_memory": (ALL, {"health": "OOMKilled"}),
     "passes_platform_pinned_note": (set(), {}),
     "passes_failing_healthcheck_note": (set(), {}),
+    # Exercise-1 answers that exercise 2 improves on (tests/test_ex2_checks.py): each passes here.
+    "passes_with_build_tools": (set(), {}),
+    "passes_code_before_deps": (set(), {}),
 }
 #: fixture -> words one of its notes must contain (right-but-risky choices cost no points).
 NOTES = {

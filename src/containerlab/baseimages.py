@@ -3,11 +3,20 @@
 For each image named in :mod:`containerlab.config` the registry is tried first.
 When it cannot be reached (these course machines have no image registry, see
 ENGINE.md), a local stand-in is built from Debian 13 packages: a ``debootstrap``
-root file system imported as an image, then the Dockerfile under
-``docker/standins/<name>/``. Stand-ins carry two labels: the official tag they
-replace, and a digest of their build inputs, so that a second run can tell they
-are current and do nothing. An image that came from a registry (no stand-in
-label) is never replaced.
+root file system made like ``debian:trixie-slim`` (minbase, slimmed, with the
+apt and dpkg settings of Debian's container images) imported as an image, then
+the Dockerfile under ``docker/standins/<name>/``. Stand-ins carry two labels: the
+official tag they replace, and a digest of their build inputs, so that a second
+run can tell they are current and do nothing. An image that came from a
+registry (no stand-in label) is never replaced.
+
+What a Dockerfile or a compose file can see of the official images (paths,
+``PATH``, environment, users, entrypoint variables) is written down once, with
+its sources, in ``docker/standins/official-facts.toml`` (:func:`official_facts`);
+the stand-ins are built to match it and ``tests/test_standin_facts.py`` checks
+them against it. The Python stand-ins compile CPython from python.org's source
+into ``/usr/local`` as the official images do, so ``sys.prefix`` is
+``/usr/local`` and packages go to ``/usr/local/lib/python3.13/site-packages``.
 """
 
 from __future__ import annotations
@@ -17,15 +26,25 @@ import os
 import shutil
 import subprocess
 import time
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import config, engine
 
-#: Debian packages in the root file system every stand-in starts from.
-ROOTFS_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
+#: Debian packages added to the minbase root file system every stand-in starts from: none,
+#: as in ``debian:trixie-slim`` (its package list: debuerreotype/docker-debian-artifacts,
+#: ``trixie/slim/rootfs.manifest``). No Python: the Python stand-ins compile their own.
+ROOTFS_PACKAGES: tuple[str, ...] = ()
 ROOTFS_IMAGE = f"containerlab/debian-rootfs:{config.DEBIAN_SUITE}"
+#: The image configuration of ``debian:trixie-slim`` (``trixie/slim/oci/blobs/image-config.json``
+#: of the same repository): a ``PATH``, ``bash`` as the command, nothing else (no ``LANG``).
+ROOTFS_CHANGES = ("ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 'CMD ["bash"]')
+
+#: The official facts of each image a stand-in replaces (see :func:`official_facts`).
+OFFICIAL_FACTS = config.STANDINS_DIR / "official-facts.toml"
 
 #: What Debian's own "slim" images leave out, as shell globs under the root file system,
 #: and what they keep inside those folders. Source: debuerreotype (the tool that builds
@@ -35,11 +54,55 @@ SLIM_EXCLUDES = (
     "/usr/share/lintian/overrides/*", "/usr/share/locale/*", "/usr/share/man/*",
 )
 SLIM_INCLUDES = ("/usr/share/doc/*/copyright", "/usr/share/locale/locale.alias")
-#: dpkg reads this file, so packages installed later in the image stay slim too.
-SLIM_DPKG_CONFIG = "/etc/dpkg/dpkg.cfg.d/docker-slim"
+#: dpkg reads this file, so packages installed later in the image stay slim too. Same path as
+#: in Debian's slim images (debuerreotype ``scripts/debuerreotype-slimify``): Dockerfiles edit
+#: it, e.g. the official postgres image, to get translations back.
+SLIM_DPKG_CONFIG = "/etc/dpkg/dpkg.cfg.d/docker"
+
+#: The apt and dpkg settings every Debian container image has, non-slim too; a Dockerfile sees
+#: them (no .deb files left behind after ``apt-get install``, compressed package lists, no
+#: services started by packages). Path -> content, our wording of what debuerreotype's
+#: ``scripts/debuerreotype-minimizing-config`` writes.
+MINIMIZING_CONFIG = {
+    "/etc/apt/apt.conf.d/docker-clean": (
+        "# Delete downloaded packages after every install and update, as `apt-get clean` would:\n"
+        "# in an image they would only make the layer bigger.\n"
+        'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb'
+        ' /var/cache/apt/*.bin || true"; };\n'
+        'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb'
+        ' /var/cache/apt/*.bin || true"; };\n'
+        'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
+    ),
+    "/etc/apt/apt.conf.d/docker-gzip-indexes": (
+        "# Keep package lists compressed on disk.\n"
+        'Acquire::GzipIndexes "true";\n'
+    ),
+    "/etc/apt/apt.conf.d/docker-no-languages": (
+        "# Download no translated package descriptions.\n"
+        'Acquire::Languages "none";\n'
+    ),
+    "/etc/apt/apt.conf.d/docker-autoremove-suggests": (
+        "# `apt-get purge --auto-remove` also removes what was kept only because a package suggests it.\n"
+        'Apt::AutoRemove::SuggestsImportant "false";\n'
+    ),
+    "/etc/dpkg/dpkg.cfg.d/docker-apt-speedup": (
+        "# A build step is thrown away on failure anyway: dpkg need not sync after each file.\n"
+        "force-unsafe-io\n"
+    ),
+    "/usr/sbin/policy-rc.d": (
+        "#!/bin/sh\n"
+        "# Packages installed in an image build must not start their services.\n"
+        "exit 101\n"
+    ),
+}
 
 #: Everything that decides the root file system; its image is labelled with it.
-ROOTFS_RECIPE = f"{config.DEBIAN_SUITE} minbase slim {','.join(ROOTFS_PACKAGES)}"
+ROOTFS_RECIPE = "{suite} minbase+[{packages}] slim minimized {settings}".format(
+    suite=config.DEBIAN_SUITE,
+    packages=",".join(ROOTFS_PACKAGES),
+    settings=hashlib.sha256(repr(
+        (ROOTFS_CHANGES, SLIM_EXCLUDES, SLIM_INCLUDES, SLIM_DPKG_CONFIG, MINIMIZING_CONFIG)).encode()).hexdigest()[:12],
+)
 
 
 class BaseImageError(RuntimeError):
@@ -55,19 +118,41 @@ class BaseImage:
         standin: folder under ``docker/standins/`` holding its stand-in's build context.
         needs_host_ca: whether the stand-in trusts the host's CA bundle (for pip in builds).
         after: the base image (by name) the stand-in builds on, or ``None`` for the root file system.
+        measured_env: environment variables whose value is known only once the image is built
+            (the version Debian shipped), each with the shell command that prints it inside the
+            image. The Dockerfile takes each as a build argument of the same name, after its last
+            ``RUN``: a second build fills them in and reuses every other step from the cache.
     """
 
     name: str
     standin: str
     needs_host_ca: bool = False
     after: str | None = None
+    measured_env: tuple[tuple[str, str], ...] = ()
 
 
 BASE_IMAGES: tuple[BaseImage, ...] = (
     BaseImage(config.PYTHON_SLIM_IMAGE, "python-slim", needs_host_ca=True),
-    BaseImage(config.POSTGRES_IMAGE, "postgres"),
+    BaseImage(config.POSTGRES_IMAGE, "postgres", measured_env=(
+        ("PG_VERSION", "dpkg-query --show --showformat='${Version}' \"postgresql-$PG_MAJOR\""),
+        ("GOSU_VERSION", "gosu --version | cut -d' ' -f1"),
+    )),
     BaseImage(config.PYTHON_FULL_IMAGE, "python-full", after=config.PYTHON_SLIM_IMAGE),
 )
+
+
+def official_facts() -> dict[str, Any]:
+    """What a Dockerfile or a compose file can see of each official image, with sources.
+
+    Read from :data:`OFFICIAL_FACTS` (TOML): its ``sources`` table names the public files
+    (repository, path, commit) each fact was taken from, and ``images`` holds one table per
+    official reference (``"python:3.13-slim"``...). The stand-ins are built to match it.
+
+    Returns:
+        The parsed file.
+    """
+    with OFFICIAL_FACTS.open("rb") as file:
+        return tomllib.load(file)
 
 
 @dataclass(frozen=True)
@@ -146,6 +231,7 @@ def _inputs_digest(base: BaseImage) -> str:
     """SHA-256 over everything the stand-in is made from (files, CA bundle, root fs recipe)."""
     h = hashlib.sha256()
     h.update(ROOTFS_RECIPE.encode())
+    h.update(repr(base.measured_env).encode())
     folder = config.STANDINS_DIR / base.standin
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         h.update(path.relative_to(folder).as_posix().encode())
@@ -174,18 +260,42 @@ def _build_standin(base: BaseImage, digest: str, *, echo: engine.Echo) -> None:
                 f"{config.HOST_CA_BUNDLE} does not exist. Install the ca-certificates package."
             )
         shutil.copy(config.HOST_CA_BUNDLE, context / "host-ca-certificates.crt")
+    build_args = {"ROOTFS_IMAGE": parent, "BASE_IMAGE": parent}
+    labels = {config.STANDIN_LABEL: base.name, config.INPUTS_LABEL: digest}
     try:
-        engine.build(
-            context,
-            tag=base.name,
-            build_args={"ROOTFS_IMAGE": parent, "BASE_IMAGE": parent},
-            labels={config.STANDIN_LABEL: base.name, config.INPUTS_LABEL: digest},
-            echo=lambda line: echo(f"  {line}"),
-        )
+        built = engine.build(context, tag=None if base.measured_env else base.name, build_args=build_args,
+                             labels=labels, echo=lambda line: echo(f"  {line}"))
+        if base.measured_env:
+            measured = _measure_env(built.image.id, base.measured_env)
+            echo(f"  measured in the image: {', '.join(f'{k}={v}' for k, v in measured.items())}")
+            engine.build(context, tag=base.name, build_args={**build_args, **measured}, labels=labels,
+                         echo=lambda line: echo(f"  {line}"))
+            engine.remove_unused_image(built.image.id)
     except engine.BuildFailed as exc:
         raise BaseImageError(f"Could not build the stand-in for {base.name}. {exc}") from exc
     finally:
         shutil.rmtree(context, ignore_errors=True)
+
+
+def _measure_env(image_id: str, wanted: Sequence[tuple[str, str]], *, timeout: float = 60) -> dict[str, str]:
+    """Run the commands of ``wanted`` in one container of the image; name -> the line it printed.
+
+    The container is removed with its anonymous volumes (the postgres image declares one).
+    """
+    script = "; ".join(f"printf '%s\\n' \"$({command})\"" for _, command in wanted)
+    names = [name for name, _ in wanted]
+    container = engine.run(image_id, ["sh", "-c", script])
+    try:
+        status = container.wait(timeout=timeout).get("StatusCode")
+        lines = engine.logs(container, tail=len(wanted)).splitlines()
+    finally:
+        engine.remove_container(container)
+    values = {name: value.strip() for name, value in zip(names, lines)}
+    empty = [name for name in names if not values.get(name)]
+    if status != 0 or empty:
+        raise BaseImageError(f"The new image printed no value for {empty or names} (exit status {status}); "
+                             "its build did not install what they name.")
+    return values
 
 
 def _ensure_rootfs_image(*, echo: engine.Echo) -> None:
@@ -213,9 +323,9 @@ def _ensure_rootfs_image(*, echo: engine.Echo) -> None:
     shutil.rmtree(rootfs, ignore_errors=True)
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     echo(f"debootstrap {config.DEBIAN_SUITE} from {mirror.stdout.strip()} (about a minute)")
+    include = [f"--include={','.join(ROOTFS_PACKAGES)}"] if ROOTFS_PACKAGES else []
     result = subprocess.run(
-        ["debootstrap", "--variant=minbase", f"--include={','.join(ROOTFS_PACKAGES)}",
-         config.DEBIAN_SUITE, str(rootfs), mirror.stdout.strip()],
+        ["debootstrap", "--variant=minbase", *include, config.DEBIAN_SUITE, str(rootfs), mirror.stdout.strip()],
         capture_output=True, text=True,
     )
     try:
@@ -223,10 +333,9 @@ def _ensure_rootfs_image(*, echo: engine.Echo) -> None:
             tail = "\n".join(result.stdout.splitlines()[-10:] + result.stderr.splitlines()[-10:])
             raise BaseImageError(f"debootstrap failed:\n{tail}")
         slim_rootfs(rootfs)
+        minimize_rootfs(rootfs)
         engine.import_rootfs(
-            rootfs,
-            ROOTFS_IMAGE,
-            changes=[f"LABEL {config.INPUTS_LABEL}=\"{ROOTFS_RECIPE}\"", "ENV LANG=C.UTF-8", 'CMD ["bash"]'],
+            rootfs, ROOTFS_IMAGE, changes=[f"LABEL {config.INPUTS_LABEL}=\"{ROOTFS_RECIPE}\"", *ROOTFS_CHANGES]
         )
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
@@ -272,3 +381,21 @@ def slim_rootfs(rootfs: Path) -> int:
         + "\n".join(config_lines) + "\n"
     )
     return removed
+
+
+def minimize_rootfs(rootfs: Path) -> None:
+    """Write the apt and dpkg settings of Debian's container images into a root file system.
+
+    Debian's images (slim or not) have them, so a Dockerfile that runs ``apt-get install``
+    leaves no downloaded packages in its layer, gets compressed package lists and starts no
+    services. Source: debuerreotype, ``scripts/debuerreotype-minimizing-config``; the files
+    and their settings are in :data:`MINIMIZING_CONFIG`.
+
+    Args:
+        rootfs: the root of the file system, e.g. a ``debootstrap`` target folder.
+    """
+    for name, text in MINIMIZING_CONFIG.items():
+        path = rootfs / name.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755 if text.startswith("#!") else 0o644)

@@ -743,7 +743,8 @@ def grade_class(submissions: Path, *, out: Path, jobs: int | None = None, shard:
             key = keys[student]
             current = fingerprint(folder)
             previous = read_result(result_path(out, key))
-            if previous is not None and previous[0] == current and previous[1].student == student:
+            if (previous is not None and previous[0] == current and previous[1].student == student
+                    and not previous[1].grader_errors):  # an exercise the grader failed on is graded again
                 kept[student] = previous[1]
             else:
                 todo.append(_Task(student, key, str(folder), current))
@@ -758,6 +759,11 @@ def grade_class(submissions: Path, *, out: Path, jobs: int | None = None, shard:
                              keep_storage, grader)
         graded = _run_workers(todo, settings, jobs=jobs or default_jobs(memory_limit_bytes=limits.memory_bytes),
                               engines=engines, bar=bar, say=say, after=lambda g: _after_student(g, out, progress))
+        failed = {g.student: sorted(g.grader_errors) for g in graded if g.grader_errors}
+        if failed:
+            say(f"Not graded because the grader itself failed, not the submission ({len(failed)} student(s)): "
+                + "; ".join(f"{student} ({', '.join(exercises)})" for student, exercises in sorted(failed.items()))
+                + ". Their feedback says so; running the same command again grades these exercises again.")
     finally:
         run_lock.release(remove=True)
         out_lock.release()

@@ -43,6 +43,9 @@ PACKAGE_DIR = "src/containerlab"
 DEPENDENCIES_KEY = "execution_dependencies"
 #: Where the digests of each page's dependencies, as last executed, are kept (inside the cache).
 DIGESTS_FILE = "page-dependencies.json"
+#: Left in ``_build`` while a build runs, removed only when it ended well: the next build then re-reads
+#: every page (a fresh Sphinx environment), so that nothing a failed build saved is reported as good.
+UNFINISHED_MARKER = "build-unfinished"
 #: Files that never change what a page shows: bytecode, and secrets the pages write and delete.
 _IGNORED_PARTS = ("__pycache__",)
 _IGNORED_NAMES = (".env",)
@@ -152,6 +155,73 @@ def notebook_pages(root: Path) -> list[Path]:
                   if not p.parts[-2].startswith((".", "_")) and "\nkernelspec:" in p.read_text(encoding="utf-8")[:2000])
 
 
+def book_pages(root: Path) -> list[Path]:
+    """The executable pages the book's ``_toc.yml`` lists (MyST notebooks), in the table's order."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8")) or {}
+    names: list[str] = [toc["root"]] if toc.get("root") else []
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries or []:
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections", []))
+            walk(entry.get("chapters", []))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    walk(toc.get("chapters", []))
+    notebooks = set(notebook_pages(root))
+    pages = [root / f"{name}.md" for name in names]
+    return [page for page in pages if page in notebooks]
+
+
+def _reader_config(root: Path):
+    """The MyST parser settings of ``_config.yml``, as myst-nb reads notebooks with them."""
+    import yaml
+    from myst_parser.config.main import MdParserConfig
+
+    settings = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
+    extensions = ((settings.get("parse") or {}).get("myst_enable_extensions")) or []
+    return MdParserConfig(enable_extensions=set(extensions))
+
+
+def pages_without_a_run(*, root: Path, cache_dir: Path, pages: list[Path] | None = None) -> list[Path]:
+    """The pages whose code, as it is now, has no successful execution in jupyter-cache.
+
+    myst-nb caches an execution only when every cell ran without an error; a page
+    that failed, or whose run was cut short (Ctrl-C, a killed process, a full
+    disk), has no record that matches its cells. Each page is read the way
+    myst-nb reads it and matched against the cache by the same hash (the
+    kernelspec, and each code cell's source and metadata).
+
+    Args:
+        root: the book's root folder.
+        cache_dir: jupyter-cache's folder (``_build/.jupyter_cache``).
+        pages: the pages to look at (default: :func:`book_pages`).
+
+    Returns:
+        The pages with no matching successful run, in the order given.
+    """
+    from jupyter_cache import get_cache
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    pages = book_pages(root) if pages is None else pages
+    if not (cache_dir / "global.db").exists():
+        return list(pages)
+    cache = get_cache(str(cache_dir))
+    reader = _reader_config(root)
+    missing = []
+    for page in pages:
+        notebook = read_myst_markdown_notebook(page.read_text(encoding="utf-8"), reader, path=page)
+        try:
+            cache.match_cache_notebook(notebook)
+        except KeyError:
+            missing.append(page)
+    return missing
+
+
 def invalidate_stale_pages(*, root: Path, cache_dir: Path, pages: list[Path] | None = None,
                            default: tuple[str, ...] = DEFAULT_DEPENDENCIES) -> list[Path]:
     """Remove the cached executions of pages whose dependencies changed since they ran.
@@ -208,6 +278,11 @@ def build_book(*, warnings_as_errors: bool = True, execute_all: bool = False, ec
     it depends on changed (:func:`invalidate_stale_pages`): a build context, a
     compose file, the service's code or the course package.
 
+    A page without a successful run in the cache (it failed, or a build was cut
+    short while it ran) runs again, and after a build that did not end well every
+    page is read again: a failed build stays failed until each page has run to
+    the end (:func:`pages_without_a_run`). The build is reported good only then.
+
     Args:
         warnings_as_errors: pass ``-W -n --keep-going`` (fail on any Sphinx warning).
         execute_all: empty the execution cache first and rebuild every page
@@ -219,7 +294,8 @@ def build_book(*, warnings_as_errors: bool = True, execute_all: bool = False, ec
         Where the HTML is and how long the build took (seconds).
 
     Raises:
-        BookBuildFailed: the build failed (a notebook cell raised, a warning with -W, ...).
+        BookBuildFailed: the build failed (a notebook cell raised, a warning with -W, ...), or a
+            page has no successful run although jupyter-book ended well.
     """
     root = root or config.ROOT
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--builder", "html"]
@@ -233,6 +309,21 @@ def build_book(*, warnings_as_errors: bool = True, execute_all: bool = False, ec
     if stale and echo:
         names = ", ".join(p.relative_to(root).as_posix() for p in stale)
         print(f"Files these pages depend on changed; they run again: {names}", flush=True)
+    # Sphinx reads (and so executes) only sources newer than the environment it saved, and it
+    # saves that environment even when a page failed. A page with no successful run in the cache
+    # is made newer, so it runs again; after a build that did not end well (the marker is still
+    # there: a failure, Ctrl-C, a crash) every page is re-read, those with a run from the cache.
+    marker = root / "_build" / UNFINISHED_MARKER
+    unfinished = pages_without_a_run(root=root, cache_dir=cache_dir)
+    for page in unfinished:
+        os.utime(page)
+    if marker.exists() and "--all" not in cmd:
+        cmd.append("--all")
+        if echo:
+            print("The last build did not end well: every page is read again "
+                  "(pages that ran to the end come from the cache).", flush=True)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("A book build started here and has not ended well yet.\n")
     env = {**os.environ, **config.isolated_environment()}
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -250,8 +341,15 @@ def build_book(*, warnings_as_errors: bool = True, execute_all: bool = False, ec
         problems = [line for line in lines if "WARNING:" in line or "ERROR:" in line]
         detail = "".join(problems[-15:]) or "".join(lines[-25:])
         raise BookBuildFailed(f"jupyter-book build failed after {seconds:.0f} s:\n{detail}")
+    # Without -W a failed page is only a warning; with it, one more check costs little.
+    not_run = pages_without_a_run(root=root, cache_dir=cache_dir)
+    if not_run:
+        names = ", ".join(p.relative_to(root).as_posix() for p in not_run)
+        raise BookBuildFailed(f"These pages did not run to the end, and their HTML shows the error: {names}. "
+                              "The next build runs them again.")
     if _merges_streams(root):
         repair_merged_streams(root / "_build" / "jupyter_execute")
+    marker.unlink(missing_ok=True)
     return BookBuild(html_dir=root / "_build" / "html", seconds=seconds, log=log)
 
 

@@ -67,6 +67,9 @@ class StudentGrade:
             failure rather than the submission (:func:`containerlab.engine.note_pressure`: its disk
             was full, a build ran past its timeout...). The class grader grades a student with any
             again, alone on the engine, when other students were graded beside them.
+        grader_errors: per exercise key, the grader's own failure on it (an exception inside the
+            grader, never the student's mistake): the exercise is not graded, the batch's summary
+            names it, and the next run grades it again.
     """
 
     student: str
@@ -76,6 +79,7 @@ class StudentGrade:
     notes: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
     pressure: dict[str, list[str]] = field(default_factory=dict)
+    grader_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -98,6 +102,7 @@ class StudentGrade:
             "notes": {ex: list(n) for ex, n in self.notes.items()},
             "seconds": self.seconds,
             "pressure": {ex: list(p) for ex, p in self.pressure.items()},
+            "grader_errors": dict(self.grader_errors),
         }
 
     @classmethod
@@ -117,6 +122,7 @@ class StudentGrade:
             notes={ex: list(n) for ex, n in data.get("notes", {}).items()},
             seconds=float(data.get("seconds", 0.0)),
             pressure={ex: list(p) for ex, p in data.get("pressure", {}).items()},
+            grader_errors=dict(data.get("grader_errors", {})),
         )
 
 
@@ -191,6 +197,15 @@ def hidden_cases(solutions: Path = SOLUTIONS, *, notebook: str = "ex1-write-a-do
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HIDDEN_CASES":
             return [(dict(c), float(v)) for c, v in ast.literal_eval(node.value)]
     raise FileNotFoundError(f"{notebook} has no HIDDEN_CASES in its hidden test cell.")
+
+
+def _grader_failed(exercise: Exercise, error: str) -> CheckResults:
+    """The result of an exercise the grader itself failed on: not graded, and not the student's doing."""
+    return results(exercise.key, [CheckResult(
+        "graded", "The exercise could be graded", False, exercise.max_points,
+        f"Not graded yet: the grader itself failed on this exercise ({error}). This is not a mistake in your "
+        "work; the exercise is graded again when your instructor runs the grader again.",
+        "Nothing to change in your work for this.")])
 
 
 def _not_graded(exercise: Exercise, problem: str) -> CheckResults:
@@ -413,10 +428,11 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
             except engine.EngineUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001  (one submission must never stop the batch)
-                problem = f"The grader failed on this exercise ({type(exc).__name__}: {exc})."
-                grade.problems[exercise.key] = problem
-                grade.results[exercise.key] = _not_graded(exercise, problem)
-                engine.note_pressure(problem)  # it may be the engine's doing: a second try, alone, tells
+                error = f"{type(exc).__name__}: {exc}"
+                grade.grader_errors[exercise.key] = error
+                grade.problems[exercise.key] = f"grader error, not graded ({error})"
+                grade.results[exercise.key] = _grader_failed(exercise, error)
+                engine.note_pressure(f"the grader failed ({error})")  # it may be the engine's: a second try, alone
             if engine.pressure():
                 grade.pressure[exercise.key] = engine.pressure()
             if exercise.key in grade.results and grade.results[exercise.key].notes:

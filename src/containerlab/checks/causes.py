@@ -249,22 +249,18 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
         return Cause(BUILD_PROCESS_LIMIT, f"The build failed{at}: the step could not start more processes (it "
                      "reached the build's process limit).",
                      "A step that starts processes without end (a loop, a fork bomb) cannot build here; remove it.")
-    if "docker/dockerfile" in final and "frontend" in final:
+    if "docker/dockerfile" in final and ("frontend" in final or "resolve source metadata" in final):
         return Cause(SYNTAX_LINE,
                      "The `# syntax=` line asks the builder to download a Dockerfile frontend image from a "
-                     "registry, which this machine cannot reach.",
-                     "Delete the `# syntax=...` line: the builder's own Dockerfile syntax builds this service, "
-                     "on any engine.")
+                     "registry, which this machine cannot reach: a labs channel or a release newer than the "
+                     f"1.{df.BUILTIN_SYNTAX_MINOR} built into the engine.",
+                     "Write `# syntax=docker/dockerfile:1`, or delete the line: the engine's own Dockerfile "
+                     "frontend reads heredocs, `RUN --mount` and `COPY --link` and builds this service.")
     if "dockerfile parse error" in final.lower() or "unknown instruction" in final.lower():
         where = re.search(r"line (\d+): (.*)$", final)
         detail = f"line {where.group(1)}: {where.group(2)}" if where else quote([final], 1)
         hint = ("Each line starts with an instruction such as FROM, COPY, RUN or CMD; check the spelling "
                 "and the line continuations (a `\\` at the end of every line but the last of a step).")
-        if parsed is not None and any(i.keyword in ("RUN", "COPY") and "<<" in i.args for i in parsed.instructions):
-            hint = ("This builder does not read heredocs (`RUN <<EOF`): write the commands on one RUN line, "
-                    "joined with `&&` and continued with `\\`.")
-        elif "flag: link" in final.lower():
-            hint = "This builder does not know `COPY --link`: leave the flag out, the COPY works without it."
         return Cause(SYNTAX_ERROR, f"The Dockerfile has a syntax error ({detail}).", hint)
 
     metadata = re.search(r"load metadata for (\S+)", step) or re.search(
@@ -338,7 +334,8 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
                      f"Install a version of {name} that has a wheel for Python 3.13 on Linux: the service's "
                      "locked requirements.txt pins such versions. Adding compilers only hides the problem.")
 
-    not_found = re.search(r"\"/?([^\"]+)\" not found", final)
+    # BuildKit 0.13 (Engine 26) writes `"/requirements-prod.txt": not found`; 0.8 wrote it without the colon.
+    not_found = re.search(r"\"/?([^\"]+)\":? not found", final)
     if not_found and ("failed to compute cache key" in final or "failed to calculate checksum" in final):
         name = not_found.group(1)
         if context is not None and (context / name).exists():

@@ -52,11 +52,13 @@ class StackFile:
         model: the normalised model with the check's variables filled in.
         written: the same model with ``${...}`` kept as written.
         warnings: compose's warnings (a variable that nobody set, ...).
+        notes: what the check did to read the file (an env_file it wrote), for the feedback.
     """
 
     model: dict
     written: dict
     warnings: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
     def service(self, name: str) -> dict:
         """The model of one service (``{}`` when the file has none of that name)."""
@@ -99,20 +101,107 @@ def read(file: Path, folder: Path, *, project: str, env: dict[str, str]) -> Stac
     if PLACEHOLDER in file.read_text(encoding="utf-8", errors="replace"):
         raise ComposeFileProblem(f"{file.name} still holds the placeholder `{PLACEHOLDER}`. Replace the two "
                                  "placeholder lines of the answer cell with your compose file and run the cell again.")
+    notes: list[str] = []
     try:
-        model, warnings = engine.compose_config(file, project=project, env=env)
+        try:
+            model, warnings = engine.compose_config(file, project=project, env=env)
+        except engine.ComposeRejected as exc:
+            made = _fill_missing_env_file(str(exc), folder, env)
+            if not made:
+                raise
+            notes.append(f"Your file reads {made} (env_file), which was not there: the check wrote it with fresh "
+                         f"values of {' and '.join(VARIABLES)}, as it sets them for variables.")
+            model, warnings = engine.compose_config(file, project=project, env=env)
         written, _ = engine.compose_config(file, project=project, env=env, interpolate=False)
     except engine.ComposeRejected as exc:
         missing = re.search(r"required variable (\w+) is missing a value", str(exc))
         hint = (f" The check sets {' and '.join(VARIABLES)} only (fresh values, as your shell or .env would); "
                 f"{missing.group(1)} is set by nobody." if missing and missing.group(1) not in VARIABLES else "")
         raise ComposeFileProblem(f"Compose refuses the file: {_scrubbed(str(exc), folder)}.{hint}") from exc
-    stack = StackFile(model, written, tuple(_scrubbed(w, folder) for w in warnings))
+    written = _with_mappings(written)
+    _fresh_env_file_values(model, written, env)
+    stack = StackFile(model, written, tuple(_scrubbed(w, folder) for w in warnings), tuple(notes))
     names = sorted(model.get("services") or {})
     if API not in names or DB not in names:
         raise ComposeFileProblem(f"The file needs two services named {API} and {DB}; it has {names or 'none'}.")
     refuse(stack, folder.resolve())
     return stack
+
+
+#: Compose's words for an env_file that is not there (compose 2.26: "env file /abs/path/.env not found: ...").
+_MISSING_ENV_FILE = re.compile(r"env file (\S+) not found")
+
+
+def _fill_missing_env_file(message: str, folder: Path, env: dict[str, str]) -> str:
+    """Write an env_file that compose did not find, inside ``folder``, with the check's variables.
+
+    A student keeps the secrets of exercise 6 in a ``.env`` that is never handed
+    in (the task allows ``env_file: .env``); the grader then has none. It gets the
+    check's fresh values, as the variables do. Nothing is written outside ``folder``
+    or over an existing file.
+
+    Returns:
+        The file's path relative to ``folder`` (``".env"``), or ``""`` when nothing was written.
+    """
+    match = _MISSING_ENV_FILE.search(message)
+    if not match:
+        return ""
+    path = Path(match.group(1))
+    try:
+        relative = path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return ""
+    if path.exists():
+        return ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Written by the check: the values it uses for this run.\n"
+                    + "".join(f"{name}={env[name]}\n" for name in VARIABLES if name in env), encoding="utf-8")
+    return relative.as_posix()
+
+
+def _as_mapping(value: object) -> dict:
+    """``environment``/``args``/``labels`` as a mapping: compose's list form (``["KEY=value", "KEY"]``) too.
+
+    ``docker compose config --no-interpolate`` keeps the list form as written (compose 2.26);
+    a ``KEY`` without ``=`` takes its value from the environment, shown here as ``None``.
+    """
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list):
+        pairs = (str(item).partition("=") for item in value)
+        return {key: (val if sep else None) for key, sep, val in pairs}
+    return {}
+
+
+def _with_mappings(written: dict) -> dict:
+    """The written model with every service's ``environment`` and ``build.args`` as mappings."""
+    for service in (written.get("services") or {}).values():
+        if "environment" in service:
+            service["environment"] = _as_mapping(service["environment"])
+        if isinstance(service.get("build"), dict) and "args" in service["build"]:
+            service["build"]["args"] = _as_mapping(service["build"]["args"])
+    return written
+
+
+def _fresh_env_file_values(model: dict, written: dict, env: dict[str, str]) -> None:
+    """Give the check's fresh values to the variables a service takes from an env_file.
+
+    Compose reads an ``env_file`` into ``environment``: the database would get the
+    student's own password there while the API's ``${POSTGRES_PASSWORD}`` gets the
+    check's, and the two would never meet. A value written in the file itself is
+    left alone (the static check names it).
+    """
+    for name, service in (model.get("services") or {}).items():
+        as_written = (written.get("services") or {}).get(name) or {}
+        if not as_written.get("env_file"):
+            continue
+        own = _as_mapping(as_written.get("environment"))
+        environment = service.get("environment")
+        if not isinstance(environment, dict):
+            continue
+        for variable in VARIABLES:
+            if variable in environment and variable in env and own.get(variable) is None and variable not in own:
+                environment[variable] = env[variable]
 
 
 def _scrubbed(text: str, folder: Path) -> str:

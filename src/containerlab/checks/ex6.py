@@ -497,7 +497,7 @@ def check(compose_file: str | Path = "compose.yaml", context: str | Path = "serv
         for name in ("db-healthcheck", "waits-for-db", "no-secret-in-file"):
             items[name] = counts_once(items[name], UP, UP_HINT)
     return results(EXERCISE, [items[n] for n in names], image=image,
-                   notes=[*run.notes, *(f"Compose warned: {w}" for w in stack.warnings)])
+                   notes=[*stack.notes, *run.notes, *(f"Compose warned: {w}" for w in stack.warnings)])
 
 
 def check_hidden(compose_file: str | Path, cases: Sequence[tuple[dict[str, float], float]],

@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -141,10 +142,13 @@ def build(
 
         lines: list[str] = []
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # Its own process group: `docker` runs the buildx plugin as a child process, which a kill of
+        # `docker` alone leaves running (seen with buildx 0.13 on Engine 26 after an interrupt).
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
         assert proc.stdout is not None
         # A step that loops silently prints nothing: a timer, not the output loop, enforces the timeout.
-        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog = threading.Timer(timeout, _kill_group, args=(proc,))
         watchdog.start()
         try:
             for line in proc.stdout:
@@ -164,7 +168,7 @@ def build(
         finally:
             watchdog.cancel()
             if proc.poll() is None:
-                proc.kill()
+                _kill_group(proc)
                 proc.wait()
         seconds = time.monotonic() - start
         log = "\n".join(lines)
@@ -179,6 +183,14 @@ def build(
     if built is None:
         raise EngineError(f"The build of {context} finished but its image is not in the engine")
     return BuildResult(image=built, seconds=seconds, log=log)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill a build's ``docker`` process and the buildx plugin it started (its process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
 
 
 def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFailed:

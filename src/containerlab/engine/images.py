@@ -336,9 +336,12 @@ def image_archive(name: str) -> Iterator[IO[bytes]]:
 
     The archive is read as it is produced, never written to disk. Engines up to
     Docker 24 write one ``<id>/layer.tar`` per layer plus ``<config digest>.json``;
-    newer ones write an OCI layout (``blobs/sha256/<digest>``). Either way each
-    layer is the uncompressed tar whose sha256 is the layer's diff id in
-    ``RootFS.Layers``.
+    newer ones write an OCI layout (``index.json``, ``blobs/sha256/<digest>``), and
+    ``manifest.json`` in both. The legacy image store writes each layer as the
+    uncompressed tar whose sha256 is the layer's diff id in ``RootFS.Layers``; the
+    containerd image store writes the blobs of its content store as they are,
+    compressed (gzip, or zstd), named by the digest of the compressed bytes.
+    :mod:`containerlab.scan` reads both.
 
     Args:
         name: image tag or id.

@@ -1,0 +1,114 @@
+"""Pages that run again cleanly: after a run killed halfway, and twice in a row (issue 19, item 5).
+
+Each page is executed the way the book executes it (jupytext reads the MyST
+source, nbclient runs it with the page's folder as working directory). First a
+run is killed (SIGKILL to its kernel) right after the cell that leaves the most
+behind: running containers, a compose stack with its volume, the local
+registry's process. Then the page runs to the end, twice. Both full runs must
+succeed, show the same outputs where the page does not mark them as varying,
+and leave nothing of this instance behind on the engine.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from pathlib import Path
+
+import jupytext
+import nbclient
+import pytest
+
+from containerlab import config, engine
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+NOTEBOOKS = config.ROOT / "notebooks"
+
+#: Page -> text of the cell after which its first run is killed (the most left running there).
+KILL_AFTER = {
+    "14-1-shipping-the-environment.md": "import platform as p",
+    "14-2-images-and-containers.md": "import sklearn",
+    "14-3-a-dockerfile-for-a-model-service.md": "--init --name {INIT_DEMO}",
+    "14-4-composing-services.md": "up --no-start --build",
+}
+
+
+def _client(notebook) -> nbclient.NotebookClient:
+    return nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
+                                   resources={"metadata": {"path": str(NOTEBOOKS)}})
+
+
+def run_killed(page: Path, marker: str) -> None:
+    """Run ``page`` up to and including the first cell whose source holds ``marker``, then SIGKILL its kernel."""
+    notebook = jupytext.read(page)
+    cut = next(i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and marker in cell.source)
+    client = _client(notebook)
+    with client.setup_kernel():
+        for index, cell in enumerate(notebook.cells[: cut + 1]):
+            client.execute_cell(cell, index)
+        client.km.shutdown_kernel(now=True)  # SIGKILL: no clean-up runs, as when a build is killed
+
+
+def run_whole(page: Path):
+    notebook = jupytext.read(page)
+    _client(notebook).execute()
+    return notebook
+
+
+def _sanitizers() -> list[tuple[re.Pattern[str], str]]:
+    parser = configparser.ConfigParser()
+    parser.read(config.ROOT / "tests" / "nbval-sanitize.cfg")
+    return [(re.compile(parser[s]["regex"]), parser[s]["replace"]) for s in parser.sections()]
+
+
+def stable_outputs(notebook) -> list[str]:
+    """The text outputs of the cells whose output the page does not mark as varying, sanitized as nbval does."""
+    shown = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or "nbval-ignore-output" in cell.metadata.get("tags", []):
+            continue
+        text = ""
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            text += output.get("text", "") + data.get("text/markdown", "")
+            if "text/html" not in data:  # a Styler's repr holds its object address; its HTML does not vary
+                text += data.get("text/plain", "")
+        for pattern, replacement in _sanitizers():
+            text = pattern.sub(replacement, text)
+        shown.append(text)
+    return shown
+
+
+def instance_objects() -> set[str]:
+    """This instance's containers, volumes, networks and image tags on the engine, and the registry if it runs."""
+    c = engine.client()
+    names = {f"container {x.name}" for x in c.containers.list(all=True)}
+    names |= {f"image {tag}" for x in c.images.list() for tag in x.tags}
+    names |= {f"volume {x.name}" for x in c.volumes.list()}
+    names |= {f"network {x.name}" for x in c.networks.list()}
+    found = {name for name in names if config.INSTANCE in name}
+    if (config.CACHE_DIR / "registry").exists():
+        found.add("folder .cache/registry")
+    for proc in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"registry/config.yml" in proc.read_bytes() and os.readlink(proc.parent / "cwd") == str(config.ROOT):
+                found.add(f"process {proc.parent.name} (the local registry)")
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(KILL_AFTER))
+def test_page_runs_after_a_killed_run_and_twice_in_a_row(name: str):
+    """After a run of the page killed halfway, does the page run to the end, twice in a row, with the same
+    outputs (where it does not mark them as varying), leaving nothing of this instance on the engine?"""
+    page = NOTEBOOKS / name
+    before = instance_objects()
+    run_killed(page, KILL_AFTER[name])
+    first = run_whole(page)
+    assert instance_objects() <= before, f"{name} left {sorted(instance_objects() - before)}"
+    second = run_whole(page)
+    assert instance_objects() <= before, f"{name} left {sorted(instance_objects() - before)}"
+    assert stable_outputs(first) == stable_outputs(second)
