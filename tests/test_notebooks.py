@@ -87,10 +87,10 @@ def test_page_opens_with_questions_and_time_and_has_a_challenge(md: Path):
 
 
 #: Pages rewritten to the hands-on convention of issue 19: at least two tasks, each solved by a cell
-#: that runs when the book is built (so a wrong solution fails the build). 14.3.1 to 14.3.3 join
-#: this list when their rewrite lands.
+#: that runs when the book is built (so a wrong solution fails the build).
 HANDS_ON_PAGES = ["14-1-shipping-the-environment.md", "14-2-images-and-containers.md",
-                  "14-3-a-dockerfile-for-a-model-service.md", "14-4-composing-services.md"]
+                  "14-3-a-dockerfile-for-a-model-service.md", "14-3-1-layer-caching.md",
+                  "14-3-2-base-images.md", "14-3-3-data-and-secrets.md", "14-4-composing-services.md"]
 
 
 @pytest.mark.parametrize("name", HANDS_ON_PAGES)
@@ -117,76 +117,3 @@ def test_only_the_introduction_talks_about_stand_in_images():
     mentions = [p.name for p in pages if "stand-in" in p.read_text().lower()]
     assert mentions == ["intro.md"]
 
-
-# --------------------------------------------------------------------------- pages that run again
-
-#: What a run of a page killed half-way leaves behind, per page: containers holding the page's
-#: names and host ports (name stem -> the port the text names), named volumes (name stems; both get
-#: the instance suffix, as on the page) and scratch files with stale contents. The page must clear
-#: them, run to the end, and run to the end once more.
-LEFTOVERS: dict[str, dict] = {
-    "14-3-1-layer-caching.md": {
-        "files": {".cache/caching-demo/requirements.txt": "scikit-lern==0.0.1\n",
-                  ".cache/caching-demo/Dockerfile.probe": "FROM scratch\n"},
-    },
-    "14-3-2-base-images.md": {
-        "containers": {"cv-full": 8081, "cv-slim": 8082, "cv-multistage": 8083, "cv-pruned": 8084},
-        "files": {".cache/sizes-demo/Dockerfile.as-is": "FROM scratch\n"},
-    },
-    "14-3-3-data-and-secrets.md": {
-        "containers": {"cv-bind": 8091, "cv-volume": 8092, "cv-envfile": 8093, "cv-tokenfile": 8094},
-        "volumes": ["customers-data"],
-        "files": {".cache/saved/manifest.json": "[]", "data/customers_2027.csv": "not,a,customer\n"},
-    },
-}
-
-
-def _leave_leftovers(leftovers: dict) -> tuple[list[str], list[str]]:
-    """Make what a killed run of a page would have left; return the container and volume names."""
-    from containerlab import engine
-
-    containers = [f"{stem}-{config.INSTANCE}" for stem in leftovers.get("containers", {})]
-    volumes = [f"{stem}-{config.INSTANCE}" for stem in leftovers.get("volumes", [])]
-    for volume in volumes:
-        engine.client().volumes.create(volume)
-    for (stem, port), name in zip(leftovers.get("containers", {}).items(), containers):
-        engine.client().containers.run(
-            config.PYTHON_SLIM_IMAGE, ["sleep", "600"], name=name, detach=True,
-            ports={"80/tcp": ("127.0.0.1", config.instance_port(port))},
-            volumes={volumes[0]: {"bind": "/data", "mode": "ro"}} if volumes else None)
-    for path, text in leftovers.get("files", {}).items():
-        target = config.ROOT / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    return containers, volumes
-
-
-def _execute(md: Path) -> None:
-    """Run every cell of a MyST page in a fresh kernel, from the page's folder, as the book build does."""
-    from nbclient import NotebookClient
-
-    notebook = jupytext.read(md)
-    NotebookClient(notebook, timeout=1800, kernel_name="python3",
-                   resources={"metadata": {"path": str(md.parent)}}).execute()
-
-
-@pytest.mark.docker
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(LEFTOVERS))
-def test_page_runs_twice_in_a_row_after_a_killed_run(name: str):
-    """Does the page run to the end over what a run killed half-way left (its containers holding its
-    names and ports, its volume, stale scratch files), and then once more over what it left itself?"""
-    from containerlab import engine
-
-    containers, volumes = _leave_leftovers(LEFTOVERS[name])
-    try:
-        _execute(config.ROOT / "notebooks" / name)
-        _execute(config.ROOT / "notebooks" / name)
-    finally:
-        for container in containers:
-            for found in engine.client().containers.list(all=True, filters={"name": f"^{container}$"}):
-                engine.remove_container(found)
-        for volume in volumes:
-            for found in engine.client().volumes.list(filters={"name": volume}):
-                if found.name == volume:
-                    found.remove(force=True)
