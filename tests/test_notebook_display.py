@@ -169,3 +169,27 @@ def test_the_full_log_is_one_click_away():
     assert rendered.startswith("<details") and "<summary>" in rendered and "(2 lines)" in rendered
     assert "&lt;build&gt;" in rendered
     assert "2 lines" in repr(log)
+
+
+def test_shell_shows_each_command_before_its_output_as_typed(capsys):
+    """Does shell() print each command of a script just before its output, loop bodies and here-documents
+    as a reader would copy them, with plain names, and return what really ran and printed?"""
+    script = (f"echo box-a-{I}\n"
+              "cat <<'EOF'\nFROM python:3.13-slim\nEOF\n"
+              "for n in 1 2; do\n  echo $n\ndone")
+    returned = notebook.shell(script)
+    assert capsys.readouterr().out.splitlines() == [
+        "$ echo box-a", "box-a",
+        "$ cat <<'EOF'", "FROM python:3.13-slim", "EOF", "FROM python:3.13-slim",
+        "$ for n in 1 2; do", "    echo $n", "  done", "1", "2",
+    ]
+    assert f"box-a-{I}\n" in returned
+
+
+def test_shell_stops_at_a_failing_command_and_says_so(capsys):
+    """Does a failing command stop shell()'s script (the next one never runs) and raise CommandFailed?"""
+    with pytest.raises(notebook.CommandFailed, match="status 3"):
+        notebook.shell("echo before\n(exit 3)\necho never-printed")
+    assert "never-printed" not in capsys.readouterr().out  # not even as a command: it never ran
+    # A failure the script handles itself does not stop it.
+    assert notebook.shell("(exit 3) || echo handled").endswith("\nhandled\n")

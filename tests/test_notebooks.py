@@ -87,10 +87,10 @@ def test_page_opens_with_questions_and_time_and_has_a_challenge(md: Path):
 
 
 #: Pages rewritten to the hands-on convention of issue 19: at least two tasks, each solved by a cell
-#: that runs when the book is built (so a wrong solution fails the build). 14.3.1 to 14.3.3 join
-#: this list when their rewrite lands.
+#: that runs when the book is built (so a wrong solution fails the build).
 HANDS_ON_PAGES = ["14-1-shipping-the-environment.md", "14-2-images-and-containers.md",
-                  "14-3-a-dockerfile-for-a-model-service.md", "14-4-composing-services.md"]
+                  "14-3-a-dockerfile-for-a-model-service.md", "14-3-1-layer-caching.md",
+                  "14-3-2-base-images.md", "14-3-3-data-and-secrets.md", "14-4-composing-services.md"]
 
 
 @pytest.mark.parametrize("name", HANDS_ON_PAGES)
@@ -116,3 +116,4 @@ def test_only_the_introduction_talks_about_stand_in_images():
     pages = [*NOTEBOOKS, *sorted((config.ROOT / "book").glob("*.md"))]
     mentions = [p.name for p in pages if "stand-in" in p.read_text().lower()]
     assert mentions == ["intro.md"]
+

@@ -31,6 +31,11 @@ KILL_AFTER = {
     "14-1-shipping-the-environment.md": "import platform as p",
     "14-2-images-and-containers.md": "import sklearn",
     "14-3-a-dockerfile-for-a-model-service.md": "--init --name {INIT_DEMO}",
+    # 14.3.1 leaves its copy of the service (a second `cp -r` would copy into it): killed right
+    # after making it, before ten minutes of builds that every later run makes anew anyway.
+    "14-3-1-layer-caching.md": "cp -r docker/customer-value .cache/caching-demo",
+    "14-3-2-base-images.md": "--env API_TOKEN=demo-FAKE-token",
+    "14-3-3-data-and-secrets.md": "for layer in $(grep",
     "14-4-composing-services.md": "up --no-start --build",
 }
 

@@ -1050,6 +1050,12 @@ def _step_output(log: str, step: str, *, last: int = 10) -> list[str]:
     return said[-last:]
 
 
+#: Lines that carry on the command above them when a script is shown (bodies of loops and ifs).
+_CONTINUES = re.compile(r"^(\s|done\b|fi\b|else\b|elif\b|then\b|do\b|esac\b|\})")
+#: The start of a here-document (``<<'EOF'``, ``<<EOF``, ``<<-EOF``), with its closing word.
+_HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
+
+
 def _commands(script: str) -> list[tuple[str, str]]:
     """Split a script into its top-level commands, each as ``(shown, source)``.
 
@@ -1092,22 +1098,24 @@ def shell(script: str, *, check: bool = True) -> str:
     failing command stops it, as it would stop a reader; a command tested by
     ``if`` or ``&&`` does not). Each command is printed as typed (see
     :func:`_commands`) just before it runs, followed by its output (stdout and
-    stderr merged), as in a terminal; everything printed is returned for a
-    hidden check of the page.
+    stderr merged), as in a terminal, with plain names and ports and lines of
+    at most :data:`WIDTH` characters, as :func:`sh` prints them (write the
+    script's lines that short); everything printed is returned as it really
+    was, for a hidden check of the page.
 
     Args:
         script: one or more lines, e.g. ``"cd .cache/saved\\ntar -tf image.tar | head"``.
         check: raise when the script exits non-zero.
 
     Returns:
-        Everything printed: the commands as typed and their output.
+        The commands as typed and their output, with this instance's real names and ports.
 
     Raises:
         CommandFailed: the script exited non-zero and ``check`` is set.
     """
     # Each command is shown just before it runs, so that its output follows it, as in a terminal.
-    traced = "\n".join(f"printf '%s\\n' {shlex.quote(shown)}\n{source}" for shown, source in _commands(script))
-    out = _Batcher()
+    traced = "\n".join(f"printf '%s\\n' {shlex.quote(typed)}\n{source}" for typed, source in _commands(script))
+    term = _Terminal()
     proc = subprocess.Popen(["bash", "-e", "-c", traced], cwd=config.ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
@@ -1115,13 +1123,13 @@ def shell(script: str, *, check: bool = True) -> str:
     try:
         for line in proc.stdout:
             lines.append(line)
-            out.add(line.rstrip("\n"))
+            term.line(line.rstrip("\n"))
     finally:
         returncode = proc.wait()
-        out.flush()
-    output = "".join(lines)
+        term.flush()
+    printed = "".join(lines)
     if check and returncode != 0:
-        tail = "\n".join(output.splitlines()[-15:])
-        raise CommandFailed(f"the script exited with status {returncode}:\n{tail}")
-    return output
+        tail = "\n".join(printed.splitlines()[-15:])
+        raise CommandFailed(f"the script exited with status {returncode}:\n{shown(tail)}")
+    return printed
 
