@@ -194,6 +194,13 @@ def test_the_improvement_rule_counts_every_route_and_no_unchanged_or_worse_image
     assert bool(ex2.improvements(sizes, _deps(False), ex1_reinstalled=True)) is improves
 
 
+def test_without_an_exercise_1_image_the_single_stage_image_stands_in() -> None:
+    """Without an exercise-1 image, does a 5 % saving on the single-stage image count, and no less?"""
+    assert ex2.improvements(ex2.Sizes(440_000_000, None, 539_000_000), _deps(True), ex1_reinstalled=False)
+    assert not ex2.improvements(ex2.Sizes(520_000_000, None, 539_000_000), _deps(True), ex1_reinstalled=False)
+    assert not ex2.improvements(ex2.Sizes(None, None, 539_000_000), _deps(False), ex1_reinstalled=False)
+
+
 @pytest.mark.parametrize("mb,passes", [
     ((539, 539, 539), (True, True)),    # exercise 1 was already at the course's size: no larger is enough
     ((539, 1735, 539), (True, True)),

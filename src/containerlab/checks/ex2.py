@@ -338,11 +338,17 @@ def improvements(sizes: Sizes, deps: CheckResult, ex1_reinstalled: bool) -> list
     Returns:
         One phrase per way: at least :data:`MARGIN` smaller than exercise 1; a dependency layer
         reused where exercise 1's was rebuilt; an exercise-1 image that was already :data:`MARGIN`
-        below the single-stage image, kept no larger.
+        below the single-stage image, kept no larger. Without an exercise-1 image (its build failed),
+        the single-stage image stands in for it in the first way.
     """
     found = []
     if sizes.shrink is not None and sizes.shrink >= MARGIN:
         found.append(f"{sizes.shrink:.1%} smaller than your exercise-1 image")
+    if sizes.ex1 is None and sizes.image and sizes.reference:
+        instead = (sizes.reference - sizes.image) / sizes.reference
+        if instead >= MARGIN:
+            found.append(f"there is no exercise-1 image, and this one is {instead:.1%} smaller than the course's "
+                         "single-stage image, which stands in for it")
     if deps.passed and ex1_reinstalled:
         found.append("a code edit now reuses the dependency layer, which your exercise-1 Dockerfile installed again")
     if sizes.ex1_already_shrunk and sizes.no_larger_than_ex1:
