@@ -14,6 +14,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import signal
 from pathlib import Path
 
 import jupytext
@@ -53,7 +54,10 @@ def run_killed(page: Path, marker: str) -> None:
     with client.setup_kernel():
         for index, cell in enumerate(notebook.cells[: cut + 1]):
             client.execute_cell(cell, index)
-        client.km.shutdown_kernel(now=True)  # SIGKILL: no clean-up runs, as when a build is killed
+        # SIGKILL, as when a build is killed: no clean-up of the page's runs, no atexit.
+        kernel = client.km.provisioner.process
+        os.kill(kernel.pid, signal.SIGKILL)
+        kernel.wait(timeout=30)
 
 
 def run_whole(page: Path):
@@ -88,11 +92,14 @@ def stable_outputs(notebook) -> list[str]:
 
 def instance_objects() -> set[str]:
     """This instance's containers, volumes, networks and image tags on the engine, and the registry if it runs."""
-    c = engine.client()
-    names = {f"container {x.name}" for x in c.containers.list(all=True)}
-    names |= {f"image {tag}" for x in c.images.list() for tag in x.tags}
-    names |= {f"volume {x.name}" for x in c.volumes.list()}
-    names |= {f"network {x.name}" for x in c.networks.list()}
+    # One listing call each: other users of the engine add and remove objects meanwhile.
+    api = engine.client().api
+    names = {f"container {name.lstrip('/')}"
+             + (f" (labelled for {config.INSTANCE})" if config.INSTANCE in str(x.get("Labels")) else "")
+             for x in api.containers(all=True) for name in x["Names"]}
+    names |= {f"image {tag}" for x in api.images() for tag in x.get("RepoTags") or []}
+    names |= {f"volume {x['Name']}" for x in api.volumes().get("Volumes") or []}
+    names |= {f"network {x['Name']}" for x in api.networks()}
     found = {name for name in names if config.INSTANCE in name}
     if (config.CACHE_DIR / "registry").exists():
         found.add("folder .cache/registry")
