@@ -188,14 +188,33 @@ def test_one_students_builds_get_a_budget_of_their_own(on_grading_engine: str, t
     """Does a student's budget of 64 processes stop a RUN step that starts 120, which the engine's 200 let build?"""
     step = f"RUN for i in $(seq 1 120); do sleep 3 & done; wait; echo {uuid.uuid4().hex}\n"
     budget = engine.SandboxLimits(memory_bytes=256 * 1024**2, pids=64)
-    with sandbox.build_budget("cl-test-student", budget, name=NAME) as path:
-        assert path == f"/{NAME}/students/cl-test-student"
+    with sandbox.build_budget("cl-test-worker", budget, name=NAME) as path:
+        assert path == f"/{NAME}/workers/cl-test-worker"
         with pytest.raises(engine.BuildFailed) as failed:
             _build(tmp_path, "FROM python:3.13-slim\n" + step)
         assert "process limit" in str(failed.value)
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/{NAME}/students/cl-test-student"))
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{NAME}/workers/cl-test-worker"))
     built = _build(tmp_path, "FROM python:3.13-slim\n" + step)
     engine.remove_image(built.image.id)
+
+
+def test_the_next_student_of_a_worker_finds_the_build_cache(on_grading_engine: str, tmp_path: Path) -> None:
+    """Does a RUN step built under a worker's budget come from the cache when that worker builds it again?
+
+    BuildKit keys a step's cache on its cgroup parent too: a budget per student
+    made every student install the service's dependencies again (70 s a build).
+    """
+    # The step sleeps so that, run twice, its two creation times (whole seconds) differ.
+    dockerfile = f"FROM python:3.13-slim\nRUN echo {uuid.uuid4().hex} > /marker && sleep 2\n"
+    budget = engine.SandboxLimits(memory_bytes=256 * 1024**2, pids=64)
+    with sandbox.build_budget("cl-test-worker", budget, name=NAME):
+        first = _build(tmp_path, dockerfile)
+    with sandbox.build_budget("cl-test-worker", budget, name=NAME):
+        second = _build(tmp_path, dockerfile)
+    # A step taken from the cache keeps the creation time of the build that ran it (the image's history).
+    made = [[(layer["Created"], layer["CreatedBy"]) for layer in built.image.history()] for built in (first, second)]
+    assert "RUN" in made[0][0][1] and made[1][0] == made[0][0], made
+    engine.remove_image(second.image.id)
 
 
 def test_the_scan_and_sizes_read_the_legacy_store(on_grading_engine: str, tmp_path: Path) -> None:

@@ -580,9 +580,10 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
         events.put(("start", task.key, os.getpid()))
 
         def grade_once() -> grading.StudentGrade:
-            # On a grading engine of this machine, the student's build steps get a budget of their own.
+            # On a grading engine of this machine, this worker's build steps (one student's at a time) get a
+            # budget of their own, under a cgroup named after the worker so that the build cache serves its next student.
             with engine.run_labels({RUN_LABEL: settings.run_id, STUDENT_LABEL: task.key}), \
-                    sandbox.build_budget(task.key, settings.limits):
+                    sandbox.build_budget(multiprocessing.current_process().name, settings.limits):
                 return grader(task.student, Path(task.folder), key=task.key,
                               work_root=Path(settings.work_root), cases=settings.cases, limits=settings.limits,
                               build_timeout=settings.build_timeout, keep_images=settings.keep_images)

@@ -12,10 +12,11 @@ the main one:
   and limits first (``--cgroup-parent=/NAME``; cgroup v1 ``memory``, ``pids``
   and ``cpu`` controllers, or the cgroup v2 files ``memory.max``, ``pids.max``,
   ``cpu.max``): a memory bomb is killed (exit 137), a fork bomb gets "Cannot fork";
-- below it, each student's builds get a budget of their own
-  (:func:`build_budget`: ``/NAME/students/KEY`` with the per-container memory,
-  process and CPU limits, passed to each build as ``--cgroup-parent``), so that
-  one student's ``RUN`` step cannot take the share of the students graded beside;
+- below it, each grading worker's builds get a budget of their own
+  (:func:`build_budget`: ``/NAME/workers/SLOT`` with the per-container memory,
+  process and CPU limits, passed to each build as ``--cgroup-parent``); a worker
+  grades one student at a time, so one student's ``RUN`` step cannot take the
+  share of the students graded beside;
 - its data-root is a loop-mounted ext4 file system of fixed size: a disk bomb
   fills that file system and fails for this engine alone (the failed step's
   layer is dropped, so the next student has the space again). Disk is the one
@@ -395,28 +396,36 @@ def _remove_cgroup(path: str) -> None:
             folder.rmdir()
 
 
-def budget_path(key: str, *, name: str | None = None) -> str:
-    """The cgroup of one student's builds below grading engine ``name``: ``/NAME/students/KEY``."""
-    return f"/{engine_name(name)}/students/{key}"
+def budget_path(slot: str, *, name: str | None = None) -> str:
+    """The cgroup of one grading worker's builds below grading engine ``name``: ``/NAME/workers/SLOT``."""
+    return f"/{engine_name(name)}/workers/{slot}"
 
 
 @contextlib.contextmanager
-def build_budget(key: str, limits: engine.SandboxLimits, *, name: str | None = None) -> Iterator[str]:
-    """Give one student's builds a memory, process and CPU budget of their own, for the ``with`` block.
+def build_budget(slot: str, limits: engine.SandboxLimits, *, name: str | None = None) -> Iterator[str]:
+    """Give the builds of one grading worker a memory, process and CPU budget of their own, for the ``with`` block.
 
     The grading engine's cgroup limits all its builds together, so one student's
     ``RUN`` step could take the whole class's share. Engine 26 honours
     ``--cgroup-parent`` per build (``engine.build_cgroup``): this makes the
-    cgroup ``/NAME/students/KEY`` below the engine's own, writes ``limits``'
-    memory, processes and CPUs on it, and builds under it. Disk cannot be split
-    this way (the engine's file system is shared): it stays the engine's budget.
+    cgroup ``/NAME/workers/SLOT`` below the engine's own, writes ``limits``'
+    memory, processes and CPUs on it, and builds under it. A worker grades one
+    student at a time, so the budget is that student's while they are graded.
+    Disk cannot be split this way (the engine's file system is shared): it stays
+    the engine's budget.
+
+    The cgroup is named after the worker, not the student, because BuildKit puts
+    a step's cgroup parent in its cache key (measured on Engine 26.1: the same
+    ``RUN`` step under another ``--cgroup-parent`` runs again). With one cgroup
+    per student every student would install the service's dependencies afresh;
+    with one per worker the next student that worker grades finds them cached.
 
     It applies only where this process can write the engine's cgroups: the
     grading engine ``name`` runs on this machine, this process is root, and the
     engine's cgroup exists. Elsewhere the block runs with no budget of its own.
 
     Args:
-        key: the student's key (a file-name-safe slug).
+        slot: the grading worker's name (file-name safe, e.g. ``"grader-0"``), the same for every student it grades.
         limits: the per-student limits (the same as each container's, ``SandboxLimits``).
         name: the grading engine's name.
 
@@ -427,7 +436,7 @@ def build_budget(key: str, limits: engine.SandboxLimits, *, name: str | None = N
     if os.geteuid() != 0 or not engine_cgroup.is_dir() or os.environ.get("DOCKER_HOST") != host(name):
         yield ""
         return
-    path = budget_path(key, name=name)
+    path = budget_path(slot, name=name)
     try:
         _write_limits(path, limits)
     except OSError:

@@ -66,10 +66,11 @@ def build_cgroup(parent: str) -> Iterator[None]:
     below the build's ``--cgroup-parent`` (seen here: ``/PARENT/buildkit/<id>``),
     so limits written on ``parent`` hold for that build alone. Engine 20.10's
     builder ignored the option (ENGINE.md). :func:`containerlab.sandbox.build_budget`
-    makes and limits such a cgroup for one student.
+    makes and limits such a cgroup for one grading worker. The parent is part of
+    each step's cache key: a step cached under another parent runs again.
 
     Args:
-        parent: a cgroup path as the engine's host sees it, e.g. ``"/containerlab-grading/students/ab12"``.
+        parent: a cgroup path as the engine's host sees it, e.g. ``"/containerlab-grading/workers/grader-0"``.
     """
     token = _BUILD_CGROUP.set(parent)
     try:
