@@ -379,3 +379,23 @@ def test_an_env_line_keeps_the_copy_below_cached_and_runs_the_run_step_again(tag
     outcome = {step.instruction.split(" ")[0] + " " + step.instruction.split(" ")[1]: step.reused
                for step in with_env.steps if step.layer is not None}
     assert outcome == {"WORKDIR /app": True, "COPY requirements.txt": True, "RUN cat": False}, with_env.table()
+
+
+@pytest.mark.docker
+def test_a_build_that_must_fail_prints_a_report_that_fits_and_a_success_is_an_error(capsys, tag):
+    """Does build_fails() print the failing step's report in lines that fit the page and return it, and
+    does it raise when the build it was given succeeds?"""
+    context = _scratch_dir()
+    (context / ".dockerignore").write_text("*\n")
+    try:
+        report = notebook.build_fails(f"docker build --file {FIXTURES / 'fails_at_run_step.dockerfile'} "
+                                      f"--tag {tag('fails')} {context}")
+        printed = capsys.readouterr().out
+        (context / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\n")
+        with pytest.raises(notebook.CommandFailed, match="expected to fail"):
+            notebook.build_fails(f"docker build --tag {tag('builds')} {context}")
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    assert "Could not find a version that satisfies the requirement scikit-lern" in report
+    assert "The build failed at step" in printed
+    assert max(len(line) for line in printed.splitlines()) <= notebook.WIDTH

@@ -36,7 +36,7 @@ KILL_AFTER = {
     # after making it, before ten minutes of builds that every later run makes anew anyway.
     "14-3-1-layer-caching.md": "cp -r docker/customer-value .cache/caching-demo",
     "14-3-2-base-images.md": "--env API_TOKEN=demo-FAKE-token",
-    "14-3-3-data-and-secrets.md": "for layer in $(grep",
+    "14-3-3-data-and-secrets.md": "for layer in $layers; do",
     "14-4-composing-services.md": "up --no-start --build",
 }
 

@@ -249,7 +249,9 @@ def test_every_toc_page_was_rendered(html_dir):
 #: Pages rewritten to show what a reader types (issue 19): no code or output line cut off at 1280 px, no
 #: doubled braces. 14.3.1 to 14.3.3 join this list when their rewrite lands.
 PLAIN_PAGES = ["book/intro", "notebooks/14-1-shipping-the-environment", "notebooks/14-2-images-and-containers",
-               "notebooks/14-3-a-dockerfile-for-a-model-service", "notebooks/14-4-composing-services"]
+               "notebooks/14-3-a-dockerfile-for-a-model-service", "notebooks/14-3-1-layer-caching",
+               "notebooks/14-3-2-base-images", "notebooks/14-3-3-data-and-secrets",
+               "notebooks/14-4-composing-services"]
 
 #: With every closed box opened (solutions, full logs), every block of code or output whose text is wider
 #: than its box (the theme cuts it off there): its longest line.

@@ -1133,3 +1133,35 @@ def shell(script: str, *, check: bool = True) -> str:
         raise CommandFailed(f"the script exited with status {returncode}:\n{shown(tail)}")
     return printed
 
+
+
+def build_fails(command: str) -> str:
+    """Run a ``docker build`` that must fail (a page shows a failure on purpose) and print its report.
+
+    The report is the one :func:`build` prints with ``check=False`` (the failing
+    step, its last lines of output, the builder's verdict), every line fitted to
+    :data:`WIDTH` as :func:`sh` fits output: pip's messages run to hundreds of
+    characters.
+
+    Args:
+        command: a ``docker build`` command line, as for :func:`build`.
+
+    Returns:
+        The report as printed (plain names and ports).
+
+    Raises:
+        CommandFailed: the build succeeded.
+    """
+    import contextlib
+    import io
+
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        measured = build(command, check=False)
+    term = _Terminal()
+    for line in report.getvalue().splitlines():
+        term.line(line)
+    term.flush()
+    if measured is not None:
+        raise CommandFailed(f"`{shown(command)}` was expected to fail, and built {measured.tag}.")
+    return shown(report.getvalue())
