@@ -50,9 +50,10 @@ EXPECTED: dict[str, tuple[str, set[str], dict[str, str]]] = {
     "fails_code_before_deps": ("lean", ALL, {"deps-reused": "before you copy the code"}),
     "fails_tests_pruned_in_later_step": ("lean", ALL, {"smaller-than-ex1": "later RUN only hides"}),
     "fails_build_tools_purged_later": ("build_tools", ALL, {"smaller-than-ex1": "a C compiler"}),
-    # A lean exercise 1 leaves a multi-stage build nothing to take away: the same size, or 2 % more with
-    # the venv's own pip (benchmarks/sizes.py).
-    "fails_multistage_nothing_to_remove": ("lean", ALL, {"builds": "measured: 0.", "smaller-than-ex1": "test folders"}),
+    # A lean exercise 1 leaves a multi-stage build nothing to take away: within 2 % of its size either way
+    # (the venv's own pip kept or removed; benchmarks/sizes.py), below the 5 % margin.
+    "fails_multistage_nothing_to_remove": ("lean", ALL, {"builds": "at least 5 % smaller (measured: ",
+                                                         "smaller-than-ex1": "test folders"}),
     "fails_textbook_venv_not_smaller": ("lean", ALL, {"smaller-than-reference": "pip, installed in your own layers"}),
     # A real improvement on a full-base exercise 1 that still carries a second pip.
     "fails_multistage_venv_keeps_pip": ("full_base", {"smaller-than-reference"},
