@@ -5,7 +5,7 @@ The class grader writes one result file per student, ``OUT/results/<key>.json``
 module turns result files into the class's gradebooks:
 
 - :func:`write_csv`: ``gradebook.csv``, automatic points per exercise;
-- :func:`load_results` and :func:`merge`: the result folders of one or many
+- :func:`load_results`, :func:`newest_results` and :func:`merge`: the result folders of one or many
   machines (shards) into one set of grades;
 - :func:`to_nbgrader`: the automatic points, per graded cell, into nbgrader's
   gradebook database, the one formgrader and ``nbgrader export`` read, so that
@@ -189,6 +189,53 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def newest_results(folders: Iterable[Path], *, say: Callable[[str], None] = _say,
+                   invalid: Callable[[Path, ResultFileInvalid], None] | None = None) -> list[ResultFile]:
+    """Read the result files of several grading runs (shards, machines) and keep one per student: the newer.
+
+    A student's identity is their key (their name when a file has none). Of two files of one student,
+    the one with the later ``graded_at`` (else modification time) is kept, and ``say`` is told which,
+    and also when the two graded different submissions (their fingerprints differ).
+
+    Args:
+        folders: ``--out`` folders of ``containerlab grade``, read in this order.
+        say: receives one sentence per student found more than once.
+        invalid: receives each result file that cannot be read and the error (which names the file and
+            why), and the file is left out; ``None``: such a file raises.
+
+    Returns:
+        The kept result files, sorted by student.
+
+    Raises:
+        ResultsNotFound: a folder has no ``results/`` folder.
+        ResultFileInvalid: a result file cannot be read and ``invalid`` is ``None``.
+    """
+    kept: dict[str, ResultFile] = {}
+    for folder in folders:
+        for path in _result_files(folder):
+            try:
+                new = read_result(path)
+            except ResultFileInvalid as exc:
+                if invalid is None:
+                    raise
+                invalid(path, exc)
+                continue
+            identity = new.grade.key or new.grade.student
+            old = kept.get(identity)
+            if old is None:
+                kept[identity] = new
+                continue
+            newer, older = (new, old) if new.graded_at >= old.graded_at else (old, new)
+            kept[identity] = newer
+            message = (f"{newer.grade.student}: graded in {older.path.parent.parent} and in "
+                       f"{newer.path.parent.parent}; kept the newer ({newer.graded_at:%Y-%m-%d %H:%M:%S} UTC).")
+            if newer.fingerprint != older.fingerprint:
+                message += (f" The two graded different submissions (fingerprint {older.fingerprint or '?'} "
+                            f"then {newer.fingerprint or '?'}): check which one the student handed in last.")
+            say(message)
+    return sorted(kept.values(), key=lambda r: (r.grade.student, r.grade.key))
+
+
 def merge(folders: list[Path], out: Path, *, say: Callable[[str], None] = _say) -> list[StudentGrade]:
     """Merge the result folders of several machines (or runs) into one gradebook.
 
@@ -219,38 +266,20 @@ def merge(folders: list[Path], out: Path, *, say: Callable[[str], None] = _say) 
     """
     from . import report
 
-    kept: dict[str, ResultFile] = {}
-    found = 0
     inputs = list(folders)
     if (out / "results").is_dir() and out.resolve() not in {f.resolve() for f in inputs}:
         inputs.insert(0, out)
-    for folder in inputs:
-        for path in _result_files(folder):
-            found += 1
-            new = read_result(path)
-            identity = new.grade.key or new.grade.student
-            old = kept.get(identity)
-            if old is None:
-                kept[identity] = new
-                continue
-            newer, older = (new, old) if new.graded_at >= old.graded_at else (old, new)
-            kept[identity] = newer
-            message = (f"{newer.grade.student}: graded in {older.path.parent.parent} and in "
-                       f"{newer.path.parent.parent}; kept the newer ({newer.graded_at:%Y-%m-%d %H:%M:%S} UTC).")
-            if newer.fingerprint != older.fingerprint:
-                message += (f" The two graded different submissions (fingerprint {older.fingerprint or '?'} "
-                            f"then {newer.fingerprint or '?'}): check which one the student handed in last.")
-            say(message)
-    if not found:
+    kept = newest_results(inputs, say=say)
+    if not kept:
         raise ResultsNotFound(f"No result file in {', '.join(str(f / 'results') for f in folders)}.")
     target = out / "results"
     target.mkdir(parents=True, exist_ok=True)
-    for item in kept.values():
+    for item in kept:
         destination = target / item.path.name
         if destination.resolve() != item.path.resolve():
             _write_atomically(destination, item.path.read_text(encoding="utf-8"))
             os.utime(destination, (item.graded_at.timestamp(), item.graded_at.timestamp()))
-    grades = sorted((r.grade for r in kept.values()), key=lambda g: (g.student, g.key))
+    grades = [r.grade for r in kept]
     write_csv(grades, out / "gradebook.csv")
     for grade in grades:
         report.write_feedback(grade, out / "feedback")
