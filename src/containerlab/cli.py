@@ -215,6 +215,14 @@ def _cmd_gradebook(args: argparse.Namespace) -> None:
               "grade the free-text answers in formgrader, then `nbgrader export`.")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from . import classreport
+
+    written = classreport.write_report([Path(d) for d in args.folders], out=Path(args.out) if args.out else None,
+                                       compare=[Path(d) for d in args.compare])
+    print(classreport.summary(written))
+
+
 def _cmd_exercises(args: argparse.Namespace) -> None:
     if args.action == "generate":
         print(f"Student versions written to {exercises.write_student_versions()}")
@@ -412,6 +420,22 @@ def build_parser() -> argparse.ArgumentParser:
                    "CourseDirectory.db_url, else sqlite:///DIR/gradebook.db)")
     q.add_argument("--no-feedback", action="store_true", help="do not write DIR/feedback/<student>/ch14/*.html")
     q.set_defaults(func=_cmd_gradebook)
+
+    p = sub.add_parser(
+        "report",
+        help="the instructor's view of a graded class: an HTML page with charts, and its figures as CSV",
+        description="Read GRADES/results/*.json (the --out folder of `containerlab grade`; several folders, "
+        "e.g. shards, are merged as `gradebook merge` merges them) and write index.html and CSV files: points "
+        "per exercise, students who passed, failed or were not graded on each check, the named causes of "
+        "failures with the book's section that teaches the fix, and students graded again or not graded. "
+        "A result file that cannot be read is named and skipped. Reads result files only (no engine).",
+    )
+    p.add_argument("folders", nargs="+", metavar="GRADES", help="--out folders of `containerlab grade`")
+    p.add_argument("--out", metavar="DIR", help="where to write the report (default: GRADES/report, of the first)")
+    p.add_argument("--compare", action="append", default=[], metavar="OTHER_GRADES",
+                   help="another grading run of the same class (repeat for its shards): list every check "
+                   "whose verdict differs for the same student")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("exercises", help="generate the student versions of the exercises, or check them",
                        description="`generate` runs nbgrader's generate_assignment on solutions/ch14 and "
