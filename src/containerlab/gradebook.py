@@ -159,7 +159,7 @@ def read_result(path: Path) -> ResultFile:
                                 f"{RESULT_FORMAT} (grade again, or use the containerlab that wrote it).")
     try:
         grade = StudentGrade.from_dict(data["grade"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: a list where a mapping goes
         raise ResultFileInvalid(f"{path} holds an incomplete grade ({type(exc).__name__}: {exc}).") from exc
     try:  # a time written in the file survives copies between machines; a file's mtime may not
         graded_at = datetime.fromisoformat(str(data["graded_at"])).astimezone(timezone.utc)
