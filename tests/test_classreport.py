@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 import class_fakes
-from containerlab import batch, classreport, cli, config
-from containerlab.checks import causes
+from containerlab import batch, classreport, cli, config, gradebook
+from containerlab.checks import causes, ex1, service
 from containerlab.grading import EXERCISES
 
 
@@ -159,15 +159,22 @@ def test_unreadable_result_files_are_named_and_skipped(tmp_path: Path) -> None:
     (out / "results" / "garbled.json").write_text("{not json", encoding="utf-8")
     (out / "results" / "future.json").write_text(json.dumps({"format": 99, "grade": {}}), encoding="utf-8")
     (out / "results" / "partial.json").write_text(json.dumps({"format": 1, "grade": {"key": "x"}}), encoding="utf-8")
+    listed = {"format": 1, "grade": {"student": "x", "key": "x", "results": []}}  # a list where a mapping goes
+    (out / "results" / "listed.json").write_text(json.dumps(listed), encoding="utf-8")
+    typed = json.loads(batch.result_path(out, "stu001-0001").read_text(encoding="utf-8"))
+    typed["grade"].update(student="typed", key="typed-0000")
+    typed["grade"]["results"]["ex1"]["results"][0]["points"] = "2"  # text where a number goes
+    (out / "results" / "typed.json").write_text(json.dumps(typed), encoding="utf-8")
     written = classreport.write_report([out], say=lambda _: None)
     assert written.students == 6
     skipped = {Path(r["file"]).name: r["reason"] for r in _csv(out / "report" / "unreadable.csv")}
-    assert set(skipped) == {"garbled.json", "future.json", "partial.json"}
+    assert set(skipped) == {"garbled.json", "future.json", "partial.json", "listed.json", "typed.json"}
     assert "not a readable result file" in skipped["garbled.json"] and "format 99" in skipped["future.json"]
-    assert "incomplete grade" in skipped["partial.json"]
+    assert "incomplete grade" in skipped["partial.json"] and "incomplete grade" in skipped["listed.json"]
+    assert "ex1 'builds': points is '2'" in skipped["typed.json"]
     page = written.page.read_text(encoding="utf-8")
     assert "garbled.json" in page and "future.json" in page and "partial.json" in page
-    assert "3 result file(s) could not be read" in classreport.summary(written)
+    assert "5 result file(s) could not be read" in classreport.summary(written)
 
 
 def test_shards_are_merged_keeping_each_students_newer_result(tmp_path: Path) -> None:
@@ -209,7 +216,7 @@ def test_two_runs_that_differ_name_every_check_that_differs(graded: Path, tmp_pa
                                        say=lambda _: None)
     rows = _csv(tmp_path / "report" / "differences.csv")
     changed = [(r["student"], r["exercise"], r["check"], r["this_run"], r["other_run"]) for r in rows if r["check"]]
-    assert changed == [("stu002", "ex1", n, "pass", "fail") for n in class_fakes.ex1.POINTS]
+    assert changed == [("stu002", "ex1", n, "pass", "fail") for n in ex1.POINTS]
     assert [(r["student"], r["this_run"], r["other_run"]) for r in rows if not r["check"]] == [
         ("stu029", "graded", "absent")]
     assert written.comparison is not None and not written.comparison.identical
@@ -248,3 +255,30 @@ def test_a_report_of_500_students_takes_seconds(tmp_path: Path, capsys: pytest.C
     with capsys.disabled():
         print(f"\nclass report of {written.students} students, compared with itself: {seconds:.1f} s")
     assert written.students == 500 and written.comparison is not None and written.comparison.identical
+
+
+def test_result_files_keep_the_cause_and_the_regrade_and_older_files_still_read(tmp_path: Path) -> None:
+    """Does a result file keep each check's cause and the re-grade, and does a file written before them read?"""
+    grade = class_fakes.student(4)
+    grade.results["ex1"] = class_fakes.student(5).results["ex1"]
+    path = batch.write_result(tmp_path, grade, fingerprint="fp")
+    read = gradebook.read_result(path).grade
+    assert read.results["ex1"].get("builds").cause == causes.NO_WHEEL
+    assert read.regraded == {"ex1": ["the engine's disk was full"]} and read == grade
+    data = json.loads(path.read_text(encoding="utf-8"))
+    del data["grade"]["regraded"]
+    for checked in data["grade"]["results"].values():
+        for result in checked["results"]:
+            del result["cause"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    older = gradebook.read_result(path).grade
+    assert older.results["ex1"].get("builds").cause == "" and older.regraded == {}
+
+
+def test_a_service_that_does_not_start_gives_its_cause_to_the_health_check() -> None:
+    """Does exercise 1's health check carry the cause the probe named (and the checks it withholds none)?"""
+    probe = service.Probe(problem="The server listens on 127.0.0.1:80 only.", hint="--host 0.0.0.0",
+                          cause=causes.LOOPBACK_ONLY)
+    health, predict = ex1._probe_results(probe, health="health", predict="predict", hidden=False)
+    assert (health.passed, health.cause) == (False, causes.LOOPBACK_ONLY)
+    assert (predict.passed, predict.cause) == (False, "")

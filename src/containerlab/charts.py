@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 #: Colours of the layer categories in :func:`layer_chart`, bottom to top.
 CATEGORY_COLOURS = {
@@ -132,6 +133,7 @@ def score_spread(counts: Mapping[str, Mapping[float, int]], maxima: Mapping[str,
         ax.set_title(key)
         ax.set_xlabel(f"points (of {maxima[key]:g})")
         ax.tick_params(axis="x", labelsize="small")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # students come whole
         ax.spines[["top", "right"]].set_visible(False)
     axes[0][0].set_ylabel("students")
     fig.suptitle(title)
@@ -161,6 +163,7 @@ def check_outcomes(table: pd.DataFrame, *, title: str) -> Figure:
         ax.barh(labels, values, left=left, color=colour, label=verdict)
         left += values
     ax.set_xlabel("students")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.tick_params(axis="y", labelsize="small")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.5 / max(len(labels), 1)), ncol=4,
@@ -190,6 +193,7 @@ def ranking(counts: Sequence[tuple[str, int]], *, xlabel: str, title: str) -> Fi
     for bar, value in zip(bars, values):
         ax.text(bar.get_width() + longest * 0.01, bar.get_y() + bar.get_height() / 2, str(value), va="center")
     ax.set_xlim(0, longest * 1.15)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.spines[["top", "right"]].set_visible(False)

@@ -12,7 +12,8 @@ with :mod:`containerlab.charts`, and writes into one folder:
   with the book's section that teaches the fix, and anonymised examples;
 - ``attention.csv``: students graded again alone, or not graded (grader error, unreadable work);
 - ``unreadable.csv``: result files that could not be read, and why (they are skipped);
-- ``differences.csv`` (with ``compare``): checks whose verdict differs from another run's.
+- ``differences.csv`` (with ``compare``): checks whose verdict differs from another run's, student by
+  student, and the students graded in one run only (their ``check`` empty, ``graded`` against ``absent``).
 
 Only result files are read: no engine, no submissions.
 """
@@ -29,11 +30,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
+from typing import get_type_hints
 
 from . import classstats, config, gradebook
+from .checks import CheckResult
 from .grading import EXERCISES, StudentGrade
 from .report import html_page
 
+#: The report's page, in its folder.
 PAGE = "index.html"
 
 
@@ -97,7 +101,36 @@ def load_class(folders: Sequence[Path], *, say: Callable[[str], None] = _say
                                     invalid=lambda path, exc: unreadable.append(Unreadable(path, str(exc))))
     if not kept and not unreadable:
         raise gradebook.ResultsNotFound(f"No result file in {', '.join(str(f / 'results') for f in folders)}.")
-    return [r.grade for r in kept], unreadable
+    grades = []
+    for found in kept:
+        wrong = _wrong_type(found.grade)
+        if wrong:
+            unreadable.append(Unreadable(found.path, f"{found.path} holds a check result of the wrong type "
+                                                     f"({wrong}); grade that student again."))
+        else:
+            grades.append(found.grade)
+    return grades, unreadable
+
+
+#: The type of each field of a check result (a whole number is a number of points too).
+_CHECK_TYPES = {name: (int, float) if kind is float else kind for name, kind in get_type_hints(CheckResult).items()}
+
+
+def _wrong_type(grade: StudentGrade) -> str:
+    """What in a grade read from JSON is not of its declared type (``"ex1 'builds': points is '2'"``), or ``""``.
+
+    :meth:`StudentGrade.from_dict` checks the shape of a result file, not the types of its values;
+    a string where points go would stop the counting halfway.
+    """
+    if not isinstance(grade.student, str) or not isinstance(grade.key, str):
+        return "the student's name or key is not text"
+    for exercise, checked in grade.results.items():
+        for result in checked:
+            for name, kind in _CHECK_TYPES.items():
+                value = getattr(result, name)
+                if not isinstance(value, kind) or (kind != bool and isinstance(value, bool)):
+                    return f"{exercise} {result.name!r}: {name} is {value!r}"
+    return ""
 
 
 # --------------------------------------------------------------------------- CSV
@@ -128,15 +161,16 @@ def _img(figure: object, alt: str) -> str:
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{_png(figure)}'>"
 
 
+class _Html(str):
+    """Text that is already HTML (a table cell that must not be escaped again)."""
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """An HTML table; each cell is escaped unless it is :class:`_Html`."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, _Html) else html.escape(str(c))}</td>" for c in row)
                    + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-class _Html(str):
-    """Text that is already HTML (a table cell that must not be escaped again)."""
 
 
 @cache
@@ -253,8 +287,9 @@ def write_report(folders: Sequence[Path], *, out: Path | None = None, compare: S
     if grades:
         parts.append(_img(charts.score_spread(by_exercise, maxima),
                           "Bar charts: students per score, one per exercise that gives automatic points"))
-    parts.append(_table(["exercise", "points available", "students per score (score: students)", "not graded"],
-                        [(key, _points(maxima[key]), ", ".join(f"{_points(p)}: {n}" for p, n in counts.items()),
+    parts.append(_table(["exercise", "points available", "students per score (score: students; scores no one got "
+                         "left out)", "not graded"],
+                        [(key, _points(maxima[key]), ", ".join(f"{_points(p)}: {n}" for p, n in counts.items() if n),
                           missing[key]) for key, counts in by_exercise.items()]))
 
     parts.append("<h2 id='causes'>Named causes of failures</h2>")
