@@ -215,6 +215,17 @@ def _cmd_gradebook(args: argparse.Namespace) -> None:
               "grade the free-text answers in formgrader, then `nbgrader export`.")
 
 
+def _cmd_gradebook_export(args: argparse.Namespace) -> None:
+    from . import gradebook, lms
+
+    try:
+        result = lms.export(Path(args.out), lms=args.format, ids=Path(args.ids), dest=Path(args.dest),
+                            db_url=args.db or gradebook.course_db_url(Path(args.course)), title=args.title)
+    except (lms.IdMapInvalid, gradebook.ResultFileInvalid, gradebook.GradebookMismatch) as exc:
+        raise CommandError(str(exc)) from exc
+    print(lms.summary(result))
+
+
 def _cmd_exercises(args: argparse.Namespace) -> None:
     if args.action == "generate":
         print(f"Student versions written to {exercises.write_student_versions()}")
@@ -412,6 +423,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "CourseDirectory.db_url, else sqlite:///DIR/gradebook.db)")
     q.add_argument("--no-feedback", action="store_true", help="do not write DIR/feedback/<student>/ch14/*.html")
     q.set_defaults(func=_cmd_gradebook)
+    from . import lms
+
+    q = actions.add_parser(
+        "export", help="write the grades as Canvas's or Moodle's grade import CSV",
+        description="Write the automatic points of OUT/results and the free-text points a person gave in "
+        "formgrader (nbgrader's database) as an LMS's grade import file, students matched by an id map: a CSV "
+        "whose first column is the grader's student (folder name or key) and whose other columns are the LMS's "
+        "user columns (Canvas: ID, SIS User ID, SIS Login ID, Student, Section; Moodle: Email address, Username, "
+        "ID number). Students who cannot be matched are printed and written to FILE's .unmatched.csv.")
+    q.add_argument("out", metavar="OUT", help="the --out folder of `containerlab grade` (holds results/)")
+    q.add_argument("--format", required=True, choices=list(lms.formats()), help="the LMS's import format")
+    q.add_argument("--ids", required=True, metavar="MAP.csv", help="the id map (grader's student -> LMS user)")
+    q.add_argument("--out", dest="dest", required=True, metavar="FILE", help="the import file to write")
+    q.add_argument("--title", default="ch14", help="the LMS's grade column; for Canvas as its export heads "
+                   "it, 'Title (assignment id)' (default: ch14)")
+    q.add_argument("--course", default=".", metavar="DIR", help="nbgrader's course directory (default: .)")
+    q.add_argument("--db", metavar="URL", help="nbgrader's database (default: as for `gradebook nbgrader`)")
+    q.set_defaults(func=_cmd_gradebook_export)
 
     p = sub.add_parser("exercises", help="generate the student versions of the exercises, or check them",
                        description="`generate` runs nbgrader's generate_assignment on solutions/ch14 and "
