@@ -226,6 +226,17 @@ def _cmd_gradebook_export(args: argparse.Namespace) -> None:
     print(lms.summary(result))
 
 
+def _cmd_lookalike(args: argparse.Namespace) -> None:
+    from . import batch, lookalike, report
+
+    try:
+        result = lookalike.report(Path(args.submissions), out=Path(args.out))
+    except batch.SubmissionsNotFound as exc:
+        raise CommandError(str(exc)) from exc
+    print(report.lookalike_text(result.pairs, result.answers.problems, students=len(result.answers.lines)))
+    print(f"\nThe report: {result.html} (shared lines of each flagged pair), every pair: {result.csv}")
+
+
 def _cmd_exercises(args: argparse.Namespace) -> None:
     if args.action == "generate":
         print(f"Student versions written to {exercises.write_student_versions()}")
@@ -441,6 +452,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--course", default=".", metavar="DIR", help="nbgrader's course directory (default: .)")
     q.add_argument("--db", metavar="URL", help="nbgrader's database (default: as for `gradebook nbgrader`)")
     q.set_defaults(func=_cmd_gradebook_export)
+
+    p = sub.add_parser(
+        "lookalike",
+        help="list pairs of students whose Dockerfiles, run commands or compose files look alike (not a grade)",
+        description="Read every student's answer files from their notebooks (as `grade` does), normalise what "
+        "does not matter (case, whitespace, comments, ARG and stage names, the order of ENV/LABEL/EXPOSE lines, "
+        "of docker run options, of compose keys), discount the starter text, the official solution and lines "
+        "many students wrote, and list the pairs much closer to each other than to the rest of the class. "
+        "Writes OUT/lookalike.html and OUT/lookalike.csv. A report for a person to read, never a grade.",
+    )
+    p.add_argument("submissions", help="folder with one subfolder per student")
+    p.add_argument("--out", default="lookalike", help="where to write the report (default: lookalike)")
+    p.set_defaults(func=_cmd_lookalike)
 
     p = sub.add_parser("exercises", help="generate the student versions of the exercises, or check them",
                        description="`generate` runs nbgrader's generate_assignment on solutions/ch14 and "
