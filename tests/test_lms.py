@@ -194,3 +194,28 @@ def test_export_command_with_a_bad_map_exits_2(graded: tuple[Path, str], tmp_pat
                        "--db", db_url])
     assert status == 2 and "identifies a student by" in capsys.readouterr().err
     assert not dest.exists()
+
+
+def test_a_student_the_grader_failed_on_gets_blank_automatic_points(graded: tuple[Path, str], tmp_path: Path) -> None:
+    """Does a result with a grader error give blank automatic points and total, named, not a low score?"""
+    out, db_url = graded
+    broken = _grade("alice")
+    broken.grader_errors["ex2"] = "RuntimeError: boom"
+    _write_result(out, broken)
+    ids = _write_map(tmp_path / "ids.csv", [["student", "username"], ["alice", "alice"], ["bob", "bob"]])
+    result = lms.export(out, lms="moodle", ids=ids, dest=tmp_path / "m.csv", db_url=db_url)
+    rows = {r[0]: r[1:] for r in _read(tmp_path / "m.csv")[1:]}
+    assert rows["alice"] == ["", "10", ""] and rows["bob"][2] == f"{EXPECTED_TOTAL['bob']:g}"
+    assert ("alice", "the grader failed on ex2; grade again") in result.incomplete
+
+
+def test_two_students_matching_one_map_line_are_not_both_written(tmp_path: Path, graded: tuple[Path, str]) -> None:
+    """When two graded names differ only by case and the map has one line, is the second left out and named?"""
+    out, db_url = graded
+    other = _grade("Bob")  # a second folder, "Bob" beside "bob": another key, as batch.student_key gives
+    other.key = "bob-1111"
+    _write_result(out, other)
+    ids = _write_map(tmp_path / "ids.csv", [["student", "ID"], ["BOB", "102"]])
+    result = lms.export(out, lms="canvas", ids=ids, dest=tmp_path / "c.csv", db_url=db_url)
+    assert [r.student for r in result.rows] == ["Bob"]
+    assert any(u.student == "bob" and "already matched 'Bob'" in u.reason for u in result.unmatched)

@@ -141,8 +141,8 @@ class Canvas(LmsFormat):
     id)``, and a second row whose first cell is ``Points Possible`` holding each
     assignment's maximum. Canvas finds the student by ``ID``, ``SIS User ID`` or
     ``SIS Login ID``; a column whose heading has no id becomes a new assignment
-    (Ohio State's CarmenCanvas guide "Import a CSV File to Carmen Grades" says
-    so too). Only the total is written, in one assignment column: each further
+    (Ohio State's CarmenCanvas guide to importing a CSV file into Carmen grades
+    says so too). Only the total is written, in one assignment column: each further
     number column would become an assignment of its own and count again in
     the course total. The breakdown stays in ``gradebook.csv`` and nbgrader.
     """
@@ -299,14 +299,18 @@ def export(out: Path, *, lms: str, ids: Path, dest: Path, db_url: str, title: st
     for name in id_map:
         folded.setdefault(name.casefold(), []).append(name)
     result = Export(dest, dest.with_name(f"{dest.stem}.unmatched.csv"), notes=fmt.notes(title))
-    used = set()
+    used: dict[str, str] = {}  # id map line -> the student it matched
     for grade in grades:
         entry = _match(grade, id_map, folded)
         automatic = None if grade.grader_errors else grade.score
         if entry is None:
             result.unmatched.append(Unmatched(grade.student, grade.key, "not in the id map"))
             continue
-        used.add(entry)
+        if entry in used:
+            result.unmatched.append(Unmatched(grade.student, grade.key, f"the id map's line {entry!r} already "
+                                              f"matched {used[entry]!r}; give each student a line of their own"))
+            continue
+        used[entry] = grade.student
         identity = id_map[entry]
         if not any(identity.get(c) for c in fmt.identifiers):
             result.unmatched.append(Unmatched(grade.student, grade.key, f"the id map's line {entry!r} gives no "

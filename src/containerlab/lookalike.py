@@ -46,12 +46,13 @@ from pathlib import Path
 import yaml
 
 from . import answers
+from .exercises import EXERCISES_DIR
 from .checks.conceptual import NotebookUnreadable
 from .checks.runcommand import OPTIONS
 from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS
 
 #: Student versions of the notebooks (the released starter text).
-STARTERS = SOLUTIONS.parent.parent / "exercises" / ASSIGNMENT
+STARTERS = EXERCISES_DIR / ASSIGNMENT
 #: A pair is flagged from this similarity on (0 to 1) ...
 FLAG_SIMILARITY = 0.8
 #: ... when it is also this much above what each of the two typically shares with the class.
