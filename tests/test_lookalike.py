@@ -114,6 +114,7 @@ def _honest(rng: random.Random, template: int) -> dict[str, str]:
           f"FROM {base}\nRUN useradd --create-home {user}\nCOPY --from={stage} /venv /venv\n{envs}" \
           f"ENV PATH=/venv/bin:$PATH\nWORKDIR {workdir}\nCOPY src/ src/\nUSER {user}\nEXPOSE {port}\n{cmd}\n"
     name = rng.choice(["ex3", "api", "customer-value", "cv", "service"])
+    volume = rng.choice(["pgdata", "db-data", "data"])
     options = [f"--name {name}", f"-p {rng.choice(['8000', '8080', '9000'])}:{port}",
                rng.choice(["--env-file service/.env", "-e API_TOKEN_FILE=/run/secrets/token -v "
                            "$PWD/token.txt:/run/secrets/token:ro"]),
@@ -127,8 +128,7 @@ def _honest(rng: random.Random, template: int) -> dict[str, str]:
                f"      POSTGRES_USER: {user}\n      POSTGRES_DB: {user}\n"
                f"      POSTGRES_PASSWORD: ${{POSTGRES_PASSWORD}}\n    healthcheck:\n"
                f"      test: [\"CMD-SHELL\", \"pg_isready -U {user}\"]\n      interval: {rng.randint(1, 10)}s\n"
-               + rng.choice(["", f"    volumes:\n      - {rng.choice(['pgdata', 'db-data', 'data'])}:/var/lib/postgresql"
-                             f"/data\nvolumes:\n  {rng.choice(['pgdata', 'db-data', 'data'])}: {{}}\n"]))
+               + rng.choice(["", f"    volumes:\n      - {volume}:/var/lib/postgresql/data\nvolumes:\n  {volume}: {{}}\n"]))
     return {"ex1.Dockerfile": ex1, "ex2.Dockerfile": ex2, "ex3.Dockerfile": ex1, "ex3-run.sh": run,
             "compose.yaml": compose}
 

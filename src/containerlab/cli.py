@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         "user columns (Canvas: ID, SIS User ID, SIS Login ID, Student, Section; Moodle: Email address, Username, "
         "ID number). Students who cannot be matched are printed and written to FILE's .unmatched.csv.")
     q.add_argument("out", metavar="OUT", help="the --out folder of `containerlab grade` (holds results/)")
-    q.add_argument("--format", required=True, choices=list(lms.formats()), help="the LMS's import format")
+    q.add_argument("--format", required=True, choices=lms.formats(), help="the LMS's import format")
     q.add_argument("--ids", required=True, metavar="MAP.csv", help="the id map (grader's student -> LMS user)")
     q.add_argument("--out", dest="dest", required=True, metavar="FILE", help="the import file to write")
     q.add_argument("--title", default="ch14", help="the LMS's grade column; for Canvas as its export heads "

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -353,6 +352,6 @@ def summary(result: Export) -> str:
     return "\n".join(lines)
 
 
-def formats() -> Iterable[str]:
+def formats() -> list[str]:
     """The names of the registered formats (for ``--format``'s choices)."""
     return sorted(LmsFormat.registry)

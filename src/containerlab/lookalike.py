@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import shlex
 import statistics
@@ -46,9 +47,9 @@ from pathlib import Path
 import yaml
 
 from . import answers
-from .exercises import EXERCISES_DIR
 from .checks.conceptual import NotebookUnreadable
 from .checks.runcommand import OPTIONS
+from .exercises import EXERCISES_DIR
 from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS
 
 #: Student versions of the notebooks (the released starter text).
@@ -391,8 +392,6 @@ def line_weights(lines: dict[str, dict[str, list[str]]], reference: dict[str, se
     1 for a line only one student wrote, 0 for a line everyone wrote (with
     fewer than three students, every own line weighs 1).
     """
-    import math
-
     n = len(lines)
     counts: dict[str, Counter[str]] = {}
     for mine in lines.values():
