@@ -277,3 +277,12 @@ def test_a_class_of_500_is_compared_in_reasonable_time(tmp_path: Path) -> None:
     seconds = time.monotonic() - start
     print(f"500 students: {seconds:.1f} s, {len(pairs)} pairs with something in common")
     assert {(p.a, p.b) for p in pairs[:2]} == set(PLANTED) and seconds < 600
+
+
+def test_a_yaml_alias_bomb_is_compared_as_text() -> None:
+    """Does a compose file whose aliases expand exponentially fall back to its lines instead of blowing up?"""
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    start = time.monotonic()
+    lines = lookalike.normalise_compose(bomb)
+    assert time.monotonic() - start < 5 and len(lines) == 9

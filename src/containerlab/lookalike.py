@@ -58,6 +58,8 @@ STARTERS = EXERCISES_DIR / ASSIGNMENT
 FLAG_SIMILARITY = 0.8
 #: ... when it is also this much above what each of the two typically shares with the class.
 FLAG_MARGIN = 0.3
+#: Normalised lines compared per file at most (an answer is a few dozen; a huge one would make a pair slow).
+MAX_LINES = 2000
 #: nbgrader's solution markers, which are in the source notebooks and never in a student's answer.
 _MARKERS = re.compile(r"^\s*#+\s*(BEGIN|END) SOLUTION\s*$", re.MULTILINE)
 
@@ -270,7 +272,13 @@ def normalise_run_command(text: str) -> list[str]:
     return lines
 
 
+class _TooLarge(ValueError):
+    """A compose file expands to more than :data:`MAX_LINES` lines (e.g. YAML aliases nested many deep)."""
+
+
 def _flatten(node: object, path: str, out: list[str]) -> None:
+    if len(out) > MAX_LINES:
+        raise _TooLarge(path)
     if isinstance(node, list) and path.endswith(("environment", "labels")) \
             and all(isinstance(i, str) for i in node):
         node = dict(item.partition("=")[::2] for item in node)  # the list form of a mapping
@@ -289,17 +297,22 @@ def normalise_compose(text: str) -> list[str]:
 
     The file is read as YAML (comments, quoting, layout and key order gone;
     ``environment``/``labels`` lists read as the mappings they stand for). A
-    file that is not YAML is compared line by line, comments and whitespace dropped.
+    file that is not YAML, or that expands to more than :data:`MAX_LINES`
+    lines, is compared line by line, comments and whitespace dropped.
     """
+    as_text = [" ".join(line.split()) for line in text.splitlines()
+               if line.strip() and not line.strip().startswith("#")]
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
-        data = None
+        return as_text
     if not isinstance(data, dict):
-        return [" ".join(line.split()) for line in text.splitlines()
-                if line.strip() and not line.strip().startswith("#")]
+        return as_text
     lines: list[str] = []
-    _flatten(data, "", lines)
+    try:
+        _flatten(data, "", lines)
+    except _TooLarge:
+        return as_text
     return sorted(lines)
 
 
@@ -377,7 +390,11 @@ def read_class(submissions: Path, *, solutions: Path = SOLUTIONS, starters: Path
             except (NotebookUnreadable, answers.AnswerMissing) as exc:
                 found.problems.setdefault(student, []).append(f"{file.filename}: {exc}")
                 continue
-            mine[file.filename] = normalise(text, file.kind)
+            lines = normalise(text, file.kind)
+            if len(lines) > MAX_LINES:
+                found.problems.setdefault(student, []).append(
+                    f"{file.filename}: {len(lines)} lines; only the first {MAX_LINES} were compared")
+            mine[file.filename] = lines[:MAX_LINES]
         found.lines[student] = mine
     return found
 

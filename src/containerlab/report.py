@@ -372,7 +372,7 @@ def lookalike_text(pairs: list[LookalikePair], problems: dict[str, list[str]], *
         lines.append(f"{mark}{p.a} / {p.b}: similarity {p.similarity:.2f} (each with the class: "
                      f"{p.typical_a:.2f}, {p.typical_b:.2f}); {files}")
     if problems:
-        lines.append(f"Not compared (could not be read) for {len(problems)} student(s): "
+        lines.append(f"Files not read, or not read in full, for {len(problems)} student(s): "
                      + "; ".join(f"{s}: {len(v)} file(s)" for s, v in sorted(problems.items())))
     return "\n".join(lines)
 
@@ -399,5 +399,5 @@ def lookalike_html(pairs: list[LookalikePair], problems: dict[str, list[str]], *
             "<table><thead><tr><th></th><th>student</th><th>student</th><th>similarity</th>"
             "<th>each with the class (median)</th><th>per file</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>{''.join(evidence)}"
-            + (f"<h2>Files that could not be read</h2><ul>{unread}</ul>" if unread else ""))
+            + (f"<h2>Files not read, or not read in full</h2><ul>{unread}</ul>" if unread else ""))
     return html_page("Look-alike submissions (not a grade)", body)
