@@ -219,3 +219,13 @@ def test_two_students_matching_one_map_line_are_not_both_written(tmp_path: Path,
     result = lms.export(out, lms="canvas", ids=ids, dest=tmp_path / "c.csv", db_url=db_url)
     assert [r.student for r in result.rows] == ["Bob"]
     assert any(u.student == "bob" and "already matched 'Bob'" in u.reason for u in result.unmatched)
+
+
+def test_an_unreadable_result_file_is_listed_and_the_rest_exported(graded: tuple[Path, str], tmp_path: Path) -> None:
+    """Does one corrupt result file become a named unmatched line while every other student is written?"""
+    out, db_url = graded
+    (out / "results" / "zoe-0000.json").write_text("{ cut short", encoding="utf-8")
+    ids = _write_map(tmp_path / "ids.csv", [["student", "ID"], ["alice", "1"], ["bob", "2"]])
+    result = lms.export(out, lms="canvas", ids=ids, dest=tmp_path / "c.csv", db_url=db_url, title="Ch14 (1)")
+    assert [r.student for r in result.rows] == ["alice", "bob"]
+    assert any(u.student == "zoe-0000" and "not a readable result file" in u.reason for u in result.unmatched)

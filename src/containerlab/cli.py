@@ -221,7 +221,7 @@ def _cmd_gradebook_export(args: argparse.Namespace) -> None:
     try:
         result = lms.export(Path(args.out), lms=args.format, ids=Path(args.ids), dest=Path(args.dest),
                             db_url=args.db or gradebook.course_db_url(Path(args.course)), title=args.title)
-    except (lms.IdMapInvalid, gradebook.ResultFileInvalid, gradebook.GradebookMismatch) as exc:
+    except (lms.IdMapInvalid, gradebook.GradebookMismatch) as exc:
         raise CommandError(str(exc)) from exc
     print(lms.summary(result))
 

@@ -72,7 +72,8 @@ class Export:
         path: the import file.
         unmatched_path: the list of students who could not be matched (written even when empty).
         rows: the students written, in the order written.
-        unmatched: graded students left out of the import file, with the reason.
+        unmatched: graded students left out of the import file, with the reason (an unreadable
+            result file is one, named by the file's name).
         incomplete: students written with blank manual points and total (free text not graded yet, or not
             in nbgrader's database) or blank automatic points (the grader failed on an exercise), with why.
         unknown: first-column values of the id map that match no graded student (no submission, or a typo).
@@ -286,18 +287,28 @@ def export(out: Path, *, lms: str, ids: Path, dest: Path, db_url: str, title: st
     Raises:
         ValueError: no such format.
         IdMapInvalid: the id map cannot be used.
-        gradebook.ResultsNotFound, gradebook.ResultFileInvalid: the result files or the database cannot be read.
+        gradebook.ResultsNotFound: there is no ``results/`` folder, or no nbgrader database.
+
+    A result file that cannot be read is one more unmatched student (named by
+    the file), never the end of the export.
     """
     fmt = get_format(lms)
     present, id_map = read_id_map(ids, fmt)
-    grades = gradebook.load_results(out)
+    grades, unreadable = [], []
+    for path in gradebook._result_files(out):  # one unreadable result file never stops the export
+        try:
+            grades.append(gradebook.read_result(path).grade)
+        except gradebook.ResultFileInvalid as exc:
+            unreadable.append(Unmatched(path.stem, path.stem, str(exc)))
+    grades.sort(key=lambda g: (g.student, g.key))
     manual = gradebook.manual_points([g.student for g in grades], db_url=db_url, assignment=assignment,
                                      solutions=solutions)
     manual_cells = [c for c in gradebook.graded_cells(solutions) if c.manual]
     folded: dict[str, list[str]] = {}
     for name in id_map:
         folded.setdefault(name.casefold(), []).append(name)
-    result = Export(dest, dest.with_name(f"{dest.stem}.unmatched.csv"), notes=fmt.notes(title))
+    result = Export(dest, dest.with_name(f"{dest.stem}.unmatched.csv"), unmatched=unreadable,
+                    notes=fmt.notes(title))
     used: dict[str, str] = {}  # id map line -> the student it matched
     for grade in grades:
         entry = _match(grade, id_map, folded)
