@@ -223,6 +223,28 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(classreport.summary(written))
 
 
+def _cmd_gradebook_export(args: argparse.Namespace) -> None:
+    from . import gradebook, lms
+
+    try:
+        result = lms.export(Path(args.out), lms=args.format, ids=Path(args.ids), dest=Path(args.dest),
+                            db_url=args.db or gradebook.course_db_url(Path(args.course)), title=args.title)
+    except (lms.IdMapInvalid, gradebook.GradebookMismatch) as exc:
+        raise CommandError(str(exc)) from exc
+    print(lms.summary(result))
+
+
+def _cmd_lookalike(args: argparse.Namespace) -> None:
+    from . import batch, lookalike, report
+
+    try:
+        result = lookalike.report(Path(args.submissions), out=Path(args.out))
+    except batch.SubmissionsNotFound as exc:
+        raise CommandError(str(exc)) from exc
+    print(report.lookalike_text(result.pairs, result.answers.problems, students=len(result.answers.lines)))
+    print(f"\nThe report: {result.html} (shared lines of each flagged pair), every pair: {result.csv}")
+
+
 def _cmd_exercises(args: argparse.Namespace) -> None:
     if args.action == "generate":
         print(f"Student versions written to {exercises.write_student_versions()}")
@@ -420,6 +442,37 @@ def build_parser() -> argparse.ArgumentParser:
                    "CourseDirectory.db_url, else sqlite:///DIR/gradebook.db)")
     q.add_argument("--no-feedback", action="store_true", help="do not write DIR/feedback/<student>/ch14/*.html")
     q.set_defaults(func=_cmd_gradebook)
+    from . import lms
+
+    q = actions.add_parser(
+        "export", help="write the grades as Canvas's or Moodle's grade import CSV",
+        description="Write the automatic points of OUT/results and the free-text points a person gave in "
+        "formgrader (nbgrader's database) as an LMS's grade import file, students matched by an id map: a CSV "
+        "whose first column is the grader's student (folder name or key) and whose other columns are the LMS's "
+        "user columns (Canvas: ID, SIS User ID, SIS Login ID, Student, Section; Moodle: Email address, Username, "
+        "ID number). Students who cannot be matched are printed and written to FILE's .unmatched.csv.")
+    q.add_argument("out", metavar="OUT", help="the --out folder of `containerlab grade` (holds results/)")
+    q.add_argument("--format", required=True, choices=lms.formats(), help="the LMS's import format")
+    q.add_argument("--ids", required=True, metavar="MAP.csv", help="the id map (grader's student -> LMS user)")
+    q.add_argument("--out", dest="dest", required=True, metavar="FILE", help="the import file to write")
+    q.add_argument("--title", default="ch14", help="the LMS's grade column; for Canvas as its export heads "
+                   "it, 'Title (assignment id)' (default: ch14)")
+    q.add_argument("--course", default=".", metavar="DIR", help="nbgrader's course directory (default: .)")
+    q.add_argument("--db", metavar="URL", help="nbgrader's database (default: as for `gradebook nbgrader`)")
+    q.set_defaults(func=_cmd_gradebook_export)
+
+    p = sub.add_parser(
+        "lookalike",
+        help="list pairs of students whose Dockerfiles, run commands or compose files look alike (not a grade)",
+        description="Read every student's answer files from their notebooks (as `grade` does), normalise what "
+        "does not matter (case, whitespace, comments, ARG and stage names, the order of ENV/LABEL/EXPOSE lines, "
+        "of docker run options, of compose keys), discount the starter text, the official solution and lines "
+        "many students wrote, and list the pairs much closer to each other than to the rest of the class. "
+        "Writes OUT/lookalike.html and OUT/lookalike.csv. A report for a person to read, never a grade.",
+    )
+    p.add_argument("submissions", help="folder with one subfolder per student")
+    p.add_argument("--out", default="lookalike", help="where to write the report (default: lookalike)")
+    p.set_defaults(func=_cmd_lookalike)
 
     p = sub.add_parser(
         "report",

@@ -9,7 +9,8 @@ module turns result files into the class's gradebooks:
   machines (shards) into one set of grades;
 - :func:`to_nbgrader`: the automatic points, per graded cell, into nbgrader's
   gradebook database, the one formgrader and ``nbgrader export`` read, so that
-  a person's manual points and the automatic ones add up in one place;
+  a person's manual points and the automatic ones add up in one place, and
+  :func:`manual_points`: those manual points read back (for :mod:`containerlab.lms`);
 - :func:`write_nbgrader_feedback`: the feedback pages where nbgrader's
   ``release_feedback`` picks them up.
 
@@ -519,6 +520,57 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
                     continue
                 comment.auto_comment = "No response." if same else None
             gb.db.commit()
+
+
+def manual_points(students: Iterable[str], *, db_url: str, assignment: str = ASSIGNMENT,
+                  solutions: Path = SOLUTIONS) -> dict[str, float | None]:
+    """Read back the points a person gave the free-text answers, from nbgrader's gradebook database.
+
+    The free-text answers are the graded cells that name no check
+    (:attr:`GradedCell.manual`). A cell counts once a person scored it in
+    formgrader (its ``manual_score``) or nbgrader scored an untouched answer 0
+    (its ``auto_score``, "No response."); its points are nbgrader's
+    ``Grade.score`` (the manual score wins, extra credit included), the figure
+    ``nbgrader export`` adds up.
+
+    Args:
+        students: the grader's student names (nbgrader's student ids, as :func:`to_nbgrader` writes them).
+        db_url: nbgrader's database, e.g. ``sqlite:////course/gradebook.db``.
+        assignment: nbgrader's assignment id.
+        solutions: the source notebooks whose graded cells say which answers a person grades.
+
+    Returns:
+        Per student, the sum of the free-text points, or None when one of the
+        answers has no score yet (or the student is not in the database).
+
+    Raises:
+        ResultsNotFound: ``db_url`` names a SQLite file that does not exist (it would be made empty).
+    """
+    from nbgrader.api import MissingEntry
+    from sqlalchemy.engine import make_url
+
+    url = make_url(absolute_db_url(db_url))
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).is_file():
+        raise ResultsNotFound(f"There is no nbgrader database {url.database}; write the automatic points there "
+                              "with `containerlab gradebook nbgrader` and grade the free-text answers in formgrader.")
+    manual = [c for c in graded_cells(solutions) if c.manual]
+    found: dict[str, float | None] = {}
+    with _nbgrader_gradebook(url.render_as_string(hide_password=False)) as gb:
+        for student in students:
+            total: float | None = 0.0
+            for cell in manual:
+                try:
+                    record = gb.find_grade(cell.grade_id, cell.notebook, assignment, student)
+                except MissingEntry:
+                    total = None
+                    break
+                if record.manual_score is None and record.auto_score is None:
+                    total = None
+                    break
+                total += float(record.score)
+            found[student] = total
+    return found
 
 
 def _unchanged_answers(gb: Any, handed_in: Path, assignment: str) -> dict[tuple[str, str], bool]:
