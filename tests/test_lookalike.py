@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -268,21 +267,10 @@ def test_lookalike_without_submissions_exits_2(tmp_path: Path, capsys) -> None:
     assert "no submissions folder" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_a_class_of_500_is_compared_in_reasonable_time(tmp_path: Path) -> None:
-    """How long do 500 students take (read and compare)? Printed, and under ten minutes."""
-    submissions = _make_class(tmp_path, students=500)
-    start = time.monotonic()
-    pairs = lookalike.compare(lookalike.read_class(submissions))
-    seconds = time.monotonic() - start
-    print(f"500 students: {seconds:.1f} s, {len(pairs)} pairs with something in common")
-    assert {(p.a, p.b) for p in pairs[:2]} == set(PLANTED) and seconds < 600
-
-
 def test_a_yaml_alias_bomb_is_compared_as_text() -> None:
     """Does a compose file whose aliases expand exponentially fall back to its lines instead of blowing up?"""
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
-    start = time.monotonic()
+    # Expanded, the last alias would be 9**9 scalars: a result at all, of the file's own 9 lines, is the test.
     lines = lookalike.normalise_compose(bomb)
-    assert time.monotonic() - start < 5 and len(lines) == 9
+    assert len(lines) == 9
