@@ -55,9 +55,9 @@ EXPECTED: dict[str, tuple[str, set[str], dict[str, str]]] = {
     "fails_multistage_nothing_to_remove": ("lean", ALL, {"builds": "at least 5 % smaller (measured: ",
                                                          "smaller-than-ex1": "test folders"}),
     "fails_textbook_venv_not_smaller": ("lean", ALL, {"smaller-than-reference": "pip, installed in your own layers"}),
-    # A real improvement on a full-base exercise 1 that still carries a second pip.
-    "fails_multistage_venv_keeps_pip": ("full_base", {"smaller-than-reference"},
-                                        {"smaller-than-reference": "pip, installed in your own layers"}),
+    # A real improvement on a full-base exercise 1 that still carries a second pip: 0.7 % above the
+    # single-stage image, within the 1 % of "no larger" (measured on Engine 26.1, 2026-12-07).
+    "passes_multistage_venv_keeps_pip": ("full_base", set(), {"smaller-than-ex1": "smaller"}),
     "fails_code_before_deps_multistage": ("lean", {"deps-reused"}, {"deps-reused": "before you copy the code"}),
 }
 
