@@ -39,7 +39,7 @@ book: images ## build the book into _build/html, executing every notebook
 	$(BIN)/containerlab book
 
 test: book ## run the whole test suite (builds the book first)
-	$(BIN)/pytest tests _build/jupyter_execute/notebooks --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg --durations=25
+	$(BIN)/pytest tests --durations=25
 
 bench: images ## print measured build times, image sizes and class grading speed (benchmarks/)
 	$(BIN)/python benchmarks/layers.py

@@ -117,9 +117,9 @@ def test_page_runs_after_a_killed_run_and_leaves_nothing(name: str):
     """After a run of the page killed halfway, does the page run to the end, with the outputs the book
     recorded (where it does not mark them as varying), leaving nothing of this instance on the engine?
 
-    The book build ran the page once already; this is its second run in a row, and nbval's pass over
-    the executed pages (README's test command) is its third. Comparing with the book's own run keeps
-    the suite to one more run of each page (the CI budget).
+    The book build ran the page once already; this is its second run in a row, compared with the
+    book's own run under nbval's sanitizing rules (``tests/nbval-sanitize.cfg``). It is what a pass of
+    nbval over the executed pages would check, so the README's test command makes no such third run.
     """
     page = NOTEBOOKS / name
     before = instance_objects()
