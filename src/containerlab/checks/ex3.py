@@ -19,10 +19,10 @@ from .. import config, engine
 from . import CheckResult, CheckResults, baked, causes, counts_once, results, service
 from . import progress as _progress
 from .progress import Progress
-from .runcommand import RunCommandProblem, RunSpec, SecurityRule, parse_run_command
+from .runcommand import RunCommandProblem, RunSpec, SecurityRule, read_run_command
 from .runcommand import read_env_file as _read_env_file
 
-__all__ = ["RunCommandProblem", "RunSpec", "SecurityRule", "parse_run_command", "check", "runtime_checks",
+__all__ = ["RunCommandProblem", "RunSpec", "SecurityRule", "read_run_command", "check", "runtime_checks",
            "scan_checks", "secret_values"]
 
 EXERCISE = "ex3"
@@ -245,7 +245,8 @@ def _check(dockerfile: str | Path, run_command: str | Path, context: str | Path,
         path = Path(run_command)
         if not path.is_file():
             raise RunCommandProblem(f"There is no file {path.name}: run the cell that writes your run command.")
-        spec = parse_run_command(path.read_text(encoding="utf-8-sig"), folder)
+        _progress.emit(progress, _progress.PHASE, "Running your run command in a sandbox")
+        spec = read_run_command(path.read_text(encoding="utf-8-sig"), folder)
     except RunCommandProblem as exc:
         problem = str(exc)
     if built.image and spec is not None:
