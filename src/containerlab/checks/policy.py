@@ -145,7 +145,8 @@ def judge_container(attrs: dict, folder: Path, *, baseline: dict | None = None) 
     Reads ``docker container inspect`` as data: ``HostConfig`` (``Privileged``, ``CapAdd``,
     ``Devices``, ``DeviceCgroupRules``, ``DeviceRequests``, ``SecurityOpt``, ``NetworkMode``,
     ``PidMode``, ``IpcMode``, ``UTSMode``, ``UsernsMode``, ``CgroupnsMode``, ``CgroupParent``,
-    ``VolumesFrom``, ``Mounts``' volume driver options) and the container's ``Mounts`` (every bind
+    ``VolumesFrom``, ``Mounts``' volume driver options; the namespaces before ``SecurityOpt``, to
+    which the engine adds ``label=disable`` for a host PID or IPC namespace) and the container's ``Mounts`` (every bind
     source must be inside ``folder``, never a socket). A namespace mode the engine gives every
     container (``CgroupnsMode: host`` on an engine configured so, ``IpcMode: private``) is not
     something the command asked for: modes equal to ``baseline``'s are left alone.
@@ -170,14 +171,14 @@ def judge_container(attrs: dict, folder: Path, *, baseline: dict | None = None) 
         raise _asks("device-cgroup-rule", host["DeviceCgroupRules"][0])
     if host.get("DeviceRequests"):
         raise _asks("gpus")
-    for option in host.get("SecurityOpt") or []:
-        if weakens("security-opt", option):
-            raise _asks("security-opt", option)
     for key, option in (("NetworkMode", "network"), ("PidMode", "pid"), ("IpcMode", "ipc"), ("UTSMode", "uts"),
                         ("UsernsMode", "userns"), ("CgroupnsMode", "cgroupns")):
         value = str(host.get(key) or "")
         if value and value != str(default.get(key) or "") and weakens(option, value):
             raise _asks(option, value)
+    for option in host.get("SecurityOpt") or []:
+        if weakens("security-opt", option):
+            raise _asks("security-opt", option)
     if host.get("CgroupParent"):
         raise _asks("cgroup-parent", host["CgroupParent"])
     if host.get("VolumesFrom"):

@@ -28,7 +28,7 @@ check does not imitate the shell or Docker's option parser; it asks them:
 The CLI reads and writes host files for three options of ``create``
 (``--env-file``, ``--label-file`` read, ``--cidfile`` writes) and reads a
 seccomp profile for ``--security-opt seccomp=FILE``; these few are looked at
-before the CLI runs (:data:`CLIENT_FILE_OPTIONS`), so that it never reads or
+before the CLI runs (:data:`CLIENT_READS`, :data:`CLIENT_WRITES`), so that it never reads or
 writes outside the exercise folder.
 """
 
@@ -44,13 +44,15 @@ from .dockerfile import PLACEHOLDER
 from .policy import RunCommandProblem, SecurityRule, inside, judge_container, security_rule, shown, weakens
 
 __all__ = ["RunCommandProblem", "SecurityRule", "RunSpec", "Mount", "read_run_command", "read_env_file",
-           "student_files", "CLIENT_FILE_OPTIONS"]
+           "student_files", "CLIENT_READS", "CLIENT_WRITES"]
 
 #: Seconds a run script may take before it is stopped.
 SCRIPT_SECONDS = 20.0
-#: Options of ``docker container create`` for which the CLI itself reads (or, ``cidfile``, writes) a host
-#: file, from docker/cli ``cli/command/container/opts.go``; their values must stay inside the folder.
-CLIENT_FILE_OPTIONS = ("--env-file", "--label-file", "--cidfile")
+#: Options of ``docker container create`` for which the CLI itself reads a host file (docker/cli
+#: ``cli/command/container/opts.go``); their values must stay inside the folder.
+CLIENT_READS = ("--env-file", "--label-file")
+#: The option for which the CLI writes a host file (the new container's id); the check leaves it out.
+CLIENT_WRITES = "--cidfile"
 #: Options of ``docker run`` that ``docker container create`` does not have (``docker run --help``
 #: against ``docker container create --help``, Docker CLI 28.2): ``-d/--detach`` and ``--sig-proxy``
 #: take no value, ``--detach-keys`` takes one.
@@ -61,7 +63,6 @@ _ELSEWHERE = ("-H", "--host", "-c", "--context", "--config", "--tls", "--tlsveri
 #: Global options that take a value and change nothing graded.
 _GLOBAL_WITH_VALUE = ("-l", "--log-level")
 _LABEL = "org.containerlab.exercise-check"
-_NO_COMMAND = "/none"
 _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -250,20 +251,20 @@ def _read(text: str, folder: Path, seconds: float) -> RunSpec:
     call, args = runs[0]
     for name in call.env:
         if name.startswith("DOCKER_"):
-            raise security_rule_elsewhere(f"${name}")
+            raise _elsewhere(f"${name}")
     cwd = Path(call.cwd)
     if not cwd.resolve().is_relative_to(folder):
         raise RunCommandProblem(f"Your script runs docker run from {shown(call.cwd, folder)}, outside your exercise "
                                 "folder; run it from the folder of this notebook (leave out the `cd`).")
     if run.exit_code not in (0, None):
-        spec.notes.append(f"Your script ended with exit status {run.exit_code} after `docker run` (it runs in a "
-                          f"sandbox without network, where only docker is pretended).{said}")
+        spec.notes.append(f"Your script ended with exit status {run.exit_code} after `docker run` (the check runs it "
+                          f"without network, and its docker only records the command).{said}")
     _create_and_read(args, call, cwd, folder, spec)
     spec.notes = list(dict.fromkeys(spec.notes))
     return spec
 
 
-def security_rule_elsewhere(option: str) -> SecurityRule:
+def _elsewhere(option: str) -> SecurityRule:
     """The refusal of a ``docker`` that is sent to another engine or configuration (``-H``, ``$DOCKER_HOST``)."""
     return SecurityRule(f"Security rule of the grader (not a Docker error): the command sends `docker` to another "
                         f"engine or configuration ({option}), so the check does not start it (the check runs "
@@ -281,37 +282,38 @@ def _after_globals(argv: tuple[str, ...]) -> list[str]:
     while i < len(argv) and argv[i].startswith("-"):
         option = argv[i].split("=", 1)[0]
         if option in _ELSEWHERE:
-            raise security_rule_elsewhere(option)
+            raise _elsewhere(option)
         i += 2 if option in _GLOBAL_WITH_VALUE and "=" not in argv[i] else 1
     return list(argv[i:])
 
 
-def _option_values(args: list[str], option: str) -> list[tuple[int, str]]:
-    """``(index, value)`` of ``--option VALUE`` and ``--option=VALUE`` in ``args``."""
+def _option_values(args: list[str], option: str) -> list[str]:
+    """The values of ``--option VALUE`` and ``--option=VALUE`` in ``args``."""
     found = []
     for i, arg in enumerate(args):
         if arg == option and i + 1 < len(args):
-            found.append((i, args[i + 1]))
+            found.append(args[i + 1])
         elif arg.startswith(option + "="):
-            found.append((i, arg[len(option) + 1:]))
+            found.append(arg[len(option) + 1:])
     return found
 
 
 def _prepared(args: list[str], folder: Path, cwd: Path, name: str, spec: RunSpec) -> list[str]:
     """The arguments for ``create``: our name, never a pull, and no client-side file outside the folder."""
-    for option in ("--env-file", "--label-file"):
-        for _, value in _option_values(args, option):
-            path = inside(folder, str(cwd / value), what=option)
+    for option in CLIENT_READS:
+        for value in _option_values(args, option):
+            path = inside(folder, str(cwd / value), what=option,
+                          instead="keep the env file in your exercise folder (service/.env)")
             if path.is_file():
                 _note_read(spec, path, folder)
-    for _, value in _option_values(args, "--security-opt"):
+    for value in _option_values(args, "--security-opt"):
         if weakens("security-opt", value):
             raise security_rule(f"the command asks for `--security-opt {value}`", "security-opt", value)
     out, i = [], 0
     while i < len(args):
         arg = args[i]
         key = arg.split("=", 1)[0]
-        if key in ("--name", "--pull", "--cidfile") and (arg == key and i + 1 < len(args) or "=" in arg):
+        if key in ("--name", "--pull", CLIENT_WRITES) and (arg == key and i + 1 < len(args) or "=" in arg):
             step = 2 if arg == key else 1
             if key == "--name":
                 out += ["--name", name]
@@ -327,13 +329,13 @@ def _prepared(args: list[str], folder: Path, cwd: Path, name: str, spec: RunSpec
 def _without_run_only(args: list[str], error: str) -> list[str] | None:
     """``args`` without the ``docker run`` option that ``create`` just refused (its words name it), or ``None``."""
     short = re.search(r"unknown shorthand flag: '(.)' in (-\S+)", error)
-    if short and short.group(1) == "d" and short.group(2) in args:
-        i = args.index(short.group(2))
-        letters = args[i][1:].split("=", 1)[0]
-        if "=" in args[i] and letters == "d":
-            return args[:i] + args[i + 1:]
-        kept = "-" + letters.replace("d", "", 1) + (args[i][1 + len(letters):] if "=" in args[i] else "")
-        return args[:i] + ([kept] if kept != "-" else []) + args[i + 1:]
+    if short and short.group(1) == "d":
+        rest = short.group(2)[1:]  # pflag names the shorthands it had left: "dp" of -dp, "d" of -itd
+        for i, arg in enumerate(args):
+            if arg.startswith("-") and not arg.startswith("--") and arg[1:].endswith(rest):
+                at = len(arg) - len(rest)
+                kept = arg[:at] + ("" if rest.startswith("d=") else rest[1:])
+                return args[:i] + ([kept] if kept != "-" else []) + args[i + 1:]
     long = re.search(r"unknown flag: --([a-z-]+)", error)
     if long and long.group(1) in RUN_ONLY:
         option = f"--{long.group(1)}"
@@ -502,12 +504,12 @@ def _fill(spec: RunSpec, attrs: dict, image: str, folder: Path) -> None:
     for target in host.get("Tmpfs") or {}:
         spec.mounts.append(Mount("tmpfs", target, written=f"--tmpfs {target}"))
     command = list(cfg.get("Cmd") or [])
-    if command and command != [_NO_COMMAND] and command[0].startswith("-"):
+    if command and command != [engine.BlankImage.COMMAND] and command[0].startswith("-"):
         raise RunCommandProblem(
             f"Docker reads everything after the image name ({image}) as the command to run inside the container, "
             f"so it would try to run `{command[0]}` and the container would not start. Put every option before "
             "the image.")
-    if command and command != [_NO_COMMAND]:
+    if command and command != [engine.BlankImage.COMMAND]:
         spec.command = command
         spec.notes.append(f"The check starts the image's own CMD; the command after the image "
                           f"(`{' '.join(command)}`) is left out.")

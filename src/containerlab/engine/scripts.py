@@ -296,12 +296,15 @@ class BlankImage:
     tag: str
     _made: list[str] = field(default_factory=list)
 
+    #: The image's ``CMD``: no such program; a created container of it is never started.
+    COMMAND = "/none"
+
     def make(self) -> str:
         """Import the image (``docker import`` of nothing, ``CMD ["/none"]``); return its tag."""
         from .images import import_rootfs
 
         with tempfile.TemporaryDirectory(prefix="cl-blank-") as empty:
-            import_rootfs(Path(empty), self.tag, changes=['CMD ["/none"]'])
+            import_rootfs(Path(empty), self.tag, changes=[f'CMD ["{self.COMMAND}"]'])
         self._made.append(self.tag)
         return self.tag
 
