@@ -3,7 +3,10 @@
 The student writes a Dockerfile (``ex3.Dockerfile``) and the ``docker run``
 command that starts the service with the data folder mounted and the API token
 passed as an environment variable (``ex3-run.sh``). The check builds the image,
-starts the container the way the command says, inside the engine's sandbox,
+runs the command with a real shell and lets Docker read it
+(:func:`.runcommand.read_run_command`: the container is created, judged from
+``docker inspect``, never started), starts the image with the environment and
+mounts Docker gave that container, inside the engine's sandbox,
 and then measures: the container has the mount and the variable, the service
 sees the data and accepts the token, and a scan of every layer, the config and
 the history of the image (:func:`containerlab.scan.scan_image`) finds neither

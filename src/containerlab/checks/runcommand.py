@@ -34,6 +34,7 @@ writes outside the exercise folder.
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -323,7 +324,7 @@ def _prepared(args: list[str], folder: Path, cwd: Path, name: str, spec: RunSpec
             continue
         out.append(arg)
         i += 1
-    return ["--name", name, "--pull", "never", "--label", f"{_LABEL}=ex3-created", *out]
+    return ["--name", name, "--pull", "never", *out]
 
 
 def _without_run_only(args: list[str], error: str) -> list[str] | None:
@@ -361,8 +362,8 @@ def _create_and_read(args: list[str], call: engine.DockerCall, cwd: Path, folder
     created: list[str] = []
     try:
         blank.make()
-        baseline = engine.create_container(["--name", f"{name}-baseline", "--label", f"{_LABEL}=ex3-created",
-                                            blank.tag], cwd=cwd, env={})
+        baseline = engine.create_container(["--name", f"{name}-baseline", blank.tag], cwd=cwd, env={},
+                                           labels={_LABEL: "ex3-created"})
         if not baseline.container_id:
             raise engine.EngineError(baseline.error)
         created.append(baseline.container_id)
@@ -405,7 +406,7 @@ def _create(args: list[str], call: engine.DockerCall, cwd: Path, folder: Path, b
         trial = list(args)
         if index is not None:
             trial[index] = blank
-        answer = engine.create_container(trial, cwd=cwd, env=call.env)
+        answer = engine.create_container(trial, cwd=cwd, env=call.env, labels={_LABEL: "ex3-created"})
         if answer.container_id and not _HEX_ID.match(answer.container_id):
             raise RunCommandProblem("`docker run` with these options starts no container (Docker printed its help "
                                     "or other text instead); leave out --help.")
@@ -569,8 +570,8 @@ def student_files(text: str, folder: Path, *, course_folders: tuple[str, ...] = 
     except RunCommandProblem:
         return ()
     root, found = folder.resolve(), []
-    named = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*"))[:1000]
-             if p.is_file() and not p.is_symlink() and p.relative_to(root).as_posix() in text]
+    named = sorted(p.relative_to(root).as_posix() for p in itertools.islice(root.rglob("*"), 2000)
+                   if p.is_file() and not p.is_symlink() and p.relative_to(root).as_posix() in text)
     for relative in [*spec.reads, *named]:
         if relative.split("/", 1)[0] in course_folders:
             continue

@@ -212,7 +212,7 @@ class Created:
 
 
 def create_container(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
-                     timeout: float = 60) -> Created:
+                     labels: Mapping[str, str] | None = None, timeout: float = 60) -> Created:
     """Run ``docker container create ARGS`` with the real CLI; the container is never started.
 
     The CLI reads the options the way ``docker run`` does (it shares the code), reads
@@ -225,6 +225,8 @@ def create_container(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
         args: the options, the image and the command (what follows ``docker container create``).
         cwd: the folder to run the CLI in.
         env: the CLI's environment (``PATH`` is this process's).
+        labels: labels for the container, with the run's labels (:func:`run_labels`); the command's own
+            ``--label`` options add to them.
         timeout: seconds after which the CLI is stopped.
 
     Returns:
@@ -235,7 +237,8 @@ def create_container(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
     environment = {**{k: v for k, v in env.items() if not k.startswith("DOCKER_")}, **own,
                    "PATH": os.environ.get("PATH", _BASE_PATH)}
     try:
-        done = subprocess.run(["docker", "container", "create", *args], cwd=cwd, env=environment,
+        marks = [arg for key, value in _with_run_labels(labels).items() for arg in ("--label", f"{key}={value}")]
+        done = subprocess.run(["docker", "container", "create", *marks, *args], cwd=cwd, env=environment,
                               capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return Created(error=f"docker container create did not answer within {timeout:.0f} s")
