@@ -76,7 +76,8 @@ class Mount:
         target: the path inside the container.
         source: for a bind, the resolved host path; for a volume, its name (``""`` when anonymous).
         read_only: mounted read-only.
-        written: the option as the student wrote it (for messages; no host paths).
+        written: the mount in ``docker run`` words, rebuilt from Docker's data (for messages; the folder
+            shown as ``$PWD``).
     """
 
     kind: str
@@ -88,17 +89,17 @@ class Mount:
 
 @dataclass
 class RunSpec:
-    """What a student's ``docker run`` command asks for, resolved against their folder.
+    """What a student's ``docker run`` command asks for, as Docker read it (``docker container inspect``).
 
     Attributes:
-        environment: the container's variables, as Docker would set them.
+        environment: the container's variables, as Docker set them (without the image's own).
         volumes: bind mounts for the Docker SDK, absolute host path to ``{"bind": target, "mode": "ro"|"rw"}``.
         image: the image the command names.
         notes: what the check left out or read in a particular way, as sentences.
-        mounts: every mount asked for (binds, volumes, tmpfs), in order.
+        mounts: every mount asked for (binds, volumes, tmpfs).
         command: the words after the image (the container's command; the check runs the image's own).
-        reads: files and folders the command reads from the exercise folder (env files, sourced
-            files, bind sources), relative to it, POSIX form, in order.
+        reads: files and folders the command reads from the exercise folder (``--env-file`` and
+            ``--label-file`` files, bind sources), relative to it, POSIX form, in order.
     """
 
     environment: dict[str, str] = field(default_factory=dict)
