@@ -82,6 +82,8 @@ def test_harmless_options_are_accepted() -> None:
     assert spec.image == "cl-ex-ex3:latest" and spec.command == []
     assert spec.environment == {"API_TOKEN": "abc"}
     assert not (FOLDER / "api.cid").exists()
+    notes = " ".join(spec.notes)
+    assert "--restart unless-stopped, --name api" in notes and "--memory, --cpus" in notes
     with pytest.raises(ex3.RunCommandProblem, match="cannot specify both --restart and --rm"):
         read("docker run --restart always --rm cl-ex-ex3")
 

@@ -98,6 +98,7 @@ class RunSpec:
         notes: what the check left out or read in a particular way, as sentences.
         mounts: every mount asked for (binds, volumes, tmpfs).
         command: the words after the image (the container's command; the check runs the image's own).
+        name: the container name the command gives (``--name``); the check names its own.
         reads: files and folders the command reads from the exercise folder (``--env-file`` and
             ``--label-file`` files, bind sources), relative to it, POSIX form, in order.
     """
@@ -109,6 +110,7 @@ class RunSpec:
     mounts: list[Mount] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)
+    name: str = ""
 
     @property
     def named_volumes(self) -> list[Mount]:
@@ -318,6 +320,7 @@ def _prepared(args: list[str], folder: Path, cwd: Path, name: str, spec: RunSpec
         if key in ("--name", "--pull", CLIENT_WRITES) and (arg == key and i + 1 < len(args) or "=" in arg):
             step = 2 if arg == key else 1
             if key == "--name":
+                spec.name = args[i + 1] if arg == key else arg.partition("=")[2]
                 out += ["--name", name]
             elif key == "--pull":
                 out += ["--pull", "never"]
@@ -518,6 +521,17 @@ def _fill(spec: RunSpec, attrs: dict, image: str, folder: Path) -> None:
     if cfg.get("Entrypoint"):
         spec.notes.append(f"The check starts the image's own ENTRYPOINT and CMD; `--entrypoint "
                           f"{' '.join(cfg['Entrypoint'])}` is left out.")
+    restart = host.get("RestartPolicy") or {}
+    left_out = [f"--restart {restart['Name']}" + (f":{restart['MaximumRetryCount']}"
+                                                   if restart.get("MaximumRetryCount") else "")
+                ] if restart.get("Name") not in (None, "", "no") else []
+    left_out += [f"--name {spec.name}"] if spec.name else []
+    if left_out:
+        spec.notes.append(f"The check leaves out options that do not change what is graded: {', '.join(left_out)}.")
+    limits = [option for key, option in (("Memory", "--memory"), ("NanoCpus", "--cpus"), ("CpuShares", "--cpu-shares"),
+                                         ("PidsLimit", "--pids-limit")) if host.get(key)]
+    if limits:
+        spec.notes.append(f"The sandbox sets its own limits ({', '.join(limits)} left out).")
     published = [f"{b.get('HostPort') or ''}:{port.split('/')[0]}".lstrip(":")
                  for port, bindings in (host.get("PortBindings") or {}).items() for b in bindings or [{}]]
     if published:
