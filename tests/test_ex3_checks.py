@@ -63,8 +63,8 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _left_over(docker_client, ids: list[str]) -> list[str]:
-    """Which of the containers ``ids`` still exist."""
-    return [c.id for c in docker_client.containers.list(all=True) if c.id in ids]
+    """Which of the containers ``ids`` still exist (one listing call: others' containers come and go meanwhile)."""
+    return [c["Id"] for c in docker_client.api.containers(all=True) if c["Id"] in ids]
 
 
 @pytest.fixture

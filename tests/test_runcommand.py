@@ -41,9 +41,11 @@ def folder(tmp_path: Path) -> Path:
 def nothing_left(docker_client):
     """Does every test leave no container, volume or image of the check behind?"""
     def names() -> set[str]:
-        return ({c.name for c in docker_client.containers.list(all=True)}
-                | {v.name for v in docker_client.volumes.list()}
-                | {t for i in docker_client.images.list() for t in i.tags})
+        # One listing call each: objects that other runs on the engine remove meanwhile cannot fail it.
+        api = docker_client.api
+        return ({n.lstrip("/") for c in api.containers(all=True) for n in c.get("Names") or []}
+                | {v["Name"] for v in api.volumes().get("Volumes") or []}
+                | {t for i in api.images() for t in i.get("RepoTags") or []})
     before = names()
     yield
     left = {n for n in names() - before if f"cl-ex-{config.INSTANCE}" in n or n == "customers-data"}
@@ -226,6 +228,8 @@ def test_export_of_a_command_substitution_works_as_in_bash() -> None:
 def test_cd_inside_the_folder_works_and_outside_is_refused() -> None:
     """Does `cd service && docker run -v ./data:/data` bind service/data, while a docker run from /tmp is refused?"""
     assert read("cd service && docker run -v ./data:/data cl-ex-ex3").volumes == {DATA: {"bind": "/data", "mode": "rw"}}
+    assert read('cd "$(dirname "$0")"\ndocker run -v ./service/data:/data cl-ex-ex3').volumes == \
+        {DATA: {"bind": "/data", "mode": "rw"}}
     with pytest.raises(ex3.RunCommandProblem, match="outside your exercise folder"):
         read("cd /tmp && docker run cl-ex-ex3")
 
@@ -346,3 +350,16 @@ def test_the_sandbox_has_no_network_and_a_read_only_folder(folder: Path) -> None
     assert spec.environment == {"NET": "none"}
     assert not (folder / "written.txt").exists()
     assert engine.volume_names() is not None
+
+
+def test_the_script_runs_with_bash_unless_its_first_line_asks_for_sh() -> None:
+    """Is a script run with bash, and one that starts with #!/bin/sh with sh (Debian's dash), as a terminal would?"""
+    script = '[ -n "$BASH_VERSION" ] && S=bash || S=sh\ndocker run -e SHELL_WAS=$S cl-ex-ex3'
+    assert read(script).environment == {"SHELL_WAS": "bash"}
+    assert read("#!/bin/sh\n" + script).environment == {"SHELL_WAS": "sh"}
+
+
+def test_windows_line_ends_are_read_as_the_notebook_writes_them() -> None:
+    """Does a script with CRLF line ends (pasted from Windows) run as with LF ends?"""
+    spec = read("export API_TOKEN=abc\r\ndocker run -e API_TOKEN \\\r\n  -v ./service/data:/data:ro cl-ex-ex3\r\n")
+    assert spec.environment == {"API_TOKEN": "abc"} and spec.volumes == {DATA: {"bind": "/data", "mode": "ro"}}

@@ -49,6 +49,8 @@ __all__ = ["RunCommandProblem", "SecurityRule", "RunSpec", "Mount", "read_run_co
 
 #: Seconds a run script may take before it is stopped.
 SCRIPT_SECONDS = 20.0
+#: The longest run script the check runs, in bytes (the shell gets it as one argument).
+MAX_SCRIPT_BYTES = 64 * 1024
 #: Options of ``docker container create`` for which the CLI itself reads a host file (docker/cli
 #: ``cli/command/container/opts.go``); their values must stay inside the folder.
 CLIENT_READS = ("--env-file", "--label-file")
@@ -199,6 +201,9 @@ def read_run_command(text: str, folder: Path, *, seconds: float = SCRIPT_SECONDS
         RunCommandProblem: the script never ran ``docker run`` (or ran it twice, or did not end),
             or Docker refuses the command (its own words); the message says what to write.
     """
+    if len(text.encode("utf-8")) > MAX_SCRIPT_BYTES:
+        raise RunCommandProblem(f"The run command is longer than {MAX_SCRIPT_BYTES // 1024} KiB; write the "
+                                "`docker run` command and the few lines it needs.")
     if PLACEHOLDER in text:
         raise RunCommandProblem(f"The run command still holds the placeholder `{PLACEHOLDER}`. Replace the two "
                                 "placeholder lines of the answer cell with your `docker run ...` command and run "

@@ -50,11 +50,13 @@ with open(name, "w", encoding="utf-8") as handle:
 # Runs the script with a deadline, keeps the last of its output, and prints one JSON report.
 _WRAPPER = f"""
 import json, os, signal, subprocess, sys
-shell, script, folder, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+shell, script, folder, seconds, name = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+with open(script, encoding="utf-8") as handle:
+    text = handle.read()
 env = {{"PATH": "{TOOLS}/bin:{_BASE_PATH}", "HOME": "/tmp", "LANG": "C.UTF-8", "PWD": folder}}
 os.makedirs({RECORDS!r}, exist_ok=True)
 with open("/tmp/cl-output", "wb") as out:
-    child = subprocess.Popen([shell, script], cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
+    child = subprocess.Popen([shell, "-c", text, name], cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
                              stderr=subprocess.STDOUT, start_new_session=True)
     timed_out = False
     try:
@@ -119,7 +121,8 @@ class ScriptRun:
 
 def run_shell_script(text: str, folder: Path, *, image: str, shell: str = "bash", seconds: float = 20.0,
                      memory_bytes: int = 256 * 1024**2, pids: int = 128, cpus: float = 1.0,
-                     name_prefix: str = "cl-ex", labels: Mapping[str, str] | None = None) -> ScriptRun:
+                     script_name: str = "ex3-run.sh", name_prefix: str = "cl-ex",
+                     labels: Mapping[str, str] | None = None) -> ScriptRun:
     """Run ``text`` with a real shell in a throwaway container, ``docker`` replaced by a recording stand-in.
 
     The container has no network (``--network none``), a read-only root file system, a
@@ -129,7 +132,9 @@ def run_shell_script(text: str, folder: Path, *, image: str, shell: str = "bash"
     is the working folder, so ``$(pwd)``, ``$PWD``, ``service/.env`` and absolute paths
     resolve as in the student's terminal, and paths recorded inside need no mapping back.
     Everything else the script runs (``grep``, ``cut``, ``.``/``source``, ``export``) runs
-    for real, with the programs of ``image``.
+    for real, with the programs of ``image``. The shell gets the text with ``-c`` and
+    ``$0`` set to ``folder/script_name``, so ``cd "$(dirname "$0")"`` stays in the folder
+    and the shell's messages name the student's file.
 
     Args:
         text: the script.
@@ -137,6 +142,7 @@ def run_shell_script(text: str, folder: Path, *, image: str, shell: str = "bash"
         image: the image that provides the shell (``python:3.13-slim``: bash, and dash as ``sh``;
             the stand-in needs its ``/usr/local/bin/python3``).
         shell: the shell to run the script with, a program of ``image`` (``"bash"`` or ``"sh"``).
+        script_name: the script's file name in ``folder``, for ``$0``.
         seconds: the script is stopped after this many seconds.
         memory_bytes: memory limit in bytes (no swap beyond it).
         pids: most processes at once.
@@ -164,7 +170,8 @@ def run_shell_script(text: str, folder: Path, *, image: str, shell: str = "bash"
             path.chmod(0o644)
         try:
             container = client().containers.run(
-                image, ["python3", f"{TOOLS}/wrapper.py", shell, f"{TOOLS}/script.sh", str(folder), str(seconds)],
+                image, ["python3", f"{TOOLS}/wrapper.py", shell, f"{TOOLS}/script.sh", str(folder), str(seconds),
+                        str(folder / script_name)],
                 detach=True, name=f"{name_prefix}-script-{uuid.uuid4().hex[:10]}",
                 labels=_with_run_labels(labels), network_mode="none", working_dir=str(folder),
                 user=f"{os.getuid()}:{os.getgid()}", environment={"PATH": _BASE_PATH, "HOME": "/tmp"},
