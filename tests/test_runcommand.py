@@ -363,3 +363,10 @@ def test_windows_line_ends_are_read_as_the_notebook_writes_them() -> None:
     """Does a script with CRLF line ends (pasted from Windows) run as with LF ends?"""
     spec = read("export API_TOKEN=abc\r\ndocker run -e API_TOKEN \\\r\n  -v ./service/data:/data:ro cl-ex-ex3\r\n")
     assert spec.environment == {"API_TOKEN": "abc"} and spec.volumes == {DATA: {"bind": "/data", "mode": "ro"}}
+
+
+@pytest.mark.parametrize("bomb", [":(){ :|:& };:", "yes | head -c 100000000", "python3 -c \"x = ' ' * 2 * 10**9\""],
+                         ids=["processes", "output", "memory"])
+def test_a_bomb_before_docker_run_stays_in_the_sandbox(bomb: str) -> None:
+    """Do a fork bomb, 100 MB of output or a 2 GB allocation hit the sandbox's limits and leave the call recorded?"""
+    assert read(f"{bomb}\ndocker run -e API_TOKEN=abc cl-ex-ex3", seconds=8).environment == {"API_TOKEN": "abc"}

@@ -28,8 +28,9 @@ from .client import EngineError, _with_run_labels, client
 
 #: Where the sandbox finds its tools (the ``docker`` stand-in first on ``PATH``, the wrapper, the script).
 TOOLS = "/cl-check"
-#: Where, inside the sandbox, the stand-in writes one JSON file per call (a ``tmpfs``).
-RECORDS = "/tmp/cl-docker-calls"
+#: Where, inside the sandbox, the stand-in writes one JSON file per call (a ``tmpfs`` of its own, apart from
+#: the script's ``/tmp``, so that a script that fills ``/tmp`` does not lose its calls).
+RECORDS = "/cl-calls"
 #: The line before the wrapper's JSON report in the sandbox's output.
 _MARK = "=== containerlab script report ==="
 #: The environment the script starts with: nothing of the grader's own environment.
@@ -39,7 +40,6 @@ _BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # argument can hold no NUL byte), where it was run and with which environment, then ends with status 0.
 _STAND_IN = f"""#!/usr/local/bin/python3
 import json, os, sys, time
-os.makedirs({RECORDS!r}, exist_ok=True)
 record = {{"argv": sys.argv[1:], "cwd": os.getcwd(),
           "env": dict(os.environ)}}
 name = os.path.join({RECORDS!r}, "%020d-%d.json" % (time.monotonic_ns(), os.getpid()))
@@ -47,41 +47,50 @@ with open(name, "w", encoding="utf-8") as handle:
     json.dump(record, handle, ensure_ascii=True)
 """
 
-# Runs the script with a deadline, keeps the last of its output, and prints one JSON report.
+# Runs the script with a deadline, keeps the last 4 KiB of its output (read from a pipe, never stored
+# whole), and prints one JSON report.
 _WRAPPER = f"""
-import json, os, signal, subprocess, sys
+import json, os, signal, subprocess, sys, threading
 shell, script, folder, seconds, name = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
 with open(script, encoding="utf-8") as handle:
     text = handle.read()
 env = {{"PATH": "{TOOLS}/bin:{_BASE_PATH}", "HOME": "/tmp", "LANG": "C.UTF-8", "PWD": folder}}
-os.makedirs({RECORDS!r}, exist_ok=True)
-with open("/tmp/cl-output", "wb") as out:
-    child = subprocess.Popen([shell, "-c", text, name], cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
-    timed_out = False
-    try:
-        code = child.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        timed_out, code = True, None
-    try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    if timed_out:
-        child.wait()
+tail = bytearray()
+
+def pump(stream):
+    while True:
+        chunk = stream.read1(65536)
+        if not chunk:
+            return
+        tail.extend(chunk)
+        del tail[:-4096]
+
+child = subprocess.Popen([shell, "-c", text, name], cwd=folder, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+reader = threading.Thread(target=pump, args=(child.stdout,), daemon=True)
+reader.start()
+timed_out = False
+try:
+    code = child.wait(timeout=seconds)
+except subprocess.TimeoutExpired:
+    timed_out, code = True, None
+try:
+    os.killpg(child.pid, signal.SIGKILL)
+except OSError:
+    pass
+if timed_out:
+    child.wait()
+reader.join(timeout=2)
 records = []
-for name in sorted(os.listdir({RECORDS!r})):
+for entry in sorted(os.listdir({RECORDS!r})):
     try:
-        with open(os.path.join({RECORDS!r}, name), encoding="utf-8") as handle:
+        with open(os.path.join({RECORDS!r}, entry), encoding="utf-8") as handle:
             records.append(json.load(handle))
     except (OSError, ValueError):
         pass
-with open("/tmp/cl-output", "rb") as out:
-    out.seek(0, 2)
-    out.seek(max(0, out.tell() - 4096))
-    tail = out.read().decode("utf-8", "replace")
 print({_MARK!r})
-print(json.dumps({{"exit_code": code, "timed_out": timed_out, "calls": records, "output": tail}}))
+print(json.dumps({{"exit_code": code, "timed_out": timed_out, "calls": records,
+                  "output": bytes(tail).decode("utf-8", "replace")}}))
 """
 
 
@@ -126,7 +135,7 @@ def run_shell_script(text: str, folder: Path, *, image: str, shell: str = "bash"
     """Run ``text`` with a real shell in a throwaway container, ``docker`` replaced by a recording stand-in.
 
     The container has no network (``--network none``), a read-only root file system, a
-    16 MiB ``/tmp`` in memory, every capability dropped, no new privileges, the given
+    16 MiB ``/tmp`` in memory (and 4 MiB apart for the recorded calls), every capability dropped, no new privileges, the given
     memory, process and CPU limits, and runs as this process's user and group (so it
     reads the files this user can). ``folder`` is mounted read-only at its own path and
     is the working folder, so ``$(pwd)``, ``$PWD``, ``service/.env`` and absolute paths
@@ -178,7 +187,8 @@ def run_shell_script(text: str, folder: Path, *, image: str, shell: str = "bash"
                 volumes={str(folder): {"bind": str(folder), "mode": "ro"}, str(tools): {"bind": TOOLS, "mode": "ro"}},
                 mem_limit=memory_bytes, memswap_limit=memory_bytes, pids_limit=pids, nano_cpus=int(cpus * 1e9),
                 read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-                tmpfs={"/tmp": "rw,nosuid,nodev,size=16m,mode=1777"})
+                tmpfs={"/tmp": "rw,nosuid,nodev,size=16m,mode=1777",
+                       RECORDS: "rw,nosuid,nodev,noexec,size=4m,mode=1777"})
         except docker.errors.APIError as exc:
             raise EngineError(f"Could not start the sandbox for the run script: {exc.explanation}") from exc
         try:
