@@ -46,6 +46,7 @@ bench: images ## print measured build times, image sizes and class grading speed
 	$(BIN)/python benchmarks/sizes.py
 	$(BIN)/python benchmarks/book.py
 	$(BIN)/python benchmarks/grading.py
+	$(BIN)/python benchmarks/class_tools.py
 
 lock: ## re-pin requirements/course.lock and every image's requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --quiet -o requirements/course.lock

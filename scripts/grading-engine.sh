@@ -175,8 +175,15 @@ make_disk() {
     mkdir -p "$state" "$mnt"
     if mountpoint -q "$mnt"; then return; fi
     local want=$((disk_gb * 1024 * 1024 * 1024))
-    if [[ -f $disk && $(stat -c %s "$disk") -ne $want ]]; then
-        say "the disk image $disk has another size than ${disk_gb} GB; using it as it is (stop --purge to remake it)"
+    if [[ -f $disk ]] && (($(stat -c %s "$disk") < want)); then
+        # A disk left by an earlier start with a smaller size: grow it (ext4 grows in place), so that
+        # the size asked for now holds; its build cache and base images stay.
+        say "growing the disk image $disk to ${disk_gb} GB"
+        truncate -s "$want" "$disk"
+        e2fsck -f -y "$disk" >/dev/null 2>&1 || true
+        resize2fs "$disk" >/dev/null 2>&1 || die "could not grow $disk to ${disk_gb} GB; stop --purge to remake it"
+    elif [[ -f $disk ]] && (($(stat -c %s "$disk") > want)); then
+        say "the disk image $disk is larger than ${disk_gb} GB; using it as it is (stop --purge to remake it)"
     fi
     if [[ ! -f $disk ]]; then
         local free

@@ -161,6 +161,10 @@ def test_a_student_squeezed_by_a_neighbour_is_graded_again_alone(tmp_path: Path,
     assert sum("graded again, alone on the engine" in line and "disk was full" in line for line in said) == 2, said
     saved = json.loads(batch.result_path(tmp_path / "out", keys["cat"]).read_text())
     assert saved["grade"]["pressure"] == {"ex1": ["the engine's disk was full"]}
+    # the result files say whose grade is a second one, and why (the class report lists them)
+    assert saved["grade"]["regraded"] == {"ex1": ["the engine's disk was full"]}
+    assert grades["ann"].regraded == {"ex1": ["the engine's disk was full"]}
+    assert grades["bob"].regraded == grades["dan"].regraded == {}
 
 
 def test_a_student_graded_alone_is_not_graded_twice(tmp_path: Path, fake: Path) -> None:

@@ -35,6 +35,10 @@ GRADE_OPTIONS = ["--build-timeout", "600", "--jobs", "2"]
 #: dependency layers in its build cache: with a short build timeout the endless step costs three minutes
 #: beside the other bombs, instead of ten minutes alone at the end of one long run.
 HOSTILE_OPTIONS = ["--build-timeout", "180", "--jobs", "2"]
+#: The corpus engine's disk. On the containerd image store every image is kept twice (its compressed
+#: layers and their unpacked snapshots): the base images take about 5 GB of it, and each distinct
+#: dependency layer 0.7 GB more. 8 GB ran out of space a few submissions in (Engine 26.1, 2026-12-07).
+CORPUS_DISK_BYTES = 16 * 1024**3
 
 
 def test_every_case_file_is_well_formed() -> None:
@@ -70,7 +74,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, obje
         corpus.materialise(case, submitted / case.id / exercises.ASSIGNMENT)
         runs["grades-hostile" if case.path.parent.name == "hostile" else "grades"][0].append(case.id)
     engine_for_the_run = contextlib.nullcontext() if NO_SANDBOX else sandbox.running(
-        limits=sandbox.EngineLimits(disk_bytes=8 * 1024**3), name="cl-test-corpus", link="10.213.253.0/30")
+        limits=sandbox.EngineLimits(disk_bytes=CORPUS_DISK_BYTES), name="cl-test-corpus", link="10.213.253.0/30")
     rows: dict[str, dict[str, str]] = {}
     feedback: dict[str, str] = {}
     with engine_for_the_run:

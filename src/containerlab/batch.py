@@ -598,8 +598,10 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
                 signs = "; ".join(dict.fromkeys(sign for signs in grade.pressure.values() for sign in signs))
                 events.put(("say", task.key, f"{task.student}: graded again, alone on the engine, because while "
                                              f"others were graded beside them {signs}."))
+                first = grade.pressure
                 with gate.alone():
                     grade = grade_once()
+                grade.regraded = first  # the result file says that this grade is a second one, and why
             if grade.problems and not engine.answers():
                 # A check that met a dead engine may have recorded it as the student's problem: such a
                 # grade is not the student's and is never saved (the rerun grades them again).

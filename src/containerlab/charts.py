@@ -1,16 +1,18 @@
-"""Charts for the book's measurements (matplotlib); measurement lives in :mod:`containerlab.layers`.
+"""Charts (matplotlib): the book's measurements, and a class's grades for the class report.
 
-Functions here take plain numbers or the tables :mod:`containerlab.layers`
-returns and give back a matplotlib ``Figure``; they never talk to the engine.
+Functions here take plain numbers or tables (measured by :mod:`containerlab.layers`,
+counted by :mod:`containerlab.classstats`) and give back a matplotlib ``Figure``;
+they never talk to the engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 #: Colours of the layer categories in :func:`layer_chart`, bottom to top.
 CATEGORY_COLOURS = {
@@ -99,6 +101,101 @@ def layer_chart(breakdowns: Mapping[str, pd.DataFrame], *, title: str = "What ea
     ax.set_xlabel("size in MB (10^6 bytes, uncompressed)")
     ax.set_title(title)
     ax.legend(loc="lower right", frameon=False, fontsize="small")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+# --------------------------------------------------------------------------- a class's grades
+
+#: Colours of the verdicts in :func:`check_outcomes`, left to right.
+VERDICT_COLOURS = {"passed": "#59a14f", "failed": "#e15759", "not attempted": "#bab0ac", "not graded": "#f1ce63"}
+
+
+def score_spread(counts: Mapping[str, Mapping[float, int]], maxima: Mapping[str, float], *,
+                 title: str = "Points per exercise") -> Figure:
+    """One bar chart per exercise: how many students got each score.
+
+    Args:
+        counts: exercise key to score (points) to number of students, drawn left to right.
+        maxima: exercise key to its points available (named under its chart).
+        title: the figure's title.
+
+    Returns:
+        The figure.
+    """
+    keys = list(counts)
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1) + 0.5, 3), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        scores = sorted(counts[key])
+        ax.bar([f"{s:g}" for s in scores], [counts[key][s] for s in scores], color="#4e79a7")
+        ax.set_title(key)
+        ax.set_xlabel(f"points (of {maxima[key]:g})")
+        ax.tick_params(axis="x", labelsize="small")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # students come whole
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0][0].set_ylabel("students")
+    fig.suptitle(title)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def check_outcomes(table: pd.DataFrame, *, title: str) -> Figure:
+    """Stacked horizontal bars, one per check: students per verdict.
+
+    Args:
+        table: one row per check (its label as the index, drawn top to bottom) and a column of
+            student counts for each verdict of :data:`VERDICT_COLOURS` that it has.
+        title: the chart's title.
+
+    Returns:
+        The figure.
+    """
+    labels = list(table.index)[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(labels) + 1.4))
+    left = pd.Series(0, index=labels)
+    for verdict, colour in VERDICT_COLOURS.items():
+        if verdict not in table or table[verdict].sum() == 0:
+            continue
+        values = table[verdict].reindex(labels)
+        ax.barh(labels, values, left=left, color=colour, label=verdict)
+        left += values
+    ax.set_xlabel("students")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    ax.tick_params(axis="y", labelsize="small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.5 / max(len(labels), 1)), ncol=4,
+              frameon=False, fontsize="small")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def ranking(counts: Sequence[tuple[str, int]], *, xlabel: str, title: str) -> Figure:
+    """Horizontal bars of counts, the first pair on top, each labelled with its count.
+
+    Args:
+        counts: ``(label, count)`` pairs, e.g. a cause of failure and the students it hit.
+        xlabel: what is counted.
+        title: the chart's title.
+
+    Returns:
+        The figure.
+    """
+    labels = [label for label, _ in counts][::-1]
+    values = [n for _, n in counts][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(labels) + 1.2))
+    bars = ax.barh(labels, values, color="#e15759")
+    longest = max(values, default=0) or 1
+    for bar, value in zip(bars, values):
+        ax.text(bar.get_width() + longest * 0.01, bar.get_y() + bar.get_height() / 2, str(value), va="center")
+    ax.set_xlim(0, longest * 1.15)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     plt.close(fig)

@@ -215,6 +215,36 @@ def _cmd_gradebook(args: argparse.Namespace) -> None:
               "grade the free-text answers in formgrader, then `nbgrader export`.")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from . import classreport
+
+    written = classreport.write_report([Path(d) for d in args.folders], out=Path(args.out) if args.out else None,
+                                       compare=[Path(d) for d in args.compare])
+    print(classreport.summary(written))
+
+
+def _cmd_gradebook_export(args: argparse.Namespace) -> None:
+    from . import gradebook, lms
+
+    try:
+        result = lms.export(Path(args.out), lms=args.format, ids=Path(args.ids), dest=Path(args.dest),
+                            db_url=args.db or gradebook.course_db_url(Path(args.course)), title=args.title)
+    except (lms.IdMapInvalid, gradebook.GradebookMismatch) as exc:
+        raise CommandError(str(exc)) from exc
+    print(lms.summary(result))
+
+
+def _cmd_lookalike(args: argparse.Namespace) -> None:
+    from . import batch, lookalike, report
+
+    try:
+        result = lookalike.report(Path(args.submissions), out=Path(args.out))
+    except batch.SubmissionsNotFound as exc:
+        raise CommandError(str(exc)) from exc
+    print(report.lookalike_text(result.pairs, result.answers.problems, students=len(result.answers.lines)))
+    print(f"\nThe report: {result.html} (shared lines of each flagged pair), every pair: {result.csv}")
+
+
 def _cmd_exercises(args: argparse.Namespace) -> None:
     if args.action == "generate":
         print(f"Student versions written to {exercises.write_student_versions()}")
@@ -412,6 +442,53 @@ def build_parser() -> argparse.ArgumentParser:
                    "CourseDirectory.db_url, else sqlite:///DIR/gradebook.db)")
     q.add_argument("--no-feedback", action="store_true", help="do not write DIR/feedback/<student>/ch14/*.html")
     q.set_defaults(func=_cmd_gradebook)
+    from . import lms
+
+    q = actions.add_parser(
+        "export", help="write the grades as Canvas's or Moodle's grade import CSV",
+        description="Write the automatic points of OUT/results and the free-text points a person gave in "
+        "formgrader (nbgrader's database) as an LMS's grade import file, students matched by an id map: a CSV "
+        "whose first column is the grader's student (folder name or key) and whose other columns are the LMS's "
+        "user columns (Canvas: ID, SIS User ID, SIS Login ID, Student, Section; Moodle: Email address, Username, "
+        "ID number). Students who cannot be matched are printed and written to FILE's .unmatched.csv.")
+    q.add_argument("out", metavar="OUT", help="the --out folder of `containerlab grade` (holds results/)")
+    q.add_argument("--format", required=True, choices=lms.formats(), help="the LMS's import format")
+    q.add_argument("--ids", required=True, metavar="MAP.csv", help="the id map (grader's student -> LMS user)")
+    q.add_argument("--out", dest="dest", required=True, metavar="FILE", help="the import file to write")
+    q.add_argument("--title", default="ch14", help="the LMS's grade column; for Canvas as its export heads "
+                   "it, 'Title (assignment id)' (default: ch14)")
+    q.add_argument("--course", default=".", metavar="DIR", help="nbgrader's course directory (default: .)")
+    q.add_argument("--db", metavar="URL", help="nbgrader's database (default: as for `gradebook nbgrader`)")
+    q.set_defaults(func=_cmd_gradebook_export)
+
+    p = sub.add_parser(
+        "lookalike",
+        help="list pairs of students whose Dockerfiles, run commands or compose files look alike (not a grade)",
+        description="Read every student's answer files from their notebooks (as `grade` does), normalise what "
+        "does not matter (case, whitespace, comments, ARG and stage names, the order of ENV/LABEL/EXPOSE lines, "
+        "of docker run options, of compose keys), discount the starter text, the official solution and lines "
+        "many students wrote, and list the pairs much closer to each other than to the rest of the class. "
+        "Writes OUT/lookalike.html and OUT/lookalike.csv. A report for a person to read, never a grade.",
+    )
+    p.add_argument("submissions", help="folder with one subfolder per student")
+    p.add_argument("--out", default="lookalike", help="where to write the report (default: lookalike)")
+    p.set_defaults(func=_cmd_lookalike)
+
+    p = sub.add_parser(
+        "report",
+        help="the instructor's view of a graded class: an HTML page with charts, and its figures as CSV",
+        description="Read GRADES/results/*.json (the --out folder of `containerlab grade`; several folders, "
+        "e.g. shards, are merged as `gradebook merge` merges them) and write index.html and CSV files: points "
+        "per exercise, students who passed, failed or were not graded on each check, the named causes of "
+        "failures with the book's section that teaches the fix, and students graded again or not graded. "
+        "A result file that cannot be read is named and skipped. Reads result files only (no engine).",
+    )
+    p.add_argument("folders", nargs="+", metavar="GRADES", help="--out folders of `containerlab grade`")
+    p.add_argument("--out", metavar="DIR", help="where to write the report (default: GRADES/report, of the first)")
+    p.add_argument("--compare", action="append", default=[], metavar="OTHER_GRADES",
+                   help="another grading run of the same class (repeat for its shards): list every check "
+                   "whose verdict differs for the same student")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("exercises", help="generate the student versions of the exercises, or check them",
                        description="`generate` runs nbgrader's generate_assignment on solutions/ch14 and "

@@ -5,11 +5,12 @@ The class grader writes one result file per student, ``OUT/results/<key>.json``
 module turns result files into the class's gradebooks:
 
 - :func:`write_csv`: ``gradebook.csv``, automatic points per exercise;
-- :func:`load_results` and :func:`merge`: the result folders of one or many
+- :func:`load_results`, :func:`newest_results` and :func:`merge`: the result folders of one or many
   machines (shards) into one set of grades;
 - :func:`to_nbgrader`: the automatic points, per graded cell, into nbgrader's
   gradebook database, the one formgrader and ``nbgrader export`` read, so that
-  a person's manual points and the automatic ones add up in one place;
+  a person's manual points and the automatic ones add up in one place, and
+  :func:`manual_points`: those manual points read back (for :mod:`containerlab.lms`);
 - :func:`write_nbgrader_feedback`: the feedback pages where nbgrader's
   ``release_feedback`` picks them up.
 
@@ -159,7 +160,7 @@ def read_result(path: Path) -> ResultFile:
                                 f"{RESULT_FORMAT} (grade again, or use the containerlab that wrote it).")
     try:
         grade = StudentGrade.from_dict(data["grade"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: a list where a mapping goes
         raise ResultFileInvalid(f"{path} holds an incomplete grade ({type(exc).__name__}: {exc}).") from exc
     try:  # a time written in the file survives copies between machines; a file's mtime may not
         graded_at = datetime.fromisoformat(str(data["graded_at"])).astimezone(timezone.utc)
@@ -187,6 +188,53 @@ def load_results(folder: Path) -> list[StudentGrade]:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def newest_results(folders: Iterable[Path], *, say: Callable[[str], None] = _say,
+                   invalid: Callable[[Path, ResultFileInvalid], None] | None = None) -> list[ResultFile]:
+    """Read the result files of several grading runs (shards, machines) and keep one per student: the newer.
+
+    A student's identity is their key (their name when a file has none). Of two files of one student,
+    the one with the later ``graded_at`` (else modification time) is kept, and ``say`` is told which,
+    and also when the two graded different submissions (their fingerprints differ).
+
+    Args:
+        folders: ``--out`` folders of ``containerlab grade``, read in this order.
+        say: receives one sentence per student found more than once.
+        invalid: receives each result file that cannot be read and the error (which names the file and
+            why), and the file is left out; ``None``: such a file raises.
+
+    Returns:
+        The kept result files, sorted by student.
+
+    Raises:
+        ResultsNotFound: a folder has no ``results/`` folder.
+        ResultFileInvalid: a result file cannot be read and ``invalid`` is ``None``.
+    """
+    kept: dict[str, ResultFile] = {}
+    for folder in folders:
+        for path in _result_files(folder):
+            try:
+                new = read_result(path)
+            except ResultFileInvalid as exc:
+                if invalid is None:
+                    raise
+                invalid(path, exc)
+                continue
+            identity = new.grade.key or new.grade.student
+            old = kept.get(identity)
+            if old is None:
+                kept[identity] = new
+                continue
+            newer, older = (new, old) if new.graded_at >= old.graded_at else (old, new)
+            kept[identity] = newer
+            message = (f"{newer.grade.student}: graded in {older.path.parent.parent} and in "
+                       f"{newer.path.parent.parent}; kept the newer ({newer.graded_at:%Y-%m-%d %H:%M:%S} UTC).")
+            if newer.fingerprint != older.fingerprint:
+                message += (f" The two graded different submissions (fingerprint {older.fingerprint or '?'} "
+                            f"then {newer.fingerprint or '?'}): check which one the student handed in last.")
+            say(message)
+    return sorted(kept.values(), key=lambda r: (r.grade.student, r.grade.key))
 
 
 def merge(folders: list[Path], out: Path, *, say: Callable[[str], None] = _say) -> list[StudentGrade]:
@@ -219,38 +267,20 @@ def merge(folders: list[Path], out: Path, *, say: Callable[[str], None] = _say) 
     """
     from . import report
 
-    kept: dict[str, ResultFile] = {}
-    found = 0
     inputs = list(folders)
     if (out / "results").is_dir() and out.resolve() not in {f.resolve() for f in inputs}:
         inputs.insert(0, out)
-    for folder in inputs:
-        for path in _result_files(folder):
-            found += 1
-            new = read_result(path)
-            identity = new.grade.key or new.grade.student
-            old = kept.get(identity)
-            if old is None:
-                kept[identity] = new
-                continue
-            newer, older = (new, old) if new.graded_at >= old.graded_at else (old, new)
-            kept[identity] = newer
-            message = (f"{newer.grade.student}: graded in {older.path.parent.parent} and in "
-                       f"{newer.path.parent.parent}; kept the newer ({newer.graded_at:%Y-%m-%d %H:%M:%S} UTC).")
-            if newer.fingerprint != older.fingerprint:
-                message += (f" The two graded different submissions (fingerprint {older.fingerprint or '?'} "
-                            f"then {newer.fingerprint or '?'}): check which one the student handed in last.")
-            say(message)
-    if not found:
+    kept = newest_results(inputs, say=say)
+    if not kept:
         raise ResultsNotFound(f"No result file in {', '.join(str(f / 'results') for f in folders)}.")
     target = out / "results"
     target.mkdir(parents=True, exist_ok=True)
-    for item in kept.values():
+    for item in kept:
         destination = target / item.path.name
         if destination.resolve() != item.path.resolve():
             _write_atomically(destination, item.path.read_text(encoding="utf-8"))
             os.utime(destination, (item.graded_at.timestamp(), item.graded_at.timestamp()))
-    grades = sorted((r.grade for r in kept.values()), key=lambda g: (g.student, g.key))
+    grades = [r.grade for r in kept]
     write_csv(grades, out / "gradebook.csv")
     for grade in grades:
         report.write_feedback(grade, out / "feedback")
@@ -490,6 +520,57 @@ def to_nbgrader(grades: Iterable[StudentGrade], *, db_url: str, assignment: str 
                     continue
                 comment.auto_comment = "No response." if same else None
             gb.db.commit()
+
+
+def manual_points(students: Iterable[str], *, db_url: str, assignment: str = ASSIGNMENT,
+                  solutions: Path = SOLUTIONS) -> dict[str, float | None]:
+    """Read back the points a person gave the free-text answers, from nbgrader's gradebook database.
+
+    The free-text answers are the graded cells that name no check
+    (:attr:`GradedCell.manual`). A cell counts once a person scored it in
+    formgrader (its ``manual_score``) or nbgrader scored an untouched answer 0
+    (its ``auto_score``, "No response."); its points are nbgrader's
+    ``Grade.score`` (the manual score wins, extra credit included), the figure
+    ``nbgrader export`` adds up.
+
+    Args:
+        students: the grader's student names (nbgrader's student ids, as :func:`to_nbgrader` writes them).
+        db_url: nbgrader's database, e.g. ``sqlite:////course/gradebook.db``.
+        assignment: nbgrader's assignment id.
+        solutions: the source notebooks whose graded cells say which answers a person grades.
+
+    Returns:
+        Per student, the sum of the free-text points, or None when one of the
+        answers has no score yet (or the student is not in the database).
+
+    Raises:
+        ResultsNotFound: ``db_url`` names a SQLite file that does not exist (it would be made empty).
+    """
+    from nbgrader.api import MissingEntry
+    from sqlalchemy.engine import make_url
+
+    url = make_url(absolute_db_url(db_url))
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).is_file():
+        raise ResultsNotFound(f"There is no nbgrader database {url.database}; write the automatic points there "
+                              "with `containerlab gradebook nbgrader` and grade the free-text answers in formgrader.")
+    manual = [c for c in graded_cells(solutions) if c.manual]
+    found: dict[str, float | None] = {}
+    with _nbgrader_gradebook(url.render_as_string(hide_password=False)) as gb:
+        for student in students:
+            total: float | None = 0.0
+            for cell in manual:
+                try:
+                    record = gb.find_grade(cell.grade_id, cell.notebook, assignment, student)
+                except MissingEntry:
+                    total = None
+                    break
+                if record.manual_score is None and record.auto_score is None:
+                    total = None
+                    break
+                total += float(record.score)
+            found[student] = total
+    return found
 
 
 def _unchanged_answers(gb: Any, handed_in: Path, assignment: str) -> dict[tuple[str, str], bool]:

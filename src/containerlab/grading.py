@@ -70,6 +70,9 @@ class StudentGrade:
         grader_errors: per exercise key, the grader's own failure on it (an exception inside the
             grader, never the student's mistake): the exercise is not graded, the batch's summary
             names it, and the next run grades it again.
+        regraded: per exercise key, the pressure signs of a first grading beside other students that
+            made the class grader grade this student again, alone on the engine; this grade is the
+            second one. Empty when the student was graded once.
     """
 
     student: str
@@ -80,6 +83,7 @@ class StudentGrade:
     seconds: float = 0.0
     pressure: dict[str, list[str]] = field(default_factory=dict)
     grader_errors: dict[str, str] = field(default_factory=dict)
+    regraded: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -103,6 +107,7 @@ class StudentGrade:
             "seconds": self.seconds,
             "pressure": {ex: list(p) for ex, p in self.pressure.items()},
             "grader_errors": dict(self.grader_errors),
+            "regraded": {ex: list(p) for ex, p in self.regraded.items()},
         }
 
     @classmethod
@@ -123,6 +128,7 @@ class StudentGrade:
             seconds=float(data.get("seconds", 0.0)),
             pressure={ex: list(p) for ex, p in data.get("pressure", {}).items()},
             grader_errors=dict(data.get("grader_errors", {})),
+            regraded={ex: list(p) for ex, p in data.get("regraded", {}).items()},
         )
 
 
@@ -199,18 +205,24 @@ def hidden_cases(solutions: Path = SOLUTIONS, *, notebook: str = "ex1-write-a-do
     raise FileNotFoundError(f"{notebook} has no HIDDEN_CASES in its hidden test cell.")
 
 
+#: The name of the one check an exercise holds when it could not be graded (the grader failed, or the
+#: notebook could not be read); its real checks are then absent.
+GRADED_CHECK = "graded"
+
+
 def _grader_failed(exercise: Exercise, error: str) -> CheckResults:
     """The result of an exercise the grader itself failed on: not graded, and not the student's doing."""
     return results(exercise.key, [CheckResult(
-        "graded", "The exercise could be graded", False, exercise.max_points,
+        GRADED_CHECK, "The exercise could be graded", False, exercise.max_points,
         f"Not graded yet: the grader itself failed on this exercise ({error}). This is not a mistake in your "
         "work; the exercise is graded again when your instructor runs the grader again.",
         "Nothing to change in your work for this.")])
 
 
 def _not_graded(exercise: Exercise, problem: str) -> CheckResults:
-    return results(exercise.key, [CheckResult("graded", "The exercise could be graded", False, exercise.max_points,
-                                              problem, "Fix the problem named above and submit again.")])
+    return results(exercise.key, [CheckResult(GRADED_CHECK, "The exercise could be graded", False,
+                                              exercise.max_points, problem,
+                                              "Fix the problem named above and submit again.")])
 
 
 def grade_ex1(notebook: Path, work: Path, *, tag: str, cases: list[tuple[dict[str, float], float]],

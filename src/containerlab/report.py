@@ -21,6 +21,7 @@ from .checks import progress as _progress
 if TYPE_CHECKING:  # grading imports the checks; only the type is needed here
     from .doctor import Finding
     from .grading import StudentGrade
+    from .lookalike import Pair as LookalikePair
 
 _PASS, _FAIL, _NOTE = "\u2714", "\u2718", "\u2139"
 
@@ -341,3 +342,62 @@ def render_doctor(findings: Iterable[Finding]) -> str:
     lines.append("All is well." if not problems else
                  f"{len(problems)} problem(s): {', '.join(f.name for f in problems)}; the fixes are above.")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- look-alike submissions
+
+#: The first thing the look-alike report says, in text and HTML.
+LOOKALIKE_HEADER = ("Look-alike submissions: a report for a person to read, NEVER a grade. Students may write "
+                    "alike for good reasons (the same example, allowed teamwork); read the shared lines and "
+                    "talk to them before concluding anything. Lines of the starter text and of the official "
+                    "solution count for nothing, and lines many students wrote count little.")
+
+
+def lookalike_text(pairs: list[LookalikePair], problems: dict[str, list[str]], *, students: int,
+                   context: int = 5) -> str:
+    """The look-alike report as terminal text: the header, the flagged pairs, then the next closest pairs.
+
+    Args:
+        pairs: from :func:`containerlab.lookalike.compare` (flagged first).
+        problems: per student, files that could not be read.
+        students: how many students were compared.
+        context: how many unflagged pairs to show after the flagged ones.
+    """
+    flagged = [p for p in pairs if p.flagged]
+    lines = [LOOKALIKE_HEADER, "", f"{students} students compared; {len(flagged)} pair(s) much closer to each "
+             "other than to the rest of the class:"]
+    for p in flagged + [p for p in pairs if not p.flagged][:context]:
+        mark = "FLAGGED " if p.flagged else "        "
+        files = ", ".join(f"{f} {v:.2f}" for f, v in sorted(p.files.items()))
+        lines.append(f"{mark}{p.a} / {p.b}: similarity {p.similarity:.2f} (each with the class: "
+                     f"{p.typical_a:.2f}, {p.typical_b:.2f}); {files}")
+    if problems:
+        lines.append(f"Files not read, or not read in full, for {len(problems)} student(s): "
+                     + "; ".join(f"{s}: {len(v)} file(s)" for s, v in sorted(problems.items())))
+    return "\n".join(lines)
+
+
+def lookalike_html(pairs: list[LookalikePair], problems: dict[str, list[str]], *, students: int,
+                   context: int = 10) -> str:
+    """The look-alike report as an HTML page: the header, a table of pairs, the shared lines of each flagged pair."""
+    flagged = [p for p in pairs if p.flagged]
+    shown = flagged + [p for p in pairs if not p.flagged][:context]
+    rows = "".join(
+        f"<tr><td>{'&#9873; flagged' if p.flagged else ''}</td><td>{html.escape(p.a)}</td>"
+        f"<td>{html.escape(p.b)}</td><td>{p.similarity:.2f}</td><td>{p.typical_a:.2f} / {p.typical_b:.2f}</td>"
+        f"<td>{html.escape(', '.join(f'{f} {v:.2f}' for f, v in sorted(p.files.items())))}</td></tr>"
+        for p in shown)
+    evidence = []
+    for p in flagged:
+        blocks = "".join(f"<h4>{html.escape(f)}</h4><pre>{html.escape(chr(10).join(lines))}</pre>"
+                         for f, lines in sorted(p.shared.items()))
+        evidence.append(f"<h3>{html.escape(p.a)} / {html.escape(p.b)}: lines of their own they share "
+                        f"(normalised)</h3>{blocks}")
+    unread = "".join(f"<li>{html.escape(s)}: {html.escape('; '.join(v))}</li>" for s, v in sorted(problems.items()))
+    body = (f"<h1>Look-alike submissions</h1><p><strong>{html.escape(LOOKALIKE_HEADER)}</strong></p>"
+            f"<p>{students} students compared; {len(flagged)} pair(s) flagged.</p>"
+            "<table><thead><tr><th></th><th>student</th><th>student</th><th>similarity</th>"
+            "<th>each with the class (median)</th><th>per file</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>{''.join(evidence)}"
+            + (f"<h2>Files not read, or not read in full</h2><ul>{unread}</ul>" if unread else ""))
+    return html_page("Look-alike submissions (not a grade)", body)

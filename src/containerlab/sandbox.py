@@ -464,7 +464,8 @@ def running(*, limits: EngineLimits = EngineLimits(), name: str | None = None,
         images: base images to copy in (default ``CL_GRADING_IMAGES`` or :data:`BASE_IMAGES`).
         link: the /30 between host and its network namespace, e.g. ``"10.213.253.0/30"``
             (default ``CL_GRADING_LINK`` or the script's); two engines need two links.
-        purge: delete its disk when stopping.
+        purge: start from a new disk (what a killed earlier block of the same name left is deleted first),
+            and delete it when stopping.
 
     Yields:
         Its Docker host address. This process is not pointed at it; use :func:`use` or :func:`choose`.
@@ -475,6 +476,8 @@ def running(*, limits: EngineLimits = EngineLimits(), name: str | None = None,
     if link:
         os.environ["CL_GRADING_LINK"] = link
     try:
+        if purge:  # what a killed earlier block left (its engine, its disk and cache) is not this block's
+            stop(name=chosen, purge=True)
         start(limits=limits, name=chosen, images=images)
         try:
             yield host(chosen)

@@ -27,6 +27,9 @@ class CheckResult:
         hidden: whether the check belongs to the instructor's hidden tests.
         note: a finding that is neither a pass nor a failure (the check did not apply, or found a
             right-but-risky choice): it counts as passed, is worth no points, and its hint is shown.
+        cause: for a failure whose cause the grader named from evidence, its kind in
+            :mod:`.causes` (``"no-wheel"``, ``"loopback-only"``); ``""`` otherwise. The message
+            says the same to the student; this is for counting across a class.
     """
 
     name: str
@@ -37,6 +40,7 @@ class CheckResult:
     hint: str = ""
     hidden: bool = False
     note: bool = False
+    cause: str = ""
 
     @property
     def status(self) -> str:

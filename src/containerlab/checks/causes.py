@@ -75,6 +75,52 @@ class Cause:
     hint: str
 
 
+# --------------------------------------------------------------------------- where the book teaches the fix
+
+_DOCKERFILE = "14-3-a-dockerfile-for-a-model-service"
+_CACHING = "14-3-1-layer-caching"
+_BASES = "14-3-2-base-images"
+
+#: For each kind, the page of the book (a file of ``notebooks/`` without ``.md``) and the section heading
+#: on it (as written after ``## ``) that teaches its fix. The class report names them beside each cause;
+#: a test checks that every kind used above has an entry and that every section exists.
+TAUGHT_IN: dict[str, tuple[str, str]] = {
+    BUILD_TIMEOUT: (_CACHING, "When a step fails"),
+    NO_SPACE: (_CACHING, "When a step fails"),
+    BUILD_KILLED: (_DOCKERFILE, "The Dockerfile, line by line"),
+    BUILD_PROCESS_LIMIT: (_CACHING, "When a step fails"),
+    SYNTAX_LINE: (_DOCKERFILE, "The Dockerfile, line by line"),
+    SYNTAX_ERROR: (_DOCKERFILE, "The Dockerfile, line by line"),
+    BASE_UNAVAILABLE: (_BASES, "Two official bases, one service"),
+    PLATFORM_UNAVAILABLE: ("14-2-images-and-containers", 'Where "runs the same" stops'),
+    NO_NETWORK: (_DOCKERFILE, "The Dockerfile, line by line"),
+    PLATFORM_ONLY_PACKAGE: ("14-1-shipping-the-environment", "Same lockfile, different machine"),
+    NO_WHEEL: (_BASES, "Two official bases, one service"),
+    NO_SUCH_PACKAGE: (_CACHING, "When a step fails"),
+    REQUIREMENTS_NOT_COPIED: (_DOCKERFILE, "The Dockerfile, line by line"),
+    FILE_IGNORED: (_CACHING, "What the builder receives: `.dockerignore`"),
+    FILE_MISSING: (_CACHING, "What the builder receives: `.dockerignore`"),
+    LOG_CLIPPED: (_CACHING, "When a step fails"),
+    RUN_COMMAND_NOT_FOUND: (_BASES, "Two official bases, one service"),
+    APT_PACKAGE_MISSING: (_BASES, "Two official bases, one service"),
+    BUILD_OTHER: (_CACHING, "When a step fails"),
+    OUT_OF_MEMORY: (_DOCKERFILE, "Run a container and call it"),
+    COMMAND_NOT_FOUND: (_DOCKERFILE, "Stopping a container, and why exec form matters"),
+    PATH_MISSING: (_BASES, "A multi-stage build"),
+    INTERPRETER_MISSING: (_BASES, "A multi-stage build"),
+    MODULE_NOT_FOUND: (_BASES, "A multi-stage build"),
+    APP_NOT_FOUND: (_DOCKERFILE, "The Dockerfile, line by line"),
+    EXITED_AT_ONCE: (_DOCKERFILE, "The Dockerfile, line by line"),
+    EXITED: (_DOCKERFILE, "Run a container and call it"),
+    KILLED: (_DOCKERFILE, "Stopping a container, and why exec form matters"),
+    LOOPBACK_ONLY: (_DOCKERFILE, "The Dockerfile, line by line"),
+    WRONG_PORT: (_DOCKERFILE, "Run a container and call it"),
+    WRONG_APP: (_DOCKERFILE, "The service we are packaging"),
+    NOTHING_LISTENS: (_DOCKERFILE, "The Dockerfile, line by line"),
+    START_OTHER: (_DOCKERFILE, "Stopping a container, and why exec form matters"),
+}
+
+
 # --------------------------------------------------------------------------- scrubbing
 
 _IPV4 = re.compile(r"\b(?!0\.0\.0\.0\b)(?!127\.0\.0\.1\b)\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")

@@ -50,8 +50,10 @@ SERVES = "a container of the image answers GET /health on port 80"
 SERVES_HINT = "Make the service answer first: the health check below says what stops it."
 
 
-def _result(name: str, passed: bool, message: str = "", hint: str = "", *, hidden: bool = False) -> CheckResult:
-    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, hidden)
+def _result(name: str, passed: bool, message: str = "", hint: str = "", *, hidden: bool = False,
+            cause: str = "") -> CheckResult:
+    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, hidden,
+                       cause=cause)
 
 
 def static_checks(built: service.Built) -> list[CheckResult]:
@@ -104,7 +106,7 @@ def _probe_results(probe: service.Probe | None, *, health: str, predict: str, hi
         if probe.healthy:
             out.append(_result(health, True, "GET /health answered 200.", hidden=hidden))
         else:
-            out.append(_result(health, False, probe.problem, probe.hint, hidden=hidden))
+            out.append(_result(health, False, probe.problem, probe.hint, hidden=hidden, cause=probe.cause))
     if predict:
         if not probe.healthy:
             out.append(_result(predict, False, f"The service never became ready: {probe.problem}",
@@ -183,7 +185,8 @@ def _check(dockerfile: str | Path, context: str | Path, *, tag: str, limits: eng
     built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout, progress=progress)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem,
-                      built.hint or "Fix the problem above and run the answer cell, then this check, again."))
+                      built.hint or "Fix the problem above and run the answer cell, then this check, again.",
+                      cause=built.cause))
     cases = [*service.VISIBLE_CASES, *hidden_cases]
     probe = service.probe_service(built.image, cases, limits=limits, progress=progress) if built.image else None
     shown = None if probe is None else replace(probe, answers=probe.answers[:len(service.VISIBLE_CASES)])

@@ -79,8 +79,8 @@ DESCRIPTIONS = {
 }
 
 
-def _result(name: str, passed: bool, message: str = "", hint: str = "") -> CheckResult:
-    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint)
+def _result(name: str, passed: bool, message: str = "", hint: str = "", *, cause: str = "") -> CheckResult:
+    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, cause=cause)
 
 
 def _mb(size: int) -> str:
@@ -117,7 +117,8 @@ def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
     if found.outcome == cache.BUILD_FAILED:
         assert found.cause is not None
         return _result("deps-reused", False, f"The rebuild after the edit failed: {found.cause.problem}",
-                       "The Dockerfile must build from any copy of the service folder. " + found.cause.hint)
+                       "The Dockerfile must build from any copy of the service folder. " + found.cause.hint,
+                       cause=found.cause.kind)
     if found.deps is None:
         return _result("deps-reused", False, "The build adds no layer of its own.", "Install the requirements.")
     deps, rebuilt = found.deps, found.rebuilt
@@ -446,7 +447,8 @@ def _check(dockerfile: str | Path, context: str | Path, *, tag: str, ex1_image: 
         ex1_dockerfile = Path(dockerfile).with_name("ex1.Dockerfile")
     built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout, progress=progress)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
-              _result("builds", False, built.problem, built.hint or "Fix the problem above and check again."))
+              _result("builds", False, built.problem, built.hint or "Fix the problem above and check again.",
+                      cause=built.cause))
     _progress.emit(progress, _progress.PHASE, "Building the course's single-stage image to compare sizes")
     reference = reference_image(context) if context.is_dir() else ""
     if built.image:
@@ -459,7 +461,7 @@ def _check(dockerfile: str | Path, context: str | Path, *, tag: str, ex1_image: 
     base = built.dockerfile.final_base() if built.dockerfile is not None else None
     sizes = size_checks(built.image, ex1_image=ex1_image, reference=reference, base=base, sizes=measured)
     runtime, probe = probe_checks(built, service.VISIBLE_CASES, limits=limits, progress=progress)
-    runtime = [CheckResult(r.name, DESCRIPTIONS[r.name], r.passed, POINTS[r.name], r.message, r.hint)
+    runtime = [CheckResult(r.name, DESCRIPTIONS[r.name], r.passed, POINTS[r.name], r.message, r.hint, cause=r.cause)
                for r in runtime]
     items = [builds, deps, *sizes]
     improved = improvements(measured, deps, ex1_reinstalls(ex1_dockerfile)) if built.image else []

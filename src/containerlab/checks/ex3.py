@@ -48,8 +48,8 @@ DESCRIPTIONS = {
 }
 
 
-def _result(name: str, passed: bool, message: str = "", hint: str = "") -> CheckResult:
-    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint)
+def _result(name: str, passed: bool, message: str = "", hint: str = "", *, cause: str = "") -> CheckResult:
+    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, cause=cause)
 
 
 def secret_values(context: Path, spec: RunSpec | None) -> list[str]:
@@ -241,7 +241,8 @@ def _check(dockerfile: str | Path, run_command: str | Path, context: str | Path,
     data_dir = context / "data"
     built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout, progress=progress)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
-              _result("builds", False, built.problem, built.hint or "Fix the problem above and check again."))
+              _result("builds", False, built.problem, built.hint or "Fix the problem above and check again.",
+                      cause=built.cause))
     spec: RunSpec | None = None
     problem = ""
     try:
