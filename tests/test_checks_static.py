@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from containerlab import engine
-from containerlab.checks import conceptual, dockerfile, service
+from containerlab.checks import conceptual, dockerfile, policy, service
 
 
 def test_final_base_follows_args_and_stages(tmp_path: Path) -> None:
@@ -88,3 +88,36 @@ def test_unreadable_notebook_is_named(tmp_path: Path) -> None:
     broken.write_text("{not json")
     result = conceptual.check(broken, "ex4-answer", exercise="ex4", manual_points=4).get("answer-present")
     assert not result.passed and "ex4.ipynb is not a valid notebook" in result.message
+
+
+@pytest.mark.parametrize("host_config,option", [
+    ({"Privileged": True}, "--privileged"), ({"CapAdd": ["NET_ADMIN"]}, "--cap-add NET_ADMIN"),
+    ({"PidMode": "host", "SecurityOpt": ["label=disable"]}, "--pid host"),
+    ({"NetworkMode": "container:db"}, "--network container:db"), ({"CgroupnsMode": "host"}, "--cgroupns host"),
+    ({"DeviceRequests": [{"Count": -1}]}, "--gpus"), ({"SecurityOpt": ["seccomp=unconfined"]}, "--security-opt"),
+])
+def test_a_created_containers_config_is_judged_by_the_security_rules(tmp_path: Path, host_config: dict,
+                                                                      option: str) -> None:
+    """Is each weakening HostConfig field of `docker inspect` refused, naming the docker run option?"""
+    baseline = {"HostConfig": {"CgroupnsMode": "private", "IpcMode": "private", "NetworkMode": "bridge"}}
+    with pytest.raises(policy.SecurityRule, match="not a Docker error") as info:
+        policy.judge_container({"HostConfig": host_config}, tmp_path, baseline=baseline)
+    assert option in str(info.value)
+
+
+def test_the_engines_own_defaults_are_not_held_against_the_command(tmp_path: Path) -> None:
+    """Is a mode every container of this engine gets (cgroupns host on a cgroup v1 engine) accepted?"""
+    defaults = {"HostConfig": {"CgroupnsMode": "host", "IpcMode": "private", "NetworkMode": "bridge"}}
+    policy.judge_container(defaults, tmp_path, baseline=defaults)
+    policy.judge_container({"HostConfig": {"NetworkMode": "none", "SecurityOpt": ["no-new-privileges"]}}, tmp_path)
+
+
+def test_bind_sources_outside_the_folder_are_refused_from_the_inspect_data(tmp_path: Path) -> None:
+    """Are a bind of / and of the Docker socket, read from inspect's Mounts, refused without the host path?"""
+    for source, words in (("/", "outside your exercise folder"), ("/run/docker.sock", "Docker socket")):
+        attrs = {"HostConfig": {}, "Mounts": [{"Type": "bind", "Source": source, "Destination": "/x"}]}
+        with pytest.raises(policy.SecurityRule, match=words):
+            policy.judge_container(attrs, tmp_path)
+    (tmp_path / "service").mkdir()
+    policy.judge_container({"Mounts": [{"Type": "bind", "Source": str(tmp_path / "service"), "Destination": "/d"}]},
+                           tmp_path)

@@ -6,7 +6,7 @@ The file is never parsed by hand: ``docker compose config --format json``
 check's variables filled in and once as written (``--no-interpolate``, for
 passwords written into the file). A file that asks for what would weaken the
 grading sandbox is refused with the same rules and words as exercise 3's
-``docker run`` command (:mod:`.runcommand`). :func:`sandboxed` then turns the
+``docker run`` command (:mod:`.policy`). :func:`sandboxed` then turns the
 model into the stack the check starts: the course's API image, a free host port
 on the loopback address, resource limits on every service.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import engine, scan
 from .dockerfile import PLACEHOLDER
-from .runcommand import RunCommandProblem, SecurityRule, inside, security_rule, weakens
+from .policy import RunCommandProblem, SecurityRule, inside, security_rule, weakens
 
 #: The two services the task names.
 API, DB = "api", "db"
@@ -31,7 +31,7 @@ DB_DATA = "/var/lib/postgresql/data"
 #: A password written into a URL (``postgresql://user:PASSWORD@host``).
 _URL_PASSWORD = re.compile(r"://[^:/@\s]+:([^@\s]+)@")
 
-#: Service keys that map to a refused ``docker run`` option (:data:`runcommand.SECURITY_RULES`).
+#: Service keys that map to a refused ``docker run`` option (:data:`.policy.SECURITY_RULES`).
 _SERVICE_RULES = {
     "privileged": "privileged", "cap_add": "cap-add", "devices": "device",
     "device_cgroup_rules": "device-cgroup-rule", "security_opt": "security-opt", "network_mode": "network",

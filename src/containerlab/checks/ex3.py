@@ -3,7 +3,10 @@
 The student writes a Dockerfile (``ex3.Dockerfile``) and the ``docker run``
 command that starts the service with the data folder mounted and the API token
 passed as an environment variable (``ex3-run.sh``). The check builds the image,
-starts the container the way the command says, inside the engine's sandbox,
+runs the command with a real shell and lets Docker read it
+(:func:`.runcommand.read_run_command`: the container is created, judged from
+``docker inspect``, never started), starts the image with the environment and
+mounts Docker gave that container, inside the engine's sandbox,
 and then measures: the container has the mount and the variable, the service
 sees the data and accepts the token, and a scan of every layer, the config and
 the history of the image (:func:`containerlab.scan.scan_image`) finds neither
@@ -19,10 +22,10 @@ from .. import config, engine
 from . import CheckResult, CheckResults, baked, causes, counts_once, results, service
 from . import progress as _progress
 from .progress import Progress
-from .runcommand import RunCommandProblem, RunSpec, SecurityRule, parse_run_command
+from .runcommand import RunCommandProblem, RunSpec, SecurityRule, read_run_command
 from .runcommand import read_env_file as _read_env_file
 
-__all__ = ["RunCommandProblem", "RunSpec", "SecurityRule", "parse_run_command", "check", "runtime_checks",
+__all__ = ["RunCommandProblem", "RunSpec", "SecurityRule", "read_run_command", "check", "runtime_checks",
            "scan_checks", "secret_values"]
 
 EXERCISE = "ex3"
@@ -246,7 +249,8 @@ def _check(dockerfile: str | Path, run_command: str | Path, context: str | Path,
         path = Path(run_command)
         if not path.is_file():
             raise RunCommandProblem(f"There is no file {path.name}: run the cell that writes your run command.")
-        spec = parse_run_command(path.read_text(encoding="utf-8-sig"), folder)
+        _progress.emit(progress, _progress.PHASE, "Running your run command in a sandbox")
+        spec = read_run_command(path.read_text(encoding="utf-8-sig"), folder)
     except RunCommandProblem as exc:
         problem = str(exc)
     if built.image and spec is not None:

@@ -14,6 +14,7 @@ The package is split by job; every public name is also here, so callers write
 - :mod:`.images`: look up, pull, import, measure (size, layers, history), read an image's files;
 - :mod:`.builds`: ``docker buildx build`` with a timeout, and what a failed build says;
 - :mod:`.containers`: plain runs for the book, and the sandbox the checks run submissions in;
+- :mod:`.scripts`: a student's shell script run in a sandbox with a recording ``docker``; containers created, never started;
 - :mod:`.compose`: compose stacks: config, up, ps, logs, port, health, down.
 """
 
@@ -90,6 +91,19 @@ from .containers import (  # noqa: F401  (re-exported)
     wait_http_inside,
     listening_sockets,
     stop_seconds,
+)
+from .scripts import (  # noqa: F401  (re-exported)
+    BlankImage,
+    Created,
+    DockerCall,
+    ScriptRun,
+    create_container,
+    inspect_container,
+    remove_created,
+    remove_volume,
+    run_shell_script,
+    volume_names,
+    volume_options,
 )
 from .compose import (  # noqa: F401  (re-exported)
     ComposeFailed,
