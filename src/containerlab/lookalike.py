@@ -48,7 +48,6 @@ import yaml
 
 from . import answers
 from .checks.conceptual import NotebookUnreadable
-from .checks.runcommand import OPTIONS
 from .exercises import EXERCISES_DIR
 from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS
 
@@ -211,7 +210,46 @@ def normalise_dockerfile(text: str) -> list[str]:
     return ordered + sorted(run)
 
 
-#: Short options of ``docker run`` to their long names (Docker's option table, :data:`runcommand.OPTIONS`).
+#: Options of ``docker container run``: long name -> (shorthand, takes a value), for normalising a run
+#: command's option order and spelling only (grading lets Docker's own client read the command).
+#: From Docker's CLI reference (docker/cli docs/reference/commandline/container_run.md, the table
+#: generated from the CLI's own flag set), plus hidden aliases the CLI still accepts.
+OPTIONS: dict[str, tuple[str, bool]] = {
+    "add-host": ("", True), "annotation": ("", True), "attach": ("a", True), "blkio-weight": ("", True),
+    "blkio-weight-device": ("", True), "cap-add": ("", True), "cap-drop": ("", True),
+    "cgroup-parent": ("", True), "cgroupns": ("", True), "cidfile": ("", True), "cpu-count": ("", True),
+    "cpu-percent": ("", True), "cpu-period": ("", True), "cpu-quota": ("", True),
+    "cpu-rt-period": ("", True), "cpu-rt-runtime": ("", True), "cpu-shares": ("c", True),
+    "cpus": ("", True), "cpuset-cpus": ("", True), "cpuset-mems": ("", True), "detach": ("d", False),
+    "detach-keys": ("", True), "device": ("", True), "device-cgroup-rule": ("", True),
+    "device-read-bps": ("", True), "device-read-iops": ("", True), "device-write-bps": ("", True),
+    "device-write-iops": ("", True), "dns": ("", True), "dns-option": ("", True), "dns-search": ("", True),
+    "domainname": ("", True), "entrypoint": ("", True), "env": ("e", True), "env-file": ("", True),
+    "expose": ("", True), "gpus": ("", True), "group-add": ("", True), "health-cmd": ("", True),
+    "health-interval": ("", True), "health-retries": ("", True), "health-start-interval": ("", True),
+    "health-start-period": ("", True), "health-timeout": ("", True), "help": ("", False),
+    "hostname": ("h", True), "init": ("", False), "interactive": ("i", False),
+    "io-maxbandwidth": ("", True), "io-maxiops": ("", True), "ip": ("", True), "ip6": ("", True),
+    "ipc": ("", True), "isolation": ("", True), "label": ("l", True), "label-file": ("", True),
+    "link": ("", True), "link-local-ip": ("", True), "log-driver": ("", True), "log-opt": ("", True),
+    "mac-address": ("", True), "memory": ("m", True), "memory-reservation": ("", True),
+    "memory-swap": ("", True), "memory-swappiness": ("", True), "mount": ("", True), "name": ("", True),
+    "network": ("", True), "network-alias": ("", True), "no-healthcheck": ("", False),
+    "oom-kill-disable": ("", False), "oom-score-adj": ("", True), "pid": ("", True),
+    "pids-limit": ("", True), "platform": ("", True), "privileged": ("", False), "publish": ("p", True),
+    "publish-all": ("P", False), "pull": ("", True), "quiet": ("q", False), "read-only": ("", False),
+    "restart": ("", True), "rm": ("", False), "runtime": ("", True), "security-opt": ("", True),
+    "shm-size": ("", True), "sig-proxy": ("", False), "stop-signal": ("", True),
+    "stop-timeout": ("", True), "storage-opt": ("", True), "sysctl": ("", True), "tmpfs": ("", True),
+    "tty": ("t", False), "ulimit": ("", True), "use-api-socket": ("", False), "user": ("u", True),
+    "userns": ("", True), "uts": ("", True), "volume": ("v", True), "volume-driver": ("", True),
+    "volumes-from": ("", True), "workdir": ("w", True),
+    # hidden, still accepted by the CLI
+    "net": ("", True), "net-alias": ("", True), "kernel-memory": ("", True),
+    "disable-content-trust": ("", False),
+}
+
+#: Short options of ``docker run`` to their long names.
 _SHORT = {short: name for name, (short, _) in OPTIONS.items() if short}
 
 
