@@ -25,9 +25,11 @@ import hashlib
 import os
 import shutil
 import subprocess
+import threading
 import time
 import tomllib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,13 +196,23 @@ def ensure_images(
     if unknown:
         raise BaseImageError(f"Unknown base image(s) {sorted(unknown)}; the course uses "
                              f"{[b.name for b in BASE_IMAGES]}")
-    outcomes = []
-    for base in wanted:
+
+    def ensure(base: BaseImage) -> Outcome:
         start = time.monotonic()
         action = _ensure_one(base, pull=pull, echo=echo)
-        outcomes.append(Outcome(base.name, action, time.monotonic() - start))
-        echo(f"{base.name}: {action} ({outcomes[-1].seconds:.1f} s)")
-    return outcomes
+        outcome = Outcome(base.name, action, time.monotonic() - start)
+        echo(f"{base.name}: {action} ({outcome.seconds:.1f} s)")
+        return outcome
+
+    # The images made from the root file system are made side by side (the CPython compile uses the
+    # CPUs while the PostgreSQL stand-in mostly downloads and unpacks); one made from another image
+    # waits for it.
+    done: dict[str, Outcome] = {}
+    for batch in ([b for b in wanted if b.after is None], [b for b in wanted if b.after is not None]):
+        with ThreadPoolExecutor(max_workers=max(len(batch), 1), thread_name_prefix="standin") as pool:
+            for outcome in pool.map(ensure, batch):
+                done[outcome.name] = outcome
+    return [done[base.name] for base in wanted]
 
 
 def is_standin(name: str) -> bool:
@@ -263,13 +275,14 @@ def _build_standin(base: BaseImage, digest: str, *, echo: engine.Echo) -> None:
     build_args = {"ROOTFS_IMAGE": parent, "BASE_IMAGE": parent}
     labels = {config.STANDIN_LABEL: base.name, config.INPUTS_LABEL: digest}
     try:
+        # Named lines: two stand-ins are built at once.
         built = engine.build(context, tag=None if base.measured_env else base.name, build_args=build_args,
-                             labels=labels, echo=lambda line: echo(f"  {line}"))
+                             labels=labels, echo=lambda line: echo(f"  {base.standin}| {line}"))
         if base.measured_env:
             measured = _measure_env(built.image.id, base.measured_env)
-            echo(f"  measured in the image: {', '.join(f'{k}={v}' for k, v in measured.items())}")
+            echo(f"  {base.standin}| measured in the image: {', '.join(f'{k}={v}' for k, v in measured.items())}")
             engine.build(context, tag=base.name, build_args={**build_args, **measured}, labels=labels,
-                         echo=lambda line: echo(f"  {line}"))
+                         echo=lambda line: echo(f"  {base.standin}| {line}"))
             engine.remove_unused_image(built.image.id)
     except engine.BuildFailed as exc:
         raise BaseImageError(f"Could not build the stand-in for {base.name}. {exc}") from exc
@@ -298,8 +311,17 @@ def _measure_env(image_id: str, wanted: Sequence[tuple[str, str]], *, timeout: f
     return values
 
 
+#: Held while the root file system image is checked or made: stand-ins are built side by side.
+_ROOTFS_LOCK = threading.Lock()
+
+
 def _ensure_rootfs_image(*, echo: engine.Echo) -> None:
     """Import a Debian minbase root file system as ``ROOTFS_IMAGE`` unless it is there."""
+    with _ROOTFS_LOCK:
+        _make_rootfs_image(echo=echo)
+
+
+def _make_rootfs_image(*, echo: engine.Echo) -> None:
     existing = engine.image(ROOTFS_IMAGE)
     if existing is not None and (existing.labels or {}).get(config.INPUTS_LABEL) == ROOTFS_RECIPE:
         return

@@ -281,6 +281,7 @@ def build(
     previous: str | None = None,
     build_args: Mapping[str, str] | None = None,
     no_cache: bool = False,
+    fast_export: bool = False,
     echo: engine.Echo | None = None,
 ) -> MeasuredBuild:
     """Build an image with ``docker buildx build`` and measure what the build reused.
@@ -296,6 +297,8 @@ def build(
             than the start of this build (cached steps keep their original time).
         build_args: ``--build-arg`` values.
         no_cache: build every step afresh (a cold build).
+        fast_export: compress new layers with zstd, not gzip (see :func:`containerlab.engine.build`);
+            the sizes measured here are unpacked sizes, which it does not change.
         echo: called with each line of builder output while the build runs.
 
     Returns:
@@ -324,7 +327,8 @@ def build(
     try:
         started = time.time()
         result = engine.build(
-            context, tag=tag, dockerfile=dockerfile, build_args=build_args, no_cache=no_cache, echo=echo
+            context, tag=tag, dockerfile=dockerfile, build_args=build_args, no_cache=no_cache,
+            fast_export=fast_export, echo=echo,
         )
         dockerfile_path = Path(dockerfile) if dockerfile else Path(context) / "Dockerfile"
         base = final_base(dockerfile_path, build_args)

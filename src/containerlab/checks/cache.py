@@ -105,7 +105,7 @@ def rebuild_after_edit(image: str, parsed: df.Dockerfile, context: Path, edited:
         dockerfile = scratch / "Dockerfile"
         dockerfile.write_text(parsed.text, encoding="utf-8")
         try:
-            measured = layers.build(copy, tag=tag, dockerfile=dockerfile)
+            measured = layers.build(copy, tag=tag, dockerfile=dockerfile, fast_export=True)
         except engine.BuildFailed as exc:
             cause = service.build_cause(exc, timeout=service.BUILD_TIMEOUT, context=copy, parsed=parsed)
             return EditedRebuild(BUILD_FAILED, edited, cause=cause)
@@ -153,7 +153,7 @@ def _rebuild_again(context: Path, dockerfile: Path, edited: str) -> tuple[layers
     tag = f"cl-ex-edited-{uuid.uuid4().hex[:8]}:check"
     _edit(context / edited, "A second code-only edit")
     try:
-        return tuple(s for s in layers.build(context, tag=tag, dockerfile=dockerfile).steps if s.layer is not None)
+        return tuple(s for s in layers.build(context, tag=tag, dockerfile=dockerfile, fast_export=True).steps if s.layer is not None)
     except engine.BuildFailed:
         return None
     finally:

@@ -96,7 +96,7 @@ def reference_image(context: Path) -> str:
     """
     try:
         engine.build(context, tag=REFERENCE_TAG, dockerfile=config.SERVICE_DIR / "Dockerfile",
-                     labels={service.CHECK_LABEL: "reference"})
+                     labels={service.CHECK_LABEL: "reference"}, fast_export=True)
     except engine.BuildFailed:
         return ""
     return REFERENCE_TAG

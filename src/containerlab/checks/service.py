@@ -160,7 +160,7 @@ def build_submission(dockerfile: str | Path, context: str | Path, *, tag: str,
         cleaned.write_text(parsed.text, encoding="utf-8")
         try:
             result = engine.build(context, tag=tag, dockerfile=cleaned, build_args=build_args,
-                                  labels={CHECK_LABEL: "student-image"}, timeout=timeout,
+                                  labels={CHECK_LABEL: "student-image"}, timeout=timeout, fast_export=True,
                                   echo=_progress.build_echo(progress))
         except KeyboardInterrupt:
             _undo_tag(tag, old.id if old is not None else None)

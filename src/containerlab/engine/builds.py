@@ -19,7 +19,7 @@ from docker.models.images import Image
 
 from .client import (Echo, EngineError, EngineUnavailable, HOW_TO_GET_AN_ENGINE, _engine_answers, client, docker_cli,
                      note_pressure)
-from .images import image
+from .images import image, uses_containerd_store
 
 
 class BuildFailed(EngineError):
@@ -53,6 +53,12 @@ class BuildResult:
     seconds: float
     log: str
 
+
+#: ``--output`` of a build with ``fast_export``: new layers compressed with zstd at level 1, not Docker's
+#: default gzip. Exporting the service's 520 MB dependency layer into the containerd image store took
+#: 20.3 s with gzip and 4.2 s with this (plus 5.4 s and 3.0 s to unpack; Engine 26.1, 2 cores,
+#: measured 2026-12-07). The checks' images never leave the engine that built them.
+FAST_EXPORT = "type=image,compression=zstd,compression-level=1"
 
 #: The cgroup every build step of this context runs under (``docker buildx build --cgroup-parent``), or "".
 _BUILD_CGROUP: contextvars.ContextVar[str] = contextvars.ContextVar("build_cgroup", default="")
@@ -95,6 +101,7 @@ def build(
     labels: Mapping[str, str] | None = None,
     target: str | None = None,
     no_cache: bool = False,
+    fast_export: bool = False,
     echo: Echo | None = None,
     timeout: float = 1800,
 ) -> BuildResult:
@@ -109,6 +116,10 @@ def build(
         labels: labels to set on the image.
         target: the stage to build in a multi-stage Dockerfile.
         no_cache: build every step afresh.
+        fast_export: on the containerd image store, compress new layers with zstd at level 1
+            (:data:`FAST_EXPORT`), about four times faster than the default gzip. The checks use it: they
+            compare unpacked sizes, which compression does not change. Images whose listed size a
+            reader is shown keep the default. No effect on the legacy store (it keeps layers unpacked).
         echo: called with each line of builder output as it arrives.
         timeout: seconds after which the build is stopped.
 
@@ -137,6 +148,8 @@ def build(
             cmd += ["--target", target]
         if no_cache:
             cmd.append("--no-cache")
+        if fast_export and uses_containerd_store():
+            cmd += ["--output", FAST_EXPORT]
         if _BUILD_CGROUP.get():
             cmd += ["--cgroup-parent", _BUILD_CGROUP.get()]
         cmd.append(str(context))
