@@ -238,22 +238,24 @@ remove_network() {
 }
 
 # Outbound traffic (pip needs the package index); nothing towards the main
-# engine's networks, nothing towards this host itself.
+# engine's networks, nothing towards this host itself. `-w`: wait for another
+# program's change of the tables (the main engine's, a second grading engine
+# starting) instead of failing at once, where the legacy backend locks them.
 add_rules() {
     remove_rules
-    iptables -N "$chain"
-    iptables -A "$chain" -i "$veth_host" -o docker0 -j DROP
-    iptables -A "$chain" -i "$veth_host" -o br-+ -j DROP
-    iptables -A "$chain" -i "$veth_host" -j ACCEPT
-    iptables -A "$chain" -o "$veth_host" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-    iptables -A FORWARD -j "$chain"
-    iptables -N "$chain-IN"
-    iptables -A "$chain-IN" -i "$veth_host" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-    iptables -A "$chain-IN" -i "$veth_host" -j DROP
-    iptables -I INPUT -j "$chain-IN"
-    iptables -t nat -N "$chain"
-    iptables -t nat -A "$chain" -s "$link" ! -o "$veth_host" -j MASQUERADE
-    iptables -t nat -A POSTROUTING -j "$chain"
+    iptables -w -N "$chain"
+    iptables -w -A "$chain" -i "$veth_host" -o docker0 -j DROP
+    iptables -w -A "$chain" -i "$veth_host" -o br-+ -j DROP
+    iptables -w -A "$chain" -i "$veth_host" -j ACCEPT
+    iptables -w -A "$chain" -o "$veth_host" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+    iptables -w -A FORWARD -j "$chain"
+    iptables -w -N "$chain-IN"
+    iptables -w -A "$chain-IN" -i "$veth_host" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+    iptables -w -A "$chain-IN" -i "$veth_host" -j DROP
+    iptables -w -I INPUT -j "$chain-IN"
+    iptables -w -t nat -N "$chain"
+    iptables -w -t nat -A "$chain" -s "$link" ! -o "$veth_host" -j MASQUERADE
+    iptables -w -t nat -A POSTROUTING -j "$chain"
     if [[ $(cat /proc/sys/net/ipv4/ip_forward) != 1 ]]; then
         say "turning on IPv4 forwarding (net.ipv4.ip_forward=1) so that builds reach the package index"
         echo 1 >/proc/sys/net/ipv4/ip_forward
@@ -261,12 +263,12 @@ add_rules() {
 }
 
 remove_rules() {
-    while iptables -D FORWARD -j "$chain" 2>/dev/null; do :; done
-    while iptables -D INPUT -j "$chain-IN" 2>/dev/null; do :; done
-    while iptables -t nat -D POSTROUTING -j "$chain" 2>/dev/null; do :; done
-    iptables -F "$chain" 2>/dev/null && iptables -X "$chain" 2>/dev/null || true
-    iptables -F "$chain-IN" 2>/dev/null && iptables -X "$chain-IN" 2>/dev/null || true
-    iptables -t nat -F "$chain" 2>/dev/null && iptables -t nat -X "$chain" 2>/dev/null || true
+    while iptables -w -D FORWARD -j "$chain" 2>/dev/null; do :; done
+    while iptables -w -D INPUT -j "$chain-IN" 2>/dev/null; do :; done
+    while iptables -w -t nat -D POSTROUTING -j "$chain" 2>/dev/null; do :; done
+    iptables -w -F "$chain" 2>/dev/null && iptables -w -X "$chain" 2>/dev/null || true
+    iptables -w -F "$chain-IN" 2>/dev/null && iptables -w -X "$chain-IN" 2>/dev/null || true
+    iptables -w -t nat -F "$chain" 2>/dev/null && iptables -w -t nat -X "$chain" 2>/dev/null || true
 }
 
 write_config() {

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +40,33 @@ def unique_tag() -> Iterator[str]:
     tag = f"containerlab-test-{uuid.uuid4().hex[:10]}:latest-test"
     yield tag
     engine.remove_image(tag)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the tests of the graded corpus last, and start grading it now, beside the other tests.
+
+    The grading runs on a grading engine of its own (tests/corpus_grading.py), so
+    it overlaps the rest of the suite instead of adding half an hour to it. Where
+    no grading engine can run, the corpus is graded on the main engine when its
+    tests come.
+    """
+    graded = [item for item in items
+              if item.path.name == "test_corpus.py" and "graded" in getattr(item, "fixturenames", ())]
+    if not graded or config.option.collectonly:
+        return
+    items[:] = [item for item in items if item not in graded] + graded
+    import corpus_grading
+
+    if not corpus_grading.NO_SANDBOX:
+        config.stash[corpus_grading.BACKGROUND] = corpus_grading.Background(
+            Path(tempfile.mkdtemp(prefix="cl-test-corpus-")), corpus_grading.wanted(graded))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop a background grading of the corpus that is still running (an interrupted run), and remove its folder."""
+    corpus_grading = sys.modules.get("corpus_grading")
+    background = config.stash.get(corpus_grading.BACKGROUND, None) if corpus_grading else None
+    if background is not None:
+        background.stop()
+        shutil.rmtree(background.root, ignore_errors=True)
