@@ -22,6 +22,7 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,11 +88,14 @@ def grade_class(root: Path, ids: list[str]) -> dict[str, object]:
         ids: case ids, of :func:`graded_cases`.
 
     Returns:
-        ``{"rows": {case id: gradebook row}, "feedback": {case id: feedback text}, "submitted": folder}``,
-        also written to ``root/graded.json``.
+        ``{"rows": {case id: gradebook row}, "feedback": {case id: feedback text}, "submitted": folder,
+        "autograded": {case id: points}}``, also written to ``root/graded.json``. The cases marked
+        ``autograde`` are then graded by ``nbgrader autograde`` as well (:func:`autograde`), on the
+        same engine.
 
     Raises:
         AssertionError: ``containerlab grade`` exited with another status than 0 or 1.
+        exercises.NbgraderFailed: ``nbgrader autograde`` failed.
     """
     submitted = root / "submitted"
     runs: dict[str, tuple[list[str], list[str]]] = {"grades": ([], GRADE_OPTIONS),
@@ -103,12 +107,13 @@ def grade_class(root: Path, ids: list[str]) -> dict[str, object]:
         limits=sandbox.EngineLimits(disk_bytes=CORPUS_DISK_BYTES), name=ENGINE_NAME, link=ENGINE_LINK)
     rows: dict[str, dict[str, str]] = {}
     feedback: dict[str, str] = {}
-    with engine_for_the_run:
-        for folder, (ids, options) in runs.items():
-            if not ids:
+    autograded: dict[str, float] = {}
+    with engine_for_the_run as address:
+        for folder, (chosen, options) in runs.items():
+            if not chosen:
                 continue
             out = root / folder
-            only = [arg for case_id in ids for arg in ("--student", case_id)]
+            only = [arg for case_id in chosen for arg in ("--student", case_id)]
             status = cli.main(["grade", str(submitted), "--out", str(out), *only, *options])
             assert status in (0, 1), f"containerlab grade exited with {status}"
             with open(out / "gradebook.csv", newline="", encoding="utf-8") as handle:
@@ -117,9 +122,47 @@ def grade_class(root: Path, ids: list[str]) -> dict[str, object]:
                 text = path.read_text(encoding="utf-8")
                 first = text.split(":", 1)[0]
                 feedback[first.removeprefix("Feedback for ").strip()] = text
-    result = {"rows": rows, "feedback": feedback, "submitted": str(submitted)}
+        marked = [c for c in graded_cases() if c.autograde and c.id in ids]
+        if marked:
+            # The check cells run on the corpus's engine too, never beside the other tests on the main one.
+            if address:
+                sandbox.use(address)
+            try:
+                autograded = autograde(root / "nbgrader", marked, submitted)
+            finally:
+                if address:
+                    sandbox.use(None)
+    result = {"rows": rows, "feedback": feedback, "submitted": str(submitted), "autograded": autograded}
     (root / "graded.json").write_text(json.dumps(result), encoding="utf-8")
     return result
+
+
+def autograde(course_parent: Path, cases: list[corpus.Case], submitted: Path) -> dict[str, float]:
+    """Grade ``cases`` with ``nbgrader autograde``, which runs the check cells the student sees.
+
+    Args:
+        course_parent: a folder for the scratch nbgrader course.
+        cases: the cases, materialised under ``submitted``.
+        submitted: the folder of the students' submissions.
+
+    Returns:
+        Per case id, the automatic points nbgrader recorded for the case's exercise notebook.
+
+    Raises:
+        exercises.NbgraderFailed: an nbgrader command failed.
+    """
+    from nbgrader.api import Gradebook
+
+    course = exercises.scratch_course(course_parent)
+    exercises.generate(course)
+    for case in cases:
+        shutil.copytree(submitted / case.id, course / "submitted" / case.id)
+        exercises.nbgrader(["db", "student", "add", case.id], course_dir=course)
+    exercises.nbgrader(["autograde", exercises.ASSIGNMENT], course_dir=course)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {case.id: float(gb.find_submission_notebook(corpus.NOTEBOOKS[case.exercise], exercises.ASSIGNMENT,
+                                                           case.id).code_score)
+                for case in cases}
 
 
 class Background:

@@ -5,19 +5,17 @@ graded by ``containerlab grade``, as an instructor runs it, on a grading engine
 of their own (:mod:`corpus_grading`): that grading starts in the background as
 soon as these tests are collected, and they run last. The cases marked
 ``autograde`` are graded again by ``nbgrader autograde``, which runs the check
-cells the student sees, and must agree.
+cells the student sees (on the same engine, after the grading), and must agree.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 import corpus
 import corpus_grading
-from containerlab import exercises
 
 CASES = corpus.load_all()
 GRADED_CASES = corpus_grading.graded_cases()
@@ -70,20 +68,9 @@ def test_case_gets_its_points_and_messages(case: corpus.Case, graded: dict) -> N
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_nbgrader_autograde_gives_the_same_points(graded: dict, tmp_path: Path) -> None:
+def test_nbgrader_autograde_gives_the_same_points(graded: dict) -> None:
     """Does `nbgrader autograde`, running the check cells, give the marked cases the points the grader gave?"""
-    from nbgrader.api import Gradebook
-
     chosen = [c for c in CASES if c.autograde]
     assert chosen, "no case is marked autograde: true"
-    course = exercises.scratch_course(tmp_path)
-    exercises.generate(course)
     for case in chosen:
-        shutil.copytree(graded["submitted"] / case.id, course / "submitted" / case.id)
-        exercises.nbgrader(["db", "student", "add", case.id], course_dir=course)
-    exercises.nbgrader(["autograde", exercises.ASSIGNMENT], course_dir=course)
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for case in chosen:
-            stem = corpus.NOTEBOOKS[case.exercise]
-            notebook = gb.find_submission_notebook(stem, exercises.ASSIGNMENT, case.id)
-            assert notebook.code_score == float(graded["rows"][case.id][case.exercise]), case.id
+        assert graded["autograded"][case.id] == float(graded["rows"][case.id][case.exercise]), case.id
