@@ -127,11 +127,14 @@ def rebuild_after_edit(image: str, parsed: df.Dockerfile, context: Path, edited:
 
         if found := kept(deps, own):
             return found
+        # The edit reached a step below the dependency step (its layer is new: `COPY . .` before the install),
+        # so the Dockerfile itself makes the install run again after every edit: no second rebuild is needed.
+        if any(s.layer is not None and s.layer not in first for s in measured.steps if s.index < deps.index):
+            return EditedRebuild(REBUILT, edited, deps, own)
         # Once more, with another edit. The step may have run again for a reason that is not the Dockerfile's:
         # it joined another build of the same step running on this engine at that moment (a shared engine),
         # or two builds of one stage at once (students graded in parallel) left two cache records with one key
-        # and a COPY --from took the other one. A Dockerfile that copies the code before installing runs the
-        # step again after every edit, so a second edit cannot save it.
+        # and a COPY --from took the other one.
         again = _rebuild_again(copy, dockerfile, edited)
         if again is not None:
             second = next((s for s in again if s.instruction == deps.instruction), None)
