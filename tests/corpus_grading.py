@@ -40,9 +40,11 @@ from containerlab import cli, exercises, sandbox
 #: quota more only lengthen each build and churn the cache.
 GRADE_OPTIONS = ["--build-timeout", "600", "--jobs", "2"]
 #: The hostile cases are graded by a second run on the same engine, once the first has put the service's
-#: dependency layers in its build cache: with a short build timeout the endless step costs three minutes
-#: beside the other bombs, instead of ten minutes alone at the end of one long run.
-HOSTILE_OPTIONS = ["--build-timeout", "180", "--jobs", "2"]
+#: dependency layers in its build cache: with a short build timeout the endless step costs three minutes,
+#: instead of ten. One job: beside another student, a build that runs past its timeout is graded again
+#: alone (the batch cannot tell an endless step from a starved one), so with two jobs the endless step
+#: cost its three minutes twice (2026-12-07), and the other bombs take about as long again in all.
+HOSTILE_OPTIONS = ["--build-timeout", "180", "--jobs", "1"]
 #: The corpus engine's disk. On the containerd image store every image is kept twice (its compressed
 #: layers and their unpacked snapshots): the base images take about 5 GB of it, and each distinct
 #: dependency layer 0.7 GB more. 8 GB ran out of space a few submissions in (Engine 26.1, 2026-12-07).
@@ -188,6 +190,10 @@ class Background:
     def result(self) -> dict[str, object]:
         """Wait for the grading (at most :data:`WAIT_SECONDS` from its start) and return what it wrote.
 
+        Returns:
+            What :func:`grade_class` returns, plus ``"log"``: the grading's output (``containerlab grade``
+            says there why a student got no row).
+
         Raises:
             AssertionError: the grading failed or ran past its time; the message holds the end of its log.
         """
@@ -200,7 +206,8 @@ class Background:
         if self.process.returncode != 0 or not (self.root / "graded.json").exists():
             raise AssertionError(f"grading the corpus failed (exit status {self.process.returncode}); "
                                  f"its log ends:\n{self._tail()}")
-        return json.loads((self.root / "graded.json").read_text(encoding="utf-8"))
+        return {**json.loads((self.root / "graded.json").read_text(encoding="utf-8")),
+                "log": self.log.read_text(encoding="utf-8", errors="replace")}
 
     def stop(self) -> None:
         """Interrupt a grading still running, and wait for it to stop its grading engine (SIGKILL after 3 minutes)."""

@@ -262,6 +262,37 @@ def test_a_problem_met_while_the_engine_is_gone_is_not_saved(tmp_path: Path, fak
     assert [p.stem for p in (tmp_path / "out" / "results").glob("*.json")] == [batch.student_key("alice")]
 
 
+def test_a_slow_ping_is_not_a_gone_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Does a ping that times out count as an answer when a later try answers, and a refusal count at once?"""
+    import importlib
+
+    import docker
+    import requests
+
+    engine_client = importlib.import_module("containerlab.engine.client")  # the module, not engine.client()
+
+    calls: list[str] = []
+
+    class Busy:
+        def ping(self) -> bool:
+            calls.append("ping")
+            if len(calls) < engine_client._PING_TRIES:
+                raise requests.exceptions.ReadTimeout("busy")
+            return True
+
+    monkeypatch.setattr(docker, "from_env", lambda **_: Busy())
+    assert engine.answers() and len(calls) == engine_client._PING_TRIES
+
+    class Gone:
+        def ping(self) -> bool:
+            calls.append("refused")
+            raise requests.exceptions.ConnectionError("refused")
+
+    calls.clear()
+    monkeypatch.setattr(docker, "from_env", lambda **_: Gone())
+    assert not engine.answers() and calls == ["refused"]
+
+
 def test_two_runs_never_share_an_output_folder(tmp_path: Path, fake: Path) -> None:
     """Is a second run into an output folder that a running batch writes refused, naming the other run?"""
     subs = _class(tmp_path / "subs", {"alice": "good"})

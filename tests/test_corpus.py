@@ -59,7 +59,8 @@ def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def test_case_gets_its_points_and_messages(case: corpus.Case, graded: dict) -> None:
     """Does `containerlab grade` give the case its expected points, with the key phrases in its feedback?"""
     row = graded["rows"].get(case.id)
-    assert row is not None, f"no gradebook row for {case.id}"
+    said = "\n".join(line for line in graded.get("log", "").splitlines() if case.id in line)
+    assert row is not None, f"no gradebook row for {case.id}; the grading's output about it:\n{said}"
     text = graded["feedback"].get(case.id, "")
     assert float(row[case.exercise]) == case.points, f"{case.id}: {row[case.exercise]} points\n{text}"
     for phrase in case.phrases:

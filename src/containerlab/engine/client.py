@@ -141,16 +141,31 @@ def clear_pressure() -> None:
     _PRESSURE.clear()
 
 
+#: Pings of :func:`answers` that may time out before the engine counts as gone: an engine that is
+#: there but busy (a grading engine under its CPU quota, cleaning up a build stopped at its timeout)
+#: can take longer than one timeout to answer; an engine that is gone refuses at once.
+_PING_TRIES = 3
+_PING_TIMEOUT = 10
+
+
 def _engine_answers() -> bool:
     """Whether the engine answers a ping right now (fresh connection, not the cached client)."""
-    try:
-        return bool(docker.from_env(timeout=10).ping())
-    except (docker.errors.DockerException, requests.RequestException):
-        return False
+    for _ in range(_PING_TRIES):
+        try:
+            return bool(docker.from_env(timeout=_PING_TIMEOUT).ping())
+        except requests.Timeout:
+            continue
+        except (docker.errors.DockerException, requests.RequestException):
+            return False
+    return False
 
 
 def answers() -> bool:
-    """Whether the engine answers a ping right now, on a fresh connection (not the cached client)."""
+    """Whether the engine answers a ping, on a fresh connection (not the cached client).
+
+    A ping that times out is tried again (at most :data:`_PING_TRIES` times, :data:`_PING_TIMEOUT`
+    seconds each); a refused connection or a missing socket is an answer at once: ``False``.
+    """
     return _engine_answers()
 
 
