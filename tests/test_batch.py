@@ -529,7 +529,8 @@ def test_two_tiny_submissions_graded_on_the_engine_in_parallel(tmp_path: Path, d
                 + docker_client.networks.list(filters={"label": batch.RUN_LABEL})}
 
     before = run_labelled()
-    grades = batch.grade_class(subs, out=out, jobs=2, build_timeout=300)
+    # No prune of the shared engine's build cache: it holds the layers the book and later tests reuse.
+    grades = batch.grade_class(subs, out=out, jobs=2, build_timeout=300, keep_storage=None)
     by_name = {g.student: g for g in grades}
     assert by_name["José García"].results["ex1"].score == by_name["José García"].results["ex1"].max_score
     assert by_name["jose-garcia"].results["ex1"].score < by_name["José García"].results["ex1"].score
@@ -542,7 +543,7 @@ def test_two_tiny_submissions_graded_on_the_engine_in_parallel(tmp_path: Path, d
     assert not [t for i in docker_client.images.list() for t in i.tags
                 if any(t.startswith(f"cl-ex-grade-{g.key}") for g in grades)]
     said: list[str] = []
-    batch.grade_class(subs, out=out, jobs=2, say=said.append)
+    batch.grade_class(subs, out=out, jobs=2, say=said.append, keep_storage=None)
     assert any("Kept 2" in s for s in said)
 
 

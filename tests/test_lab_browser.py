@@ -293,7 +293,9 @@ def test_student_works_exercise_1_in_jupyterlab(lab, tmp_path):
 
     # `containerlab grade` on the saved notebooks gives the points the page showed.
     out = tmp_path / "grades"
-    graded = subprocess.run([sys.executable, "-m", "containerlab.cli", "grade", str(submissions), "--out", str(out)],
+    # --no-prune: the build cache of the shared engine holds the layers the book and later tests reuse.
+    graded = subprocess.run([sys.executable, "-m", "containerlab.cli", "grade", str(submissions), "--out", str(out),
+                             "--no-prune"],
                             capture_output=True, text=True, timeout=1800,
                             env={**os.environ, "DOCKER_HOST": os.environ.get("DOCKER_HOST",
                                                                               "unix:///var/run/docker.sock")})
