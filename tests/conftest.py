@@ -44,12 +44,13 @@ def unique_tag() -> Iterator[str]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the tests of the graded corpus last, and start grading it now, beside the other tests.
+    """Run the tests of the graded corpus last, and have its grading run beside the other tests.
 
     The grading runs on a grading engine of its own (tests/corpus_grading.py), so
-    it overlaps the rest of the suite instead of adding half an hour to it. Where
-    no grading engine can run, the corpus is graded on the main engine when its
-    tests come.
+    it overlaps the book's build and the rest of the suite instead of adding half
+    an hour to them: pytest takes over the grading ``make test`` started before
+    the book, or starts it now. Where no grading engine can run, the corpus is
+    graded on the main engine when its tests come.
     """
     graded = [item for item in items
               if item.path.name == "test_corpus.py" and "graded" in getattr(item, "fixturenames", ())]
@@ -59,8 +60,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     import corpus_grading
 
     if not corpus_grading.NO_SANDBOX:
-        config.stash[corpus_grading.BACKGROUND] = corpus_grading.Background(
-            Path(tempfile.mkdtemp(prefix="cl-test-corpus-")), corpus_grading.wanted(graded))
+        ids = corpus_grading.wanted(graded)
+        # `make test` started it before the book's build; a run of pytest alone starts it now.
+        config.stash[corpus_grading.BACKGROUND] = (
+            corpus_grading.Background.adopt(corpus_grading.PRESTARTED, ids)
+            or corpus_grading.Background.start(Path(tempfile.mkdtemp(prefix="cl-test-corpus-")), ids))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

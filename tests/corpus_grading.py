@@ -1,19 +1,20 @@
-"""Grade the corpus as an instructor would, in a child process that runs beside the rest of the suite.
+"""Grade the corpus as an instructor would, in a process of its own that runs beside other work.
 
 The corpus is graded by ``containerlab grade`` (one run for the ordinary cases,
 then one for the hostile ones with a shorter build timeout) on a grading engine
 of its own (:mod:`containerlab.sandbox`): its own dockerd, disk, network and CPU
-budget. Nothing the other tests do on the main engine can reach it, so
-``tests/conftest.py`` starts the grading as soon as the corpus's tests are
-collected, in a child process (:class:`Background`), and runs those tests last;
-the grading then overlaps the rest of the suite instead of adding to it. Where
-no grading engine can run, the corpus is graded on the main engine when its
-tests come, and the hostile cases are left out (a disk bomb graded there would
-fill the host's disk).
+budget. Nothing the book's pages or the other tests do on the main engine can
+reach it, so the grading runs beside them (:class:`Background`): ``make test``
+starts it before it builds the book (``python tests/corpus_grading.py start``),
+whose page runs keep about one core of two busy, and ``tests/conftest.py`` takes
+it over when it collects the corpus's tests (or starts it then, in a pytest run
+of its own), and runs those tests last. Where no grading engine can run, the
+corpus is graded on the main engine when its tests come, and the hostile cases
+are left out (a disk bomb graded there would fill the host's disk).
 
-Run as a script, it grades the cases named into the folder it is given and
-writes what the tests read (``graded.json``):
-``python tests/corpus_grading.py FOLDER CASE_ID...``.
+As a script: ``start`` and ``stop`` that grading (in :data:`PRESTARTED`);
+``grade FOLDER CASE_ID...`` grades the cases named into the folder and writes
+what the tests read (``graded.json``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 import pytest
 
 import corpus
-from containerlab import cli, exercises, sandbox
+from containerlab import cli, config, exercises, sandbox
 
 #: The grader's options for the ordinary cases: a build timeout that a cold install of the service's
 #: requirements stays well within (two students building at once under the grading engine's CPU quota
@@ -56,6 +57,11 @@ ENGINE_LINK = "10.213.253.0/30"
 #: Longest wait for the background grading, in seconds: far beyond a normal run (about half an hour),
 #: short of CI's limit, so that a hung grading fails the corpus's tests with its log instead of CI.
 WAIT_SECONDS = 75 * 60
+
+#: Where ``make test`` starts the grading before it builds the book (``python tests/corpus_grading.py
+#: start``): a page's run keeps about one of two cores busy, the grading takes the other, and pytest
+#: takes the grading over when it collects the corpus's tests (:meth:`Background.adopt`).
+PRESTARTED = config.CACHE_DIR / "test-corpus"
 
 #: Why hostile cases cannot be graded here ("" when a grading engine can run).
 NO_SANDBOX = sandbox.cannot_run()
@@ -135,7 +141,9 @@ def grade_class(root: Path, ids: list[str]) -> dict[str, object]:
                 if address:
                     sandbox.use(None)
     result = {"rows": rows, "feedback": feedback, "submitted": str(submitted), "autograded": autograded}
-    (root / "graded.json").write_text(json.dumps(result), encoding="utf-8")
+    written = root / "graded.json.part"
+    written.write_text(json.dumps(result), encoding="utf-8")
+    written.replace(root / "graded.json")  # whole or absent: its presence says the grading succeeded
     return result
 
 
@@ -168,24 +176,74 @@ def autograde(course_parent: Path, cases: list[corpus.Case], submitted: Path) ->
 
 
 class Background:
-    """The corpus graded by a child process (``python tests/corpus_grading.py ROOT ID...``) while other tests run.
+    """The corpus graded by a process of its own while other work runs: the book's build, the other tests.
+
+    The process (``python tests/corpus_grading.py grade ROOT ID...``) runs in a session of its own (an
+    interrupt of the terminal does not reach it; :meth:`stop` passes one on, and waits for it to stop
+    its grading engine). It writes ``ROOT/grade.log`` as it goes and ``ROOT/graded.json`` last, on
+    success; ``ROOT/run.json`` says which process grades which cases since when, so that another
+    process can take the grading over (:meth:`adopt`): ``make test`` starts it before the book's build,
+    pytest waits for it.
 
     Args:
-        root: the folder to grade into (see :func:`grade_class`); the child's output goes to ``root/grade.log``.
-        ids: the case ids to grade.
+        root: the folder graded into (see :func:`grade_class`).
+        pid: the grading process.
+        ids: the case ids it grades.
+        started: when it started (seconds since the epoch).
+        process: the process, when this one started it.
     """
 
-    def __init__(self, root: Path, ids: list[str]):
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: Path, pid: int, ids: list[str], started: float,
+                 process: subprocess.Popen | None = None):
+        self.root, self.pid, self.ids, self.started, self.process = root, pid, ids, started, process
         self.log = root / "grade.log"
-        self.started = time.monotonic()
-        with open(self.log, "wb") as log:
-            # Its own session: an interrupt of pytest (Ctrl-C reaches the terminal's process group) is
-            # passed on by stop(), which waits for the child to stop its grading engine.
-            self.process = subprocess.Popen([sys.executable, __file__, str(root), *ids], stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True,
-                                            cwd=Path(__file__).parent.parent)
+
+    @classmethod
+    def start(cls, root: Path, ids: list[str]) -> Background:
+        """Start grading the cases ``ids`` into ``root`` (made if missing); return at once."""
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / "grade.log", "wb") as log:
+            process = subprocess.Popen([sys.executable, __file__, "grade", str(root), *ids], stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True,
+                                       cwd=Path(__file__).parent.parent)
+        started = time.time()
+        (root / "run.json").write_text(json.dumps({"pid": process.pid, "ids": ids, "started": started}),
+                                       encoding="utf-8")
+        return cls(root, process.pid, ids, started, process)
+
+    @classmethod
+    def found(cls, root: Path) -> Background | None:
+        """The grading that was started in ``root``, running or ended; ``None`` when none was."""
+        try:
+            run = json.loads((root / "run.json").read_text(encoding="utf-8"))
+            return cls(root, int(run["pid"]), [str(i) for i in run["ids"]], float(run["started"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @classmethod
+    def adopt(cls, root: Path, ids: list[str]) -> Background | None:
+        """The grading started in ``root`` if it grades exactly the cases ``ids`` (running or ended).
+
+        A grading of other cases is stopped and its folder removed, and ``None`` returned: the
+        caller grades what it needs itself.
+        """
+        found = cls.found(root)
+        if found is None:
+            return None
+        if found.ids != ids:
+            found.stop()
+            shutil.rmtree(root, ignore_errors=True)
+            return None
+        return found
+
+    def running(self) -> bool:
+        """Whether the grading process is still running."""
+        if self.process is not None:
+            return self.process.poll() is None
+        try:  # not this process's child: its command line names the folder (a zombie's is empty)
+            return str(self.root).encode() in Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
 
     def result(self) -> dict[str, object]:
         """Wait for the grading (at most :data:`WAIT_SECONDS` from its start) and return what it wrote.
@@ -197,29 +255,29 @@ class Background:
         Raises:
             AssertionError: the grading failed or ran past its time; the message holds the end of its log.
         """
-        try:
-            self.process.wait(timeout=max(1.0, WAIT_SECONDS - (time.monotonic() - self.started)))
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise AssertionError(f"grading the corpus took more than {WAIT_SECONDS} s; its log ends:\n"
-                                 f"{self._tail()}") from None
-        if self.process.returncode != 0 or not (self.root / "graded.json").exists():
-            raise AssertionError(f"grading the corpus failed (exit status {self.process.returncode}); "
-                                 f"its log ends:\n{self._tail()}")
-        return {**json.loads((self.root / "graded.json").read_text(encoding="utf-8")),
+        while self.running():
+            if time.time() - self.started > WAIT_SECONDS:
+                self.stop()
+                raise AssertionError(f"grading the corpus took more than {WAIT_SECONDS} s; its log ends:\n"
+                                     f"{self._tail()}")
+            time.sleep(2)
+        graded = self.root / "graded.json"
+        if not graded.exists():
+            raise AssertionError(f"grading the corpus failed; its log ends:\n{self._tail()}")
+        return {**json.loads(graded.read_text(encoding="utf-8")),
                 "log": self.log.read_text(encoding="utf-8", errors="replace")}
 
     def stop(self) -> None:
         """Interrupt a grading still running, and wait for it to stop its grading engine (SIGKILL after 3 minutes)."""
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(timeout=180)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+        for sig, wait in ((signal.SIGINT, 180), (signal.SIGKILL, 30)):
+            if not self.running():
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)  # its own session: the group holds the grader's workers too
+            deadline = time.monotonic() + wait
+            while self.running() and time.monotonic() < deadline:
+                time.sleep(0.5)
+        if self.process is not None:
             self.process.wait()
 
     def _tail(self, lines: int = 40) -> str:
@@ -227,5 +285,28 @@ class Background:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def main(argv: list[str]) -> None:
+    """``grade ROOT ID...``: grade (the grading process); ``start``: start grading the whole corpus into
+    :data:`PRESTARTED` and return (``make test`` does, before the book's build); ``stop``: stop that
+    grading and remove its folder."""
+    command = argv[0] if argv else ""
+    if command == "grade":
+        grade_class(Path(argv[1]), argv[2:])
+        return
+    if command not in ("start", "stop"):
+        sys.exit(f"usage: {Path(__file__).name} grade ROOT ID... | start | stop")
+    old = Background.found(PRESTARTED)
+    if old is not None:
+        old.stop()
+    shutil.rmtree(PRESTARTED, ignore_errors=True)
+    if command == "stop":
+        return
+    if NO_SANDBOX:
+        print(f"The corpus is graded when its tests come, on the main engine ({NO_SANDBOX}).")
+        return
+    Background.start(PRESTARTED, sorted(c.id for c in graded_cases()))
+    print(f"Grading the corpus on its own engine while the book builds: {PRESTARTED / 'grade.log'}.")
+
+
 if __name__ == "__main__":
-    grade_class(Path(sys.argv[1]), sys.argv[2:])
+    main(sys.argv[1:])

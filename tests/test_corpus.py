@@ -75,3 +75,44 @@ def test_nbgrader_autograde_gives_the_same_points(graded: dict) -> None:
     assert chosen, "no case is marked autograde: true"
     for case in chosen:
         assert graded["autograded"][case.id] == float(graded["rows"][case.id][case.exercise]), case.id
+
+
+def _stand_in_grading(root: Path, ids: list[str], seconds: float) -> corpus_grading.Background:
+    """A process in the place of a grading: it names ``root`` on its command line, as the grading does."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    root.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([sys.executable, "-c", f"import time; print('grading', flush=True); time.sleep({seconds})",
+                                str(root)], start_new_session=True, stdout=(root / "grade.log").open("wb"))
+    (root / "run.json").write_text(json.dumps({"pid": process.pid, "ids": ids, "started": time.time()}))
+    while b"grading" not in (root / "grade.log").read_bytes() and process.poll() is None:
+        time.sleep(0.05)  # up and running
+    return corpus_grading.Background(root, process.pid, ids, time.time(), process)
+
+
+def test_a_grading_started_for_other_cases_is_stopped_not_adopted(tmp_path: Path) -> None:
+    """Does pytest stop a grading `make test` started for other cases (and remove its folder) instead of
+    waiting for it, and take over one for the same cases?"""
+    other = _stand_in_grading(tmp_path / "other", ["a", "b"], 60)
+    assert corpus_grading.Background.adopt(tmp_path / "other", ["a"]) is None
+    assert not other.running() and not (tmp_path / "other").exists()
+    same = _stand_in_grading(tmp_path / "same", ["a"], 60)
+    adopted = corpus_grading.Background.adopt(tmp_path / "same", ["a"])
+    assert adopted is not None and adopted.pid == same.pid and adopted.running()
+    adopted.stop()
+    assert same.process.wait(timeout=10) != 0  # interrupted
+
+
+def test_a_grading_that_ends_without_its_result_fails_with_its_log(tmp_path: Path) -> None:
+    """Does waiting for a grading that ended without writing graded.json fail, quoting its log, and one that
+    wrote it return it with the log?"""
+    ended = _stand_in_grading(tmp_path / "g", ["a"], 0)
+    adopted = corpus_grading.Background.adopt(tmp_path / "g", ["a"])
+    with pytest.raises(AssertionError, match="(?s)failed.*grading"):
+        adopted.result()
+    ended.process.wait()
+    (tmp_path / "g" / "graded.json").write_text('{"rows": {}}')
+    assert adopted.result() == {"rows": {}, "log": "grading\n"}
