@@ -453,6 +453,12 @@ cleanup_host() {
     remove_network
     if mountpoint -q "$mnt"; then umount "$mnt" || umount -l "$mnt" || true; fi
     remove_cgroup
+    # A dockerd stopped with its containers still up (killed, or past its 30 s) leaves their network
+    # namespaces bind-mounted under its exec root, which rm cannot remove.
+    local ns
+    for ns in "$exec_root"/netns/*; do
+        mountpoint -q "$ns" 2>/dev/null && { umount "$ns" 2>/dev/null || umount -l "$ns" || true; }
+    done
     rm -rf "$exec_root"
 }
 
