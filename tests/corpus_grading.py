@@ -291,6 +291,9 @@ def main(argv: list[str]) -> None:
     grading and remove its folder."""
     command = argv[0] if argv else ""
     if command == "grade":
+        # stop() interrupts the grading with SIGINT, which a process started in the background of a
+        # non-interactive shell inherits as ignored (and Python then leaves it so): take it back.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         grade_class(Path(argv[1]), argv[2:])
         return
     if command not in ("start", "stop"):

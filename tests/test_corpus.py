@@ -85,8 +85,10 @@ def _stand_in_grading(root: Path, ids: list[str], seconds: float) -> corpus_grad
     import time
 
     root.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([sys.executable, "-c", f"import time; print('grading', flush=True); time.sleep({seconds})",
-                                str(root)], start_new_session=True, stdout=(root / "grade.log").open("wb"))
+    code = ("import signal, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"print('grading', flush=True); time.sleep({seconds})")  # as the grading does (see corpus_grading.main)
+    process = subprocess.Popen([sys.executable, "-c", code, str(root)], start_new_session=True,
+                               stdout=(root / "grade.log").open("wb"))
     (root / "run.json").write_text(json.dumps({"pid": process.pid, "ids": ids, "started": time.time()}))
     while b"grading" not in (root / "grade.log").read_bytes() and process.poll() is None:
         time.sleep(0.05)  # up and running
