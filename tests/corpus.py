@@ -236,3 +236,60 @@ def max_points(exercise: str) -> float:
     from containerlab import grading
 
     return float(next(e.max_points for e in grading.EXERCISES if e.key == exercise))
+
+
+def dockerfile(case: Case) -> str | None:
+    """The Dockerfile the case's own exercise cell writes (the cell's text after ``%%writefile``), or None."""
+    for edit in case.edits:
+        source = str(edit.get("source", ""))
+        first, _, rest = source.partition("\n")
+        if "notebook" not in edit and first.startswith(("%%writefile", "%%file")) and "Dockerfile" in first:
+            return rest
+    return None
+
+
+def _instructions(text: str) -> list[str]:
+    """A Dockerfile's words without its comments: two files that differ only in comments or layout build alike."""
+    return re.sub(r"#.*", "", text).split()
+
+
+def fixture_twins(exercise: str, fixtures: Path) -> dict[str, str]:
+    """Check-level fixtures (``fixtures/<name>.dockerfile``) that a corpus case of ``exercise`` submits as is.
+
+    The corpus's grading builds and runs such a Dockerfile anyway, so the fixture's expectations are
+    checked on that grading (tests/test_corpus.py) instead of by a second build and run of their own.
+
+    Returns:
+        fixture name -> id of the first case (by id) whose exercise cell writes the same Dockerfile,
+        comments and layout aside.
+    """
+    cases = [(case.id, dockerfile(case)) for case in load_all() if case.exercise == exercise]
+    twins: dict[str, str] = {}
+    for path in sorted(fixtures.glob("*.dockerfile")):
+        words = _instructions(path.read_text(encoding="utf-8"))
+        found = [case_id for case_id, text in cases if text is not None and _instructions(text) == words]
+        if found:
+            twins[path.stem] = found[0]
+    return twins
+
+
+def checks_in_feedback(text: str, exercise: str, descriptions: dict[str, str]) -> tuple[set[str], str]:
+    """The checks of ``exercise`` that a feedback file marks as failed, and that exercise's part of it.
+
+    Args:
+        text: a feedback file (``grades/feedback/<student>.txt``).
+        exercise: ``"ex1"`` ...
+        descriptions: check name -> description (the check module's ``DESCRIPTIONS``); the feedback
+            shows descriptions, hidden ones with `` (hidden test)`` after them.
+
+    Raises:
+        KeyError: the feedback has no part for the exercise, or names a check ``descriptions`` does not.
+    """
+    part = text.split(f"Checks for {exercise}\n", 1)[1].split("\nScore:", 1)[0]
+    names = {description: name for name, description in descriptions.items()}
+    failed = set()
+    for line in part.splitlines():
+        found = re.match(r"\[FAIL\] \S+\s+(.*)$", line)
+        if found:
+            failed.add(names[found.group(1).removesuffix(" (hidden test)")])
+    return failed, part

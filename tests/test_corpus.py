@@ -16,6 +16,9 @@ import pytest
 
 import corpus
 import corpus_grading
+import test_ex1_checks
+from containerlab import config
+from containerlab.checks import ex1
 
 CASES = corpus.load_all()
 GRADED_CASES = corpus_grading.graded_cases()
@@ -65,6 +68,28 @@ def test_case_gets_its_points_and_messages(case: corpus.Case, graded: dict) -> N
     assert float(row[case.exercise]) == case.points, f"{case.id}: {row[case.exercise]} points\n{text}"
     for phrase in case.phrases:
         assert phrase.lower() in text.lower(), f"{case.id}: {phrase!r} is not in the feedback\n{text}"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize(("fixture", "case"), [(fixture, next(c for c in CASES if c.id == case_id))
+                                              for fixture, case_id in sorted(test_ex1_checks.GRADED_IN_THE_CORPUS.items())],
+                         ids=lambda value: value if isinstance(value, str) else "")
+def test_exercise1_fixture_graded_in_the_corpus_fails_exactly_its_checks(fixture: str, case: corpus.Case,
+                                                                          graded: dict) -> None:
+    """Does the corpus case that submits an exercise-1 fixture's Dockerfile fail exactly the checks the fixture
+    expects (tests/test_ex1_checks.py), with the words of their messages or hints, a hint for each failure,
+    and the fixture's note?"""
+    case_id = case.id
+    must_fail, words = test_ex1_checks.EXPECTED[fixture]
+    failed, part = corpus.checks_in_feedback(graded["feedback"].get(case_id, ""), "ex1", ex1.DESCRIPTIONS)
+    assert failed == must_fail, f"{case_id}:\n{part}"
+    for word in words.values():
+        assert word in part, f"{case_id}: {word!r} is not in\n{part}"
+    assert part.count("[FAIL]") == part.count("\n         hint: "), f"{case_id}: a failed check has no hint\n{part}"
+    assert "10.255.255.53" not in part and str(config.ROOT) not in part, part
+    if fixture in test_ex1_checks.NOTES:
+        assert test_ex1_checks.NOTES[fixture] in part, part
 
 
 @pytest.mark.docker
