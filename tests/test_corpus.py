@@ -143,3 +143,15 @@ def test_a_grading_that_ends_without_its_result_fails_with_its_log(tmp_path: Pat
     ended.process.wait()
     (tmp_path / "g" / "graded.json").write_text('{"rows": {}}')
     assert adopted.result() == {"rows": {}, "log": "grading\n"}
+
+
+@pytest.mark.parametrize(("file", "default", "lowered"), [("cpu/cl-x/cpu.shares", "1024", "256"),
+                                                          ("cl-x/cpu.weight", "100", "25")])
+def test_the_corpus_engine_yields_the_cpu(file: str, default: str, lowered: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Does the corpus's grading engine get a quarter of the default CPU weight, on cgroup v1 and v2?"""
+    monkeypatch.setattr(corpus_grading.sandbox, "CGROUP_ROOT", tmp_path)
+    (tmp_path / file).parent.mkdir(parents=True)
+    (tmp_path / file).write_text(default)
+    corpus_grading._yield_the_cpu("cl-x")
+    assert (tmp_path / file).read_text() == lowered
