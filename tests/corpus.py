@@ -135,6 +135,19 @@ def load_all() -> list[Case]:
     return sorted((load(p) for p in CORPUS.glob("*/*.yaml")), key=lambda c: c.id)
 
 
+def case(case_id: str) -> Case:
+    """The case of id ``case_id`` (``<group>--<outcome>``).
+
+    Raises:
+        KeyError: no case has that id.
+    """
+    group, _, outcome = case_id.partition("--")
+    path = CORPUS / group / f"{outcome}.yaml"
+    if not path.exists():
+        raise KeyError(case_id)
+    return load(path)
+
+
 def solution_source(stem: str, grade_id: str) -> str:
     """The official answer of an answer cell: the source notebook's cell without nbgrader's markers."""
     nb = nbformat.read(SOURCE / f"{stem}.ipynb", as_version=4)

@@ -17,8 +17,9 @@ import pytest
 import corpus
 import corpus_grading
 import test_ex1_checks
+import test_ex2_checks
 from containerlab import config
-from containerlab.checks import ex1
+from containerlab.checks import ex1, ex2
 
 CASES = corpus.load_all()
 GRADED_CASES = corpus_grading.graded_cases()
@@ -70,26 +71,50 @@ def test_case_gets_its_points_and_messages(case: corpus.Case, graded: dict) -> N
         assert phrase.lower() in text.lower(), f"{case.id}: {phrase!r} is not in the feedback\n{text}"
 
 
+def _twins(graded_in_the_corpus: dict[str, str]) -> list:
+    return [pytest.param(fixture, corpus.case(case_id), id=fixture)
+            for fixture, case_id in sorted(graded_in_the_corpus.items())]
+
+
+def _part(graded: dict, case: corpus.Case, descriptions: dict[str, str]) -> tuple[set[str], str]:
+    """The checks of the case's exercise its feedback marks as failed, and its exercise's part of the feedback."""
+    return corpus.checks_in_feedback(graded["feedback"].get(case.id, ""), case.exercise, descriptions)
+
+
 @pytest.mark.docker
 @pytest.mark.slow
-@pytest.mark.parametrize(("fixture", "case"), [(fixture, next(c for c in CASES if c.id == case_id))
-                                              for fixture, case_id in sorted(test_ex1_checks.GRADED_IN_THE_CORPUS.items())],
-                         ids=lambda value: value if isinstance(value, str) else "")
+@pytest.mark.parametrize(("fixture", "case"), _twins(test_ex1_checks.GRADED_IN_THE_CORPUS))
 def test_exercise1_fixture_graded_in_the_corpus_fails_exactly_its_checks(fixture: str, case: corpus.Case,
                                                                           graded: dict) -> None:
     """Does the corpus case that submits an exercise-1 fixture's Dockerfile fail exactly the checks the fixture
     expects (tests/test_ex1_checks.py), with the words of their messages or hints, a hint for each failure,
     and the fixture's note?"""
-    case_id = case.id
     must_fail, words = test_ex1_checks.EXPECTED[fixture]
-    failed, part = corpus.checks_in_feedback(graded["feedback"].get(case_id, ""), "ex1", ex1.DESCRIPTIONS)
-    assert failed == must_fail, f"{case_id}:\n{part}"
+    failed, part = _part(graded, case, ex1.DESCRIPTIONS)
+    assert failed == must_fail, f"{case.id}:\n{part}"
     for word in words.values():
-        assert word in part, f"{case_id}: {word!r} is not in\n{part}"
-    assert part.count("[FAIL]") == part.count("\n         hint: "), f"{case_id}: a failed check has no hint\n{part}"
+        assert word in part, f"{case.id}: {word!r} is not in\n{part}"
+    assert part.count("[FAIL]") == part.count("\n         hint: "), f"{case.id}: a failed check has no hint\n{part}"
     assert "10.255.255.53" not in part and str(config.ROOT) not in part, part
     if fixture in test_ex1_checks.NOTES:
         assert test_ex1_checks.NOTES[fixture] in part, part
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize(("fixture", "case"), _twins(test_ex2_checks.GRADED_IN_THE_CORPUS))
+def test_exercise2_fixture_graded_in_the_corpus_fails_exactly_its_checks(fixture: str, case: corpus.Case,
+                                                                          graded: dict) -> None:
+    """Does the corpus case that submits an exercise-2 fixture's Dockerfile fail exactly the checks the fixture
+    expects (tests/test_ex2_checks.py; the reported reduction aside), with the words of their messages or
+    hints, and a note that names what counted as an improvement when there was one?"""
+    _, must_fail, words = test_ex2_checks.EXPECTED[fixture]
+    failed, part = _part(graded, case, ex2.DESCRIPTIONS)
+    assert failed - {"reported-reduction"} == must_fail, f"{case.id}:\n{part}"
+    for word in words.values():
+        assert word in part, f"{case.id}: {word!r} is not in\n{part}"
+    if must_fail != test_ex2_checks.ALL:
+        assert "Counted as an improvement" in part, part
 
 
 @pytest.mark.docker
