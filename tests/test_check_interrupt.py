@@ -28,9 +28,13 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 #: The child: runs one step of a check with a callback that prints each event as a JSON line.
 CHILD = textwrap.dedent("""
-    import json, sys
+    import json, signal, sys
     from containerlab import engine
     from containerlab.checks import service
+
+    # As a Jupyter kernel does: SIGINT interrupts, even when this test runs in a shell's background
+    # job, whose children inherit SIGINT as ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     what, image_or_dockerfile, context, tag, run_id = sys.argv[1:6]
 
