@@ -165,13 +165,12 @@ def _yield_the_cpu(name: str) -> None:
     Nothing happens where the file is not there or cannot be written: the grading only goes slower
     or faster, never differently.
     """
-    v2 = sandbox.CGROUP_ROOT / name / "cpu.weight"
-    v1 = sandbox.CGROUP_ROOT / "cpu" / name / "cpu.shares"
-    with contextlib.suppress(OSError):
-        if v2.exists():
-            v2.write_text(str(max(1, round(100 * CPU_SHARE))))
-        elif v1.exists():
-            v1.write_text(str(max(2, round(1024 * CPU_SHARE))))
+    for controller, folder in sandbox._cgroup_dirs(name).items():  # the folders the engine's limits went to
+        with contextlib.suppress(OSError):
+            if not controller:  # cgroup v2
+                (folder / "cpu.weight").write_text(str(max(1, round(100 * CPU_SHARE))))
+            elif controller == "cpu":
+                (folder / "cpu.shares").write_text(str(max(2, round(1024 * CPU_SHARE))))
 
 
 def autograde(course_parent: Path, cases: list[corpus.Case], submitted: Path) -> dict[str, float]:

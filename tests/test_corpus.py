@@ -176,6 +176,8 @@ def test_the_corpus_engine_yields_the_cpu(file: str, default: str, lowered: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Does the corpus's grading engine get a quarter of the default CPU weight, on cgroup v1 and v2?"""
     monkeypatch.setattr(corpus_grading.sandbox, "CGROUP_ROOT", tmp_path)
+    if file.endswith("cpu.weight"):
+        (tmp_path / "cgroup.controllers").write_text("cpu memory pids")  # what marks cgroup v2
     (tmp_path / file).parent.mkdir(parents=True)
     (tmp_path / file).write_text(default)
     corpus_grading._yield_the_cpu("cl-x")
