@@ -37,7 +37,9 @@ notebook than the case's own):
 Exercise 2 compares with the student's exercise-1 image, so an ex2 case gets
 exercise 1 answered with the official solution unless one of its edits names
 ``notebook: ex1``. Cases marked ``autograde: true`` are also graded by
-``nbgrader autograde``, which must give the same points.
+``nbgrader autograde``, which must give the same points. Cases marked
+``graded_twice: true`` are graded a second time by ``containerlab grade``, as an
+instructor who grades the class again, and must get the same grade.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class Case:
         points: the automatic points it must get for ``exercise``.
         phrases: key phrases its feedback must hold.
         autograde: also grade it with ``nbgrader autograde``.
+        twice: grade it a second time with ``containerlab grade``.
     """
 
     path: Path
@@ -87,6 +90,7 @@ class Case:
     points: float
     phrases: tuple[str, ...] = ()
     autograde: bool = False
+    twice: bool = False
 
     @property
     def id(self) -> str:
@@ -127,7 +131,8 @@ def load(path: Path) -> Case:
     if "points" not in expect:
         raise CaseError(f"{where}: expect has no points")
     return Case(path, data["exercise"], str(data["why"]), edits, float(expect["points"]),
-                tuple(expect.get("phrases") or ()), bool(data.get("autograde", False)))
+                tuple(expect.get("phrases") or ()), bool(data.get("autograde", False)),
+                bool(data.get("graded_twice", False)))
 
 
 def load_all() -> list[Case]:

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 import corpus
-from containerlab import cli, config, exercises, sandbox
+from containerlab import cli, config, exercises, gradebook, sandbox
 
 #: The grader's options for the ordinary cases: a build timeout that a cold install of the service's
 #: requirements stays well within (two students building at once under the grading engine's CPU quota
@@ -85,7 +85,8 @@ def graded_cases() -> list[corpus.Case]:
 
 
 def wanted(items: list[pytest.Item]) -> list[str]:
-    """The ids of the cases the selected tests read: each case test's own, and the ``autograde`` ones for that test."""
+    """The ids of the cases the selected tests read: each case test's own, and the ``autograde`` or
+    ``graded_twice`` ones for the test that reads them."""
     ids: set[str] = set()
     for item in items:
         case = getattr(item, "callspec", None) and item.callspec.params.get("case")
@@ -93,6 +94,8 @@ def wanted(items: list[pytest.Item]) -> list[str]:
             ids.add(case.id)
         elif item.name == "test_nbgrader_autograde_gives_the_same_points":
             ids.update(c.id for c in graded_cases() if c.autograde)
+        elif item.name == "test_a_case_graded_twice_gets_the_same_grade":
+            ids.update(c.id for c in graded_cases() if c.twice)
     return sorted(ids)
 
 
@@ -125,6 +128,7 @@ def grade_class(root: Path, ids: list[str]) -> dict[str, object]:
     rows: dict[str, dict[str, str]] = {}
     feedback: dict[str, str] = {}
     autograded: dict[str, float] = {}
+    graded_twice: dict[str, dict[str, dict]] = {}
     with engine_for_the_run as address:
         if address:
             _yield_the_cpu(ENGINE_NAME)
@@ -141,6 +145,15 @@ def grade_class(root: Path, ids: list[str]) -> dict[str, object]:
                 text = path.read_text(encoding="utf-8")
                 first = text.split(":", 1)[0]
                 feedback[first.removeprefix("Feedback for ").strip()] = text
+        twice = [c.id for c in graded_cases() if c.twice and c.id in runs["grades"][0]]
+        if twice:  # an instructor who grades the class again: the same grades, graded afresh
+            again = root / "grades-again"
+            status = cli.main(["grade", str(submitted), "--out", str(again),
+                               *[arg for case_id in twice for arg in ("--student", case_id)], *GRADE_OPTIONS])
+            assert status in (0, 1), f"containerlab grade exited with {status} (the second grading)"
+            first = {g.student: g for g in gradebook.load_results(root / "grades")}
+            graded_twice = {g.student: {"first": first[g.student].to_dict(), "again": g.to_dict()}
+                            for g in gradebook.load_results(again) if g.student in first}
         marked = [c for c in graded_cases() if c.autograde and c.id in ids]
         if marked:
             # The check cells run on the corpus's engine too, never beside the other tests on the main one.
@@ -151,7 +164,8 @@ def grade_class(root: Path, ids: list[str]) -> dict[str, object]:
             finally:
                 if address:
                     sandbox.use(None)
-    result = {"rows": rows, "feedback": feedback, "submitted": str(submitted), "autograded": autograded}
+    result = {"rows": rows, "feedback": feedback, "submitted": str(submitted), "autograded": autograded,
+              "twice": graded_twice}
     written = root / "graded.json.part"
     written.write_text(json.dumps(result), encoding="utf-8")
     written.replace(root / "graded.json")  # whole or absent: its presence says the grading succeeded

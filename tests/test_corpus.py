@@ -5,11 +5,14 @@ graded by ``containerlab grade``, as an instructor runs it, on a grading engine
 of their own (:mod:`corpus_grading`): that grading starts in the background as
 soon as these tests are collected, and they run last. The cases marked
 ``autograde`` are graded again by ``nbgrader autograde``, which runs the check
-cells the student sees (on the same engine, after the grading), and must agree.
+cells the student sees (on the same engine, after the grading), and must agree;
+those marked ``graded_twice`` are graded a second time by ``containerlab grade``,
+and must get the same grade.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,8 +21,9 @@ import corpus
 import corpus_grading
 import test_ex1_checks
 import test_ex2_checks
-from containerlab import config
+from containerlab import classstats, config
 from containerlab.checks import ex1, ex2
+from containerlab.grading import StudentGrade
 
 CASES = corpus.load_all()
 GRADED_CASES = corpus_grading.graded_cases()
@@ -125,6 +129,36 @@ def test_nbgrader_autograde_gives_the_same_points(graded: dict) -> None:
     assert chosen, "no case is marked autograde: true"
     for case in chosen:
         assert graded["autograded"][case.id] == float(graded["rows"][case.id][case.exercise]), case.id
+
+
+#: A duration in a message ("Built ... in 41.3 s"): the one part of a grade that may differ between two runs.
+DURATION = re.compile(r"\b\d+(?:\.\d+)? s\b")
+
+
+def _checks(grade: StudentGrade) -> dict[tuple[str, str], tuple]:
+    """Every check of a grade: its verdict, points, message (durations left out), hint and cause."""
+    return {(exercise, c.name): (c.passed, c.points, DURATION.sub("(time) s", c.message), c.hint, c.cause)
+            for exercise, checked in grade.results.items() for c in checked.results}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_case_graded_twice_gets_the_same_grade(graded: dict) -> None:
+    """Does a second `containerlab grade` of the marked cases, as an instructor grades a class again, give
+    every check the same verdict, points, message (durations aside), hint and cause, and the class
+    report's comparison call the two runs identical?"""
+    chosen = sorted(c.id for c in GRADED_CASES if c.twice)
+    assert chosen, "no case is marked graded_twice: true"
+    assert sorted(graded["twice"]) == chosen, graded["log"][-3000:]
+    first = [StudentGrade.from_dict(graded["twice"][i]["first"]) for i in chosen]
+    again = [StudentGrade.from_dict(graded["twice"][i]["again"]) for i in chosen]
+    comparison = classstats.compare(again, first)
+    assert comparison.identical, comparison.differences
+    for one, two in zip(first, again):
+        a, b = _checks(one), _checks(two)
+        changed = {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+        assert not changed, f"{one.student}: first and second grading differ:\n{changed}"
+        assert one.score == two.score and one.problems == two.problems, one.student
 
 
 def _stand_in_grading(root: Path, ids: list[str], seconds: float) -> corpus_grading.Background:
