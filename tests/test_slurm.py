@@ -273,8 +273,9 @@ def test_the_job_array_on_a_real_slurm_merges_into_the_one_machine_gradebook(slu
     assert len(tasks) == 2, tasks
     for task in tasks:
         assert "JobState=COMPLETED" in task and "ExitCode=0:0" in task, f"{task}\n{logs}"
-        assert "NumCPUs=4" in task and "OverSubscribe=NO" in task, task  # the script's own --cpus-per-task and --exclusive
-    # Each task graded its own slice: the two shards hold different students, and every student is in one.
+        # The script's own --cpus-per-task and --exclusive held: one task at a time on the node.
+        assert "NumCPUs=4" in task and "OverSubscribe=NO" in task, task
+    # Each task graded its own slice: no student in both shards (the merge below must hold them all).
     shards = [_verdicts(tmp_path / "grades" / f"shard-{k}") for k in (1, 2)]
     assert all(shards) and not set(shards[0]) & set(shards[1]), logs
     print(f"one machine {one_seconds:.0f} s; job array of 2 tasks on Slurm {array_seconds:.0f} s")
