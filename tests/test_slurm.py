@@ -190,7 +190,7 @@ def slurm() -> Iterator[Cluster]:
         _wait("munged did not start", lambda: (root / "munge.socket").exists(), START_TIMEOUT, root / "munged.log")
         subprocess.run(["slurmctld", "-i"], env=env, check=True, timeout=30)
         _wait("slurmctld did not answer", cluster.answers, START_TIMEOUT, root / "slurmctld.log")
-        subprocess.run(["slurmd"], env=env, check=True, timeout=30)
+        subprocess.run(["slurmd", "-N", host], env=env, check=True, timeout=30)
         _wait("slurmd's node did not come up idle", cluster.node_idle, START_TIMEOUT, root / "slurmd.log")
         yield cluster
     finally:
