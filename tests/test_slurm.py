@@ -31,7 +31,7 @@ from containerlab import config
 ROOT = Path(__file__).resolve().parents[1]
 SBATCH_SCRIPT = ROOT / "deploy" / "slurm" / "grade-array.sbatch"
 #: The programs of Debian's packages the cluster needs.
-PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
+PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "scancel")
 #: Longest wait for a daemon to answer, and for the whole job array, in seconds.
 START_TIMEOUT = 30
 JOB_TIMEOUT = 600
@@ -86,11 +86,31 @@ class Cluster:
         return out.stdout.strip() == "idle"
 
 
-def _pid(path: Path) -> int | None:
+#: The daemons, each with the pid file slurm.conf or its command line names.
+DAEMONS = ("slurmd", "slurmctld", "munged")
+
+
+def _running(pid: int, name: str | None = None) -> bool:
+    """Whether process ``pid`` runs (a zombie does not), and is program ``name`` when one is given."""
     try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    comm, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
+    return state not in "ZX" and (name is None or comm == name)
+
+
+def _daemons(root: Path) -> list[int]:
+    """The pids of this cluster's daemons still running, from their pid files (a reused pid is another program)."""
+    pids = []
+    for name in DAEMONS:
+        try:
+            pid = int((root / f"{name}.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if _running(pid, name):
+            pids.append(pid)
+    return pids
 
 
 def _pids_with_conf(conf: Path) -> list[int]:
@@ -100,34 +120,44 @@ def _pids_with_conf(conf: Path) -> list[int]:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit() and int(proc.name) != os.getpid():
             try:
-                if marker in (proc / "environ").read_bytes().split(b"\0"):
+                if marker in (proc / "environ").read_bytes().split(b"\0") and _running(int(proc.name)):
                     found.append(int(proc.name))
             except OSError:
                 continue
     return found
 
 
+def _cancel_jobs(env: dict[str, str], timeout: float = 20) -> None:
+    """Cancel the cluster's jobs and wait until they are gone: their steps then end before the daemons stop."""
+    deadline = time.monotonic() + timeout
+    try:
+        subprocess.run(["scancel", "--partition=grading"], env=env, capture_output=True, timeout=timeout)
+        while time.monotonic() < deadline:
+            queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=timeout)
+            if queue.returncode != 0 or not queue.stdout.strip():
+                return
+            time.sleep(0.5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def _stop(root: Path, conf: Path) -> None:
     """Stop every process the cluster started: the daemons by their pid files, then anything left behind."""
-    for name in ("slurmd", "slurmctld", "munged"):
-        pid = _pid(root / f"{name}.pid")
-        if pid is not None:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
+    for pid in _daemons(root):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        alive = [p for p in (_pid(root / f"{n}.pid") for n in ("slurmd", "slurmctld", "munged"))
-                 if p is not None and Path(f"/proc/{p}").exists()] + _pids_with_conf(conf)
-        if not alive:
+    while alive := _daemons(root) + _pids_with_conf(conf):
+        if time.monotonic() > deadline:
+            for pid in alive:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             return
         time.sleep(0.5)
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 SLURM_CONF = """\
@@ -194,10 +224,7 @@ def slurm() -> Iterator[Cluster]:
         _wait("slurmd's node did not come up idle", cluster.node_idle, START_TIMEOUT, root / "slurmd.log")
         yield cluster
     finally:
-        try:  # the job array's tasks first, so that no grading is cut off mid-build by a kill
-            subprocess.run(["scancel", "--partition=grading"], env=env, capture_output=True, timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
+        _cancel_jobs(env)
         _stop(root, conf)
         shutil.rmtree(root, ignore_errors=True)
 
