@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from containerlab import batch
+from containerlab import resultfiles
 from containerlab.checks import CheckResult, causes, ex1, ex2, ex3, ex6, results
 from containerlab.grading import EXERCISES, GRADED_CHECK, NOT_ATTEMPTED, StudentGrade
 
@@ -85,7 +85,7 @@ def make_class(n: int) -> list[StudentGrade]:
 
 
 def write_class(out: Path, grades: list[StudentGrade]) -> Path:
-    """Write each grade as the class grader does (:func:`containerlab.batch.write_result`) into ``out/results``."""
+    """Write each grade as the class grader does (:func:`containerlab.resultfiles.write_result`) into ``out/results``."""
     for grade in grades:
-        batch.write_result(out, grade, fingerprint=f"fp-{grade.key}")
+        resultfiles.write_result(out, grade, fingerprint=f"fp-{grade.key}")
     return out

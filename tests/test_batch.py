@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from containerlab import batch, cli, config, engine, gradebook
+from containerlab import batch, cli, config, engine, gradebook, resultfiles
 from containerlab.checks import CheckResult, results, service
 from containerlab.grading import StudentGrade
 
@@ -118,7 +118,7 @@ def test_rerun_keeps_unchanged_results_and_regrades_changed_ones(tmp_path: Path,
     rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open(encoding="utf-8"))}
     assert rows["alice"]["ex1"] == "2" and rows["bob"]["ex1"] == "0" and rows["José García"]["ex1"] == "2"
     assert (out / "feedback" / "José García.txt").exists() and (out / "feedback" / "jose-garcia.txt").exists()
-    data = json.loads(batch.result_path(out, batch.student_key("alice")).read_text())
+    data = json.loads(resultfiles.result_path(out, batch.student_key("alice")).read_text())
     assert data["format"] == 1 and data["fingerprint"] == batch.fingerprint(subs / "alice")
 
     said: list[str] = []
@@ -159,7 +159,7 @@ def test_a_student_squeezed_by_a_neighbour_is_graded_again_alone(tmp_path: Path,
         assert not [parts for parts in log[second + 1:done] if parts[0] == "start"], log
         assert ["beside", keys[student]] not in log[second:done + 1]
     assert sum("graded again, alone on the engine" in line and "disk was full" in line for line in said) == 2, said
-    saved = json.loads(batch.result_path(tmp_path / "out", keys["cat"]).read_text())
+    saved = json.loads(resultfiles.result_path(tmp_path / "out", keys["cat"]).read_text())
     assert saved["grade"]["pressure"] == {"ex1": ["the engine's disk was full"]}
     # the result files say whose grade is a second one, and why (the class report lists them)
     assert saved["grade"]["regraded"] == {"ex1": ["the engine's disk was full"]}

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import class_fakes
-from containerlab import batch, classreport, cli, config, gradebook
+from containerlab import classreport, cli, config, gradebook, resultfiles
 from containerlab.checks import causes, ex1, service
 from containerlab.grading import EXERCISES
 
@@ -161,7 +161,7 @@ def test_unreadable_result_files_are_named_and_skipped(tmp_path: Path) -> None:
     (out / "results" / "partial.json").write_text(json.dumps({"format": 1, "grade": {"key": "x"}}), encoding="utf-8")
     listed = {"format": 1, "grade": {"student": "x", "key": "x", "results": []}}  # a list where a mapping goes
     (out / "results" / "listed.json").write_text(json.dumps(listed), encoding="utf-8")
-    typed = json.loads(batch.result_path(out, "stu001-0001").read_text(encoding="utf-8"))
+    typed = json.loads(resultfiles.result_path(out, "stu001-0001").read_text(encoding="utf-8"))
     typed["grade"].update(student="typed", key="typed-0000")
     typed["grade"]["results"]["ex1"]["results"][0]["points"] = "2"  # text where a number goes
     (out / "results" / "typed.json").write_text(json.dumps(typed), encoding="utf-8")
@@ -185,7 +185,7 @@ def test_shards_are_merged_keeping_each_students_newer_result(tmp_path: Path) ->
     # student 5 (a failed build) was graded again in shard 2, later, and now passes everything
     again = class_fakes.student(1)
     again.student, again.key = grades[5].student, grades[5].key
-    path = batch.write_result(second, again, fingerprint="fp-new")
+    path = resultfiles.write_result(second, again, fingerprint="fp-new")
     data = json.loads(path.read_text(encoding="utf-8"))
     data["graded_at"] = "2099-01-01T00:00:00+00:00"
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -261,8 +261,8 @@ def test_result_files_keep_the_cause_and_the_regrade_and_older_files_still_read(
     """Does a result file keep each check's cause and the re-grade, and does a file written before them read?"""
     grade = class_fakes.student(4)
     grade.results["ex1"] = class_fakes.student(5).results["ex1"]
-    path = batch.write_result(tmp_path, grade, fingerprint="fp")
-    read = gradebook.read_result(path).grade
+    path = resultfiles.write_result(tmp_path, grade, fingerprint="fp")
+    read = resultfiles.read_result(path).grade
     assert read.results["ex1"].get("builds").cause == causes.NO_WHEEL
     assert read.regraded == {"ex1": ["the engine's disk was full"]} and read == grade
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -271,7 +271,7 @@ def test_result_files_keep_the_cause_and_the_regrade_and_older_files_still_read(
         for result in checked["results"]:
             del result["cause"]
     path.write_text(json.dumps(data), encoding="utf-8")
-    older = gradebook.read_result(path).grade
+    older = resultfiles.read_result(path).grade
     assert older.results["ex1"].get("builds").cause == "" and older.regraded == {}
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from containerlab import exercises, gradebook
+from containerlab import exercises, gradebook, resultfiles
 from containerlab.checks import CheckResult, ex1, ex2, ex3, ex6, results
 from containerlab.grading import EXERCISES, StudentGrade
 
@@ -113,7 +113,7 @@ def test_load_results_names_a_corrupt_file(tmp_path: Path) -> None:
     """Does a result file that is not JSON stop the load with a message naming the file?"""
     _write_result(tmp_path, _grade("alice"))
     (tmp_path / "results" / "bob-0000.json").write_text("{ not json")
-    with pytest.raises(gradebook.ResultFileInvalid, match="bob-0000.json"):
+    with pytest.raises(resultfiles.ResultFileInvalid, match="bob-0000.json"):
         gradebook.load_results(tmp_path)
 
 
@@ -121,13 +121,13 @@ def test_load_results_refuses_another_format(tmp_path: Path) -> None:
     """Does a result file of another format number get refused, saying which format is read?"""
     path = _write_result(tmp_path, _grade("alice"))
     path.write_text(json.dumps({**json.loads(path.read_text()), "format": 2}))
-    with pytest.raises(gradebook.ResultFileInvalid, match="format 2.*reads format 1"):
+    with pytest.raises(resultfiles.ResultFileInvalid, match="format 2.*reads format 1"):
         gradebook.load_results(tmp_path)
 
 
 def test_load_results_without_a_results_folder_says_what_is_expected(tmp_path: Path) -> None:
     """Does a folder without results/ raise ResultsNotFound naming the folder?"""
-    with pytest.raises(gradebook.ResultsNotFound, match="results/"):
+    with pytest.raises(resultfiles.ResultsNotFound, match="results/"):
         gradebook.load_results(tmp_path)
 
 
@@ -204,7 +204,7 @@ def test_merge_into_an_earlier_merge_keeps_its_students(tmp_path: Path) -> None:
 def test_merge_with_no_result_at_all_says_so(tmp_path: Path) -> None:
     """Does merging empty result folders raise ResultsNotFound instead of writing an empty gradebook?"""
     (tmp_path / "a" / "results").mkdir(parents=True)
-    with pytest.raises(gradebook.ResultsNotFound, match="No result file"):
+    with pytest.raises(resultfiles.ResultsNotFound, match="No result file"):
         gradebook.merge([tmp_path / "a"], tmp_path / "all")
     assert not (tmp_path / "all").exists()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_gradebook import AUTO_MAX, _grade, _write_result
 
-from containerlab import cli, gradebook, lms
+from containerlab import cli, gradebook, lms, resultfiles
 from containerlab.checks import ex1, ex2
 
 #: The free-text cells and their points, as the source notebooks define them (3 + 4 + 4).
@@ -88,7 +88,7 @@ def test_manual_points_are_read_back_from_nbgraders_database(graded: tuple[Path,
 
 def test_manual_points_refuse_a_database_that_is_not_there(tmp_path: Path) -> None:
     """Is a missing database file named, instead of an empty one being made?"""
-    with pytest.raises(gradebook.ResultsNotFound, match="gradebook nbgrader"):
+    with pytest.raises(resultfiles.ResultsNotFound, match="gradebook nbgrader"):
         gradebook.manual_points(["alice"], db_url=f"sqlite:///{tmp_path / 'none.db'}")
     assert not (tmp_path / "none.db").exists()
 

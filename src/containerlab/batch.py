@@ -32,7 +32,6 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
-import json
 import multiprocessing
 import os
 import queue
@@ -49,11 +48,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config, engine, grading, sandbox, scan
+from . import config, engine, grading, resultfiles, sandbox, scan
 from .checks import service
 
-#: The version of the result-file format written here (read by :mod:`containerlab.gradebook`).
-RESULT_FORMAT = 1
 #: Label with the id of the grading run on every container and network the checks start.
 RUN_LABEL = "org.containerlab.grade-run"
 #: Label with the student's key on the same objects.
@@ -163,7 +160,7 @@ def fingerprint(folder: Path) -> str:
     with the same content; a rerun grades again only the students whose
     fingerprint changed.
     """
-    digest = hashlib.sha256(f"format {RESULT_FORMAT}\n".encode())
+    digest = hashlib.sha256(f"format {resultfiles.RESULT_FORMAT}\n".encode())
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         relative = path.relative_to(folder).as_posix()
         if ".ipynb_checkpoints" in relative.split("/") or "__pycache__" in relative.split("/"):
@@ -202,58 +199,7 @@ def _available_memory() -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- result files
-
-
-def result_path(out: Path, key: str) -> Path:
-    """The result file of one student: ``OUT/results/<key>.json``."""
-    return out / "results" / f"{key}.json"
-
-
-def write_result(out: Path, grade: grading.StudentGrade, *, fingerprint: str) -> Path:
-    """Write one student's result atomically: a temporary file in the same folder, fsync, ``os.replace``.
-
-    The file is ``{"format": 1, "fingerprint": ..., "graded_at": ISO 8601 UTC, "grade": StudentGrade.to_dict()}``.
-
-    A reader (or a rerun after ``kill -9``) sees the old file or the new one, never half of one.
-    """
-    path = result_path(out, grade.key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from datetime import datetime, timezone
-
-    # graded_at: when, in UTC; a merge keeps the newer of two results by it (a file's mtime may not survive a copy).
-    data = {"format": RESULT_FORMAT, "fingerprint": fingerprint,
-            "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "grade": grade.to_dict()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        from . import gradebook
-
-        os.fchmod(fd, gradebook.file_mode())  # as an ordinary file would be, not mkstemp's 0600
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a power cut
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def read_result(path: Path) -> tuple[str, grading.StudentGrade] | None:
-    """Read a result file: ``(fingerprint, grade)``, or ``None`` when it is unreadable or of another format."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != RESULT_FORMAT:
-            return None
-        return str(data["fingerprint"]), grading.StudentGrade.from_dict(data["grade"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+# --------------------------------------------------------------------------- the class's gradebook.csv
 
 
 def write_gradebook(out: Path) -> list[grading.StudentGrade]:
@@ -606,7 +552,7 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
                 # A check that met a dead engine may have recorded it as the student's problem: such a
                 # grade is not the student's and is never saved (the rerun grades them again).
                 raise engine.EngineUnavailable(f"the engine stopped answering while {task.student} was graded")
-            write_result(out, grade, fingerprint=task.fingerprint)
+            resultfiles.write_result(out, grade, fingerprint=task.fingerprint)
             events.put(("done", task.key, grade.to_dict()))
             if settings.grader is None and settings.keep_storage is not None:
                 # In the worker, so that each engine of --engine keeps its own cache within budget.
@@ -745,10 +691,13 @@ def grade_class(submissions: Path, *, out: Path, jobs: int | None = None, shard:
         for student, folder in folders.items():
             key = keys[student]
             current = fingerprint(folder)
-            previous = read_result(result_path(out, key))
-            if (previous is not None and previous[0] == current and previous[1].student == student
-                    and not previous[1].grader_errors):  # an exercise the grader failed on is graded again
-                kept[student] = previous[1]
+            try:
+                previous = resultfiles.read_result(resultfiles.result_path(out, key))
+            except resultfiles.ResultFileInvalid:
+                previous = None  # none yet, half-written by a killed run, or of another format: grade again
+            if (previous is not None and previous.fingerprint == current and previous.grade.student == student
+                    and not previous.grade.grader_errors):  # an exercise the grader failed on is graded again
+                kept[student] = previous.grade
             else:
                 todo.append(_Task(student, key, str(folder), current))
         if kept:

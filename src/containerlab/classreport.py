@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import get_type_hints
 
-from . import classstats, config, gradebook
+from . import classstats, config, gradebook, resultfiles
 from .checks import CheckResult
 from .grading import EXERCISES, StudentGrade
 from .report import html_page
@@ -93,14 +93,14 @@ def load_class(folders: Sequence[Path], *, say: Callable[[str], None] = _say
         The grades, sorted by student, and the files that could not be read.
 
     Raises:
-        gradebook.ResultsNotFound: a folder has no ``results/``, or no folder has any result file.
+        resultfiles.ResultsNotFound: a folder has no ``results/``, or no folder has any result file.
     """
     unreadable: list[Unreadable] = []
 
     kept = gradebook.newest_results(folders, say=say,
                                     invalid=lambda path, exc: unreadable.append(Unreadable(path, str(exc))))
     if not kept and not unreadable:
-        raise gradebook.ResultsNotFound(f"No result file in {', '.join(str(f / 'results') for f in folders)}.")
+        raise resultfiles.ResultsNotFound(f"No result file in {', '.join(str(f / 'results') for f in folders)}.")
     grades = []
     for found in kept:
         wrong = _wrong_type(found.grade)
@@ -218,7 +218,7 @@ def write_report(folders: Sequence[Path], *, out: Path | None = None, compare: S
         What was found and written.
 
     Raises:
-        gradebook.ResultsNotFound: a folder has no ``results/``, or a run has no result file at all.
+        resultfiles.ResultsNotFound: a folder has no ``results/``, or a run has no result file at all.
     """
     import pandas as pd
 

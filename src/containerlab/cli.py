@@ -196,19 +196,19 @@ def _grade_class(args: argparse.Namespace, out: Path, limits: engine.SandboxLimi
 def _cmd_gradebook(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from . import gradebook
+    from . import gradebook, resultfiles
 
     if args.action == "merge":  # batch's subcommand, in the same form as on its branch
         try:
             grades = gradebook.merge([Path(d) for d in args.folders], Path(args.out))
-        except gradebook.ResultFileInvalid as exc:
+        except resultfiles.ResultFileInvalid as exc:
             raise CommandError(str(exc)) from exc
         print(f"Merged {len(grades)} student(s) from {len(args.folders)} folder(s): {Path(args.out) / 'gradebook.csv'}")
     elif args.action == "nbgrader":
         try:
             grades = gradebook.publish(Path(args.out), course=Path(args.course), db_url=args.db,
                                        feedback=not args.no_feedback)
-        except (gradebook.ResultFileInvalid, gradebook.GradebookMismatch) as exc:
+        except (resultfiles.ResultFileInvalid, gradebook.GradebookMismatch) as exc:
             raise CommandError(str(exc)) from exc
         print(f"Automatic points of {len(grades)} student(s) are in nbgrader's gradebook "
               f"{args.db or gradebook.course_db_url(Path(args.course))}; "

@@ -1,8 +1,8 @@
 """One gradebook for the class: the CSV, merged result folders, and nbgrader's gradebook database.
 
 The class grader writes one result file per student, ``OUT/results/<key>.json``
-(``{"format": 1, "fingerprint": ..., "grade": StudentGrade.to_dict()}``). This
-module turns result files into the class's gradebooks:
+(:mod:`containerlab.resultfiles` reads and writes them). This module turns result
+files into the class's gradebooks:
 
 - :func:`write_csv`: ``gradebook.csv``, automatic points per exercise;
 - :func:`load_results`, :func:`newest_results` and :func:`merge`: the result folders of one or many
@@ -29,28 +29,15 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import exercises
 from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS, StudentGrade
-
-#: The version of the result-file format this module reads.
-RESULT_FORMAT = 1
-
-
-class ResultsNotFound(FileNotFoundError):
-    """A result folder is missing or holds no result file."""
-
-
-class ResultFileInvalid(ValueError):
-    """A result file is not JSON, or not in a format this version reads (the message names the file)."""
-
+from .resultfiles import ResultFile, ResultFileInvalid, ResultsNotFound, read_result, result_files, write_atomically
 
 class GradebookMismatch(RuntimeError):
     """nbgrader's database does not hold the assignment's graded cells as the source notebooks define them."""
@@ -58,29 +45,6 @@ class GradebookMismatch(RuntimeError):
 
 def _points(value: float) -> str:
     return f"{value:g}"
-
-
-def file_mode() -> int:
-    """The mode a new file gets from this process's umask (``0o666`` minus the umask), e.g. ``0o644``."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode())  # mkstemp makes 0600; a student must be able to read released feedback
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- gradebook.csv
@@ -113,60 +77,10 @@ def write_csv(grades: Iterable[StudentGrade], path: Path) -> None:
                 row.append(_points(found.score) if found is not None else "0")
         problems = "; ".join(f"{k}: {v}" for k, v in grade.problems.items())
         writer.writerow([*row, _points(grade.score), _points(grade.max_score), problems])
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
 
 
 # --------------------------------------------------------------------------- result files
-
-
-@dataclass(frozen=True)
-class ResultFile:
-    """One student's result file as read from disk.
-
-    Attributes:
-        path: the file.
-        fingerprint: what the batch grader recorded of the submission it graded.
-        graded_at: when the student was graded (UTC): the file's ``graded_at`` (ISO 8601) when it
-            has one, else its modification time.
-        grade: the student's grade.
-    """
-
-    path: Path
-    fingerprint: str
-    graded_at: datetime
-    grade: StudentGrade
-
-
-def _result_files(folder: Path) -> list[Path]:
-    results = folder / "results"
-    if not results.is_dir():
-        raise ResultsNotFound(f"{folder} holds no results/ folder (the --out folder of `containerlab grade` has one).")
-    return sorted(p for p in results.glob("*.json") if not p.name.startswith("."))
-
-
-def read_result(path: Path) -> ResultFile:
-    """Read one result file.
-
-    Raises:
-        ResultFileInvalid: the file is not JSON, has another format number, or its grade is incomplete.
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ResultFileInvalid(f"{path} is not a readable result file ({exc}); grade that student again.") from exc
-    if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
-        raise ResultFileInvalid(f"{path} has result format {found!r}; this containerlab reads format "
-                                f"{RESULT_FORMAT} (grade again, or use the containerlab that wrote it).")
-    try:
-        grade = StudentGrade.from_dict(data["grade"])
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: a list where a mapping goes
-        raise ResultFileInvalid(f"{path} holds an incomplete grade ({type(exc).__name__}: {exc}).") from exc
-    try:  # a time written in the file survives copies between machines; a file's mtime may not
-        graded_at = datetime.fromisoformat(str(data["graded_at"])).astimezone(timezone.utc)
-    except (KeyError, ValueError):
-        graded_at = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
-    return ResultFile(path, str(data.get("fingerprint", "")), graded_at, grade)
 
 
 def load_results(folder: Path) -> list[StudentGrade]:
@@ -182,7 +96,7 @@ def load_results(folder: Path) -> list[StudentGrade]:
         ResultsNotFound: there is no ``results/`` folder.
         ResultFileInvalid: a result file cannot be read (named in the message).
     """
-    grades = [read_result(p).grade for p in _result_files(folder)]
+    grades = [read_result(p).grade for p in result_files(folder)]
     return sorted(grades, key=lambda g: (g.student, g.key))
 
 
@@ -213,7 +127,7 @@ def newest_results(folders: Iterable[Path], *, say: Callable[[str], None] = _say
     """
     kept: dict[str, ResultFile] = {}
     for folder in folders:
-        for path in _result_files(folder):
+        for path in result_files(folder):
             try:
                 new = read_result(path)
             except ResultFileInvalid as exc:
@@ -278,7 +192,7 @@ def merge(folders: list[Path], out: Path, *, say: Callable[[str], None] = _say) 
     for item in kept:
         destination = target / item.path.name
         if destination.resolve() != item.path.resolve():
-            _write_atomically(destination, item.path.read_text(encoding="utf-8"))
+            write_atomically(destination, item.path.read_text(encoding="utf-8"))
             os.utime(destination, (item.graded_at.timestamp(), item.graded_at.timestamp()))
     grades = [r.grade for r in kept]
     write_csv(grades, out / "gradebook.csv")
@@ -640,7 +554,7 @@ def write_nbgrader_feedback(grade: StudentGrade, feedback: Path, *, submitted: P
         if exercise.key not in grade.results:
             continue
         path = folder / f"{Path(exercise.notebook).stem}.html"
-        _write_atomically(path, report.feedback_page(grade, exercise.key))
+        write_atomically(path, report.feedback_page(grade, exercise.key))
         written.append(path)
     for name in SUBMISSION_FILES:
         if submitted is not None and (submitted / name).is_file():

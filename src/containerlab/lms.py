@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from . import gradebook
+from . import gradebook, resultfiles
 from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS, StudentGrade
 
 
@@ -287,7 +287,7 @@ def export(out: Path, *, lms: str, ids: Path, dest: Path, db_url: str, title: st
     Raises:
         ValueError: no such format.
         IdMapInvalid: the id map cannot be used.
-        gradebook.ResultsNotFound: there is no ``results/`` folder, or no nbgrader database.
+        resultfiles.ResultsNotFound: there is no ``results/`` folder, or no nbgrader database.
 
     A result file that cannot be read is one more unmatched student (named by
     the file), never the end of the export.
@@ -295,10 +295,10 @@ def export(out: Path, *, lms: str, ids: Path, dest: Path, db_url: str, title: st
     fmt = get_format(lms)
     present, id_map = read_id_map(ids, fmt)
     grades, unreadable = [], []
-    for path in gradebook._result_files(out):  # one unreadable result file never stops the export
+    for path in resultfiles.result_files(out):  # one unreadable result file never stops the export
         try:
-            grades.append(gradebook.read_result(path).grade)
-        except gradebook.ResultFileInvalid as exc:
+            grades.append(resultfiles.read_result(path).grade)
+        except resultfiles.ResultFileInvalid as exc:
             unreadable.append(Unmatched(path.stem, path.stem, str(exc)))
     grades.sort(key=lambda g: (g.student, g.key))
     manual = gradebook.manual_points([g.student for g in grades], db_url=db_url, assignment=assignment,
@@ -337,13 +337,13 @@ def export(out: Path, *, lms: str, ids: Path, dest: Path, db_url: str, title: st
     text = fmt.render(result.rows, title=title, present=present,
                       max_automatic=sum(e.max_points for e in EXERCISES),
                       max_manual=sum(c.points for c in manual_cells))
-    gradebook._write_atomically(dest, text)
+    resultfiles.write_atomically(dest, text)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["student", "key", "reason"])
     for item in result.unmatched:
         writer.writerow([item.student, item.key, item.reason])
-    gradebook._write_atomically(result.unmatched_path, buffer.getvalue())
+    resultfiles.write_atomically(result.unmatched_path, buffer.getvalue())
     return result
 
 

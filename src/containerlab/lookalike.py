@@ -547,7 +547,7 @@ def compare(answers_: ClassAnswers) -> list[Pair]:
 def write_csv(pairs: list[Pair], path: Path) -> None:
     """Write the pairs as CSV: ``student_a``, ``student_b``, ``similarity``, ``typical_a``, ``typical_b``,
     ``flagged`` (``yes``/``no``), then one column per answer file (its similarity, empty when not compared)."""
-    from .gradebook import _write_atomically
+    from .resultfiles import write_atomically
 
     filenames = sorted({f for p in pairs for f in p.files})
     buffer = io.StringIO()
@@ -557,7 +557,7 @@ def write_csv(pairs: list[Pair], path: Path) -> None:
         writer.writerow([p.a, p.b, f"{p.similarity:.3f}", f"{p.typical_a:.3f}", f"{p.typical_b:.3f}",
                          "yes" if p.flagged else "no", *(f"{p.files[f]:.3f}" if f in p.files else ""
                                                          for f in filenames)])
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
 
 
 @dataclass
@@ -582,11 +582,11 @@ def report(submissions: Path, *, out: Path, solutions: Path = SOLUTIONS, starter
         batch.SubmissionsNotFound: there is no student folder.
     """
     from . import report as render
-    from .gradebook import _write_atomically
+    from .resultfiles import write_atomically
 
     read = read_class(submissions, solutions=solutions, starters=starters)
     pairs = compare(read)
     result = LookalikeReport(pairs, read, out / "lookalike.csv", out / "lookalike.html")
     write_csv(pairs, result.csv)
-    _write_atomically(result.html, render.lookalike_html(pairs, read.problems, students=len(read.lines)))
+    write_atomically(result.html, render.lookalike_html(pairs, read.problems, students=len(read.lines)))
     return result
