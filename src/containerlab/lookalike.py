@@ -49,7 +49,8 @@ import yaml
 from . import answers
 from .checks.conceptual import NotebookUnreadable
 from .exercises import EXERCISES_DIR
-from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS
+from .checks import registry
+from .checks.submission import ASSIGNMENT, SOLUTIONS
 
 #: Student versions of the notebooks (the released starter text).
 STARTERS = EXERCISES_DIR / ASSIGNMENT
@@ -94,7 +95,7 @@ def _kind(filename: str) -> str | None:
 def answer_files(solutions: Path = SOLUTIONS) -> list[AnswerFile]:
     """The files the answer cells of the source notebooks write, of the kinds compared, in exercise order."""
     found = []
-    for exercise in EXERCISES:
+    for exercise in registry.exercises():
         try:
             cells = answers.answer_cells(solutions / exercise.notebook)
         except NotebookUnreadable:
