@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from containerlab import config, exercises
-from containerlab.checks import registry
+from containerlab.checks import conceptual, registry
+from containerlab.checks.submission import Submission
 
 
 def test_every_exercise_notebook_has_its_module_in_order() -> None:
@@ -50,3 +51,21 @@ def test_a_module_that_declares_another_exercise_is_refused(monkeypatch: pytest.
             registry.exercises()
     finally:
         registry.exercises.cache_clear()
+
+
+@pytest.mark.parametrize(("key", "grade_id", "points"), [("ex3", "ex3-answer", 3), ("ex4", "ex4-answer", 4),
+                                                         ("ex5", "ex5-answer", 4)])
+def test_free_text_points_are_the_source_notebooks(key: str, grade_id: str, points: int, tmp_path) -> None:
+    """Does a free-text answer's message name the points its cell carries in the source notebook?"""
+    exercise = registry.exercise(key)
+    checked = conceptual.answered(Submission(exercise, exercise.source, tmp_path, "alice"), grade_id)
+    assert checked.results[0].passed and checked.results[0].message.endswith(f"({points} points).")
+
+
+def test_a_free_text_notebook_that_cannot_be_read_is_the_exercises_problem(tmp_path) -> None:
+    """Is a free-text exercise whose notebook is missing graded 0 and recorded as a problem, naming the notebook?"""
+    exercise = registry.exercise("ex5")
+    checked = exercise.grade(Submission(exercise, tmp_path / exercise.notebook, tmp_path, "alice"))
+    assert not checked.results[0].passed
+    assert exercise.problem(checked).startswith(f"There is no notebook {exercise.notebook}")
+    assert registry.exercise("ex1").problem(checked) == ""

@@ -84,7 +84,7 @@ def check(notebook: str | Path, grade_id: str, *, exercise: str, manual_points: 
     Args:
         notebook: the saved notebook file.
         grade_id: nbgrader id of the answer cell.
-        exercise: ``"ex4"`` or ``"ex5"``.
+        exercise: the exercise's key (``"ex4"``).
         manual_points: the points a person gives with the rubric (named in the message).
 
     Returns:
