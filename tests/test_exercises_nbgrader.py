@@ -63,7 +63,8 @@ def test_student_versions_hold_no_solution_or_hidden_test() -> None:
     assert not list(folder.rglob("*.Dockerfile")) and not list(folder.rglob("*.md"))
 
 
-@pytest.mark.parametrize("key,cell,file", [(e.key, cell, file) for e in registry.exercises() for file, cell in e.answers.items()])
+@pytest.mark.parametrize("key,cell,file", [(e.key, cell, file) for e in registry.exercises()
+                                           for file, cell in e.answers.items()])
 def test_solution_file_is_the_answer_cell(key: str, cell: str, file: str) -> None:
     """Is each real solution file in solutions/ch14 exactly what its answer cell writes?"""
     first, _, body = _cell(registry.exercise(key).source, cell).source.partition("\n")
