@@ -55,5 +55,5 @@ c.Autograde.sanitize_preprocessors = [
 # Autograde copies the course's files over a submission; the student's
 # .dockerignore is kept, because the task invites editing it (it decides what
 # goes into the image). Nothing else of theirs is: code, lockfile and data are
-# the course's. The same rule as containerlab grade (grading.STUDENT_CONTEXT_FILES).
+# the course's. The same rule as containerlab grade (checks.submission.STUDENT_CONTEXT_FILES).
 c.Autograde.exclude_overwriting = {"ch14": ["service/.dockerignore"]}

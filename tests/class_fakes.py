@@ -20,10 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from containerlab import resultfiles
-from containerlab.checks import CheckResult, causes, ex1, ex2, ex3, ex6, results
-from containerlab.grading import EXERCISES, GRADED_CHECK, NOT_ATTEMPTED, StudentGrade
-
-MODULES = {"ex1": ex1, "ex2": ex2, "ex3": ex3, "ex6": ex6}
+from containerlab.checks import NOT_ATTEMPTED, CheckResult, causes, ex1, ex2, ex3, ex6, results
+from containerlab.checks import registry
+from containerlab.grading import GRADED_CHECK, StudentGrade
 
 
 def _failing(exercise: str, points: dict[str, int], failed: str, message: str, cause: str = "",
@@ -75,7 +74,7 @@ def student(i: int) -> StudentGrade:
         for n, p in ex6.POINTS.items()])
     if i == 4:
         grade.regraded["ex1"] = ["the engine's disk was full"]
-    assert list(grade.results) == [e.key for e in EXERCISES]
+    assert list(grade.results) == [e.key for e in registry.exercises()]
     return grade
 
 

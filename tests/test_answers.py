@@ -11,7 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from containerlab import answers, autograde, grading
+from containerlab import answers, autograde, config
+from containerlab.checks import submission
 from containerlab.checks.conceptual import NotebookUnreadable
 
 GRADE_ID = "ex1-dockerfile"
@@ -228,7 +229,7 @@ def test_settle_moves_an_answer_pasted_below_the_check_above_it() -> None:
 
 def test_answer_files_are_read_from_the_source_notebook() -> None:
     """Are the files the source notebook's answer cells write found from its %%writefile cells?"""
-    source = nbformat.read(grading.SOLUTIONS / "ex3-data-and-secrets-out.ipynb", as_version=4)
+    source = nbformat.read(submission.SOLUTIONS / "ex3-data-and-secrets-out.ipynb", as_version=4)
 
     class Row:
         def __init__(self, cell):  # type: ignore[no-untyped-def]
@@ -243,7 +244,7 @@ def test_nbgrader_config_runs_last_run_answers_first_and_keeps_the_dockerignore(
     """Does the course's nbgrader config run LastRunAnswers before ClearOutput and keep service/.dockerignore?"""
     from traitlets.config.loader import PyFileConfigLoader
 
-    loaded = PyFileConfigLoader("nbgrader_config.py", path=str(grading.config.ROOT)).load_config()
+    loaded = PyFileConfigLoader("nbgrader_config.py", path=str(config.ROOT)).load_config()
     steps = list(loaded.Autograde.sanitize_preprocessors)
     assert steps[0] == "containerlab.autograde.LastRunAnswers"
     assert steps.index("nbgrader.preprocessors.ClearOutput") == 1
@@ -252,7 +253,7 @@ def test_nbgrader_config_runs_last_run_answers_first_and_keeps_the_dockerignore(
     default = Autograde.class_traits()["sanitize_preprocessors"].default()
     defaults = [f"nbgrader.preprocessors.{p.__name__}" for p in default]
     assert steps[1:] == defaults
-    assert dict(loaded.Autograde.exclude_overwriting) == {"ch14": list(grading.STUDENT_CONTEXT_FILES)}
+    assert dict(loaded.Autograde.exclude_overwriting) == {"ch14": list(submission.STUDENT_CONTEXT_FILES)}
 
 
 # The build context: the course's service with the student's .dockerignore, nothing else of theirs.
@@ -266,9 +267,9 @@ def test_build_context_takes_only_the_students_dockerignore(tmp_path: Path) -> N
     (student / "service" / "extra.txt").write_text("mine")
     work = tmp_path / "work"
     work.mkdir()
-    context, notes = grading.build_context(work, student)
+    context, notes = submission.build_context(work, student)
     assert (context / ".dockerignore").read_text() == "data/\n.env\n" and notes == ()
-    course = grading.SOLUTIONS / "service"
+    course = submission.SOLUTIONS / "service"
     assert (context / "requirements.txt").read_bytes() == (course / "requirements.txt").read_bytes()
     assert not (context / "extra.txt").exists()
 
@@ -281,8 +282,8 @@ def test_build_context_refuses_a_linked_dockerignore(tmp_path: Path) -> None:
     (student / "service" / ".dockerignore").symlink_to(tmp_path / "elsewhere")
     work = tmp_path / "work"
     work.mkdir()
-    context, notes = grading.build_context(work, student)
-    assert (context / ".dockerignore").read_bytes() == (grading.SOLUTIONS / "service" / ".dockerignore").read_bytes()
+    context, notes = submission.build_context(work, student)
+    assert (context / ".dockerignore").read_bytes() == (submission.SOLUTIONS / "service" / ".dockerignore").read_bytes()
     assert "not a regular file" in notes[0]
 
 
@@ -294,7 +295,7 @@ def test_build_context_refuses_a_dockerignore_behind_a_linked_folder(tmp_path: P
     (tmp_path / "student").mkdir()
     (tmp_path / "student" / "service").symlink_to(elsewhere)
     (tmp_path / "work").mkdir()
-    context, notes = grading.build_context(tmp_path / "work", tmp_path / "student")
+    context, notes = submission.build_context(tmp_path / "work", tmp_path / "student")
     assert (context / ".dockerignore").read_text() != "host file" and "not a regular file" in notes[0]
 
 
@@ -302,7 +303,7 @@ def test_build_context_without_a_service_folder_is_the_courses(tmp_path: Path) -
     """Does a submission of notebooks only get the course's .dockerignore, without a note?"""
     (tmp_path / "student").mkdir()
     (tmp_path / "work").mkdir()
-    context, notes = grading.build_context(tmp_path / "work", tmp_path / "student")
+    context, notes = submission.build_context(tmp_path / "work", tmp_path / "student")
     assert (context / ".dockerignore").exists() and notes == ()
 
 
@@ -313,7 +314,7 @@ def test_reported_number_reads_the_copy_run_last(tmp_path: Path) -> None:
     second = nbformat.v4.new_code_cell("REPORTED_REDUCTION_PERCENT = 19.7\n", metadata=meta)
     first.execution_count, second.execution_count = 8, 2
     path = _notebook(tmp_path, second, first)
-    assert grading.reported_number(path, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT") == 5.0
+    assert submission.reported_number(path, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT") == 5.0
     source, notes = answers.cell_source(path, "ex2-reported-reduction")
     assert "appears 2 times" in notes[0] and "run as [8]" in notes[0]
     cells = nbformat.read(path, as_version=4).cells

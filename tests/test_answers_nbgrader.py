@@ -6,17 +6,19 @@ The answer is the copy the student ran last, built with the student's .dockerign
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
+import uuid
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from containerlab import engine, exercises, grading
-from containerlab.checks import ex1
+from containerlab import engine, exercises
+from containerlab.checks import ex1, registry, submission
 
 #: Exercise 1's official solution (solutions/ch14/ex1.Dockerfile), nbgrader's markers taken out.
-SOLUTION = "".join(line for line in (grading.SOLUTIONS / "ex1.Dockerfile").read_text().splitlines(keepends=True)
+SOLUTION = "".join(line for line in (submission.SOLUTIONS / "ex1.Dockerfile").read_text().splitlines(keepends=True)
                    if not line.startswith("### "))
 #: The solution with the code copied by ``COPY . .``: right only with a .dockerignore that keeps the data out.
 COPY_ALL = SOLUTION.replace("COPY src/ src/", "COPY . .")
@@ -26,14 +28,16 @@ DOCKERIGNORE = "**/__pycache__\n**/*.pyc\ndata/\n.env\n"
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_autograde_and_grade_take_the_copy_run_last_with_the_students_dockerignore(tmp_path: Path,
-                                                                                    unique_tag: str) -> None:
+def test_autograde_and_grade_take_the_copy_run_last_with_the_students_dockerignore(tmp_path: Path) -> None:
     """With a working copy run last above a broken copy, and the student's .dockerignore, do both graders give 10/10?"""
     from nbgrader.api import Gradebook
 
     assert "COPY . ." in COPY_ALL
     course = exercises.scratch_course()
     before = engine.image(ex1.DEFAULT_TAG)
+    graded = submission.Submission(registry.exercise("ex1"), Path("ex1-write-a-dockerfile.ipynb"), tmp_path / "work",
+                                   key=f"copier-{uuid.uuid4().hex[:10]}", build_timeout=600,
+                                   cases=submission.hidden_cases())
     try:
         release = exercises.generate(course)
         folder = course / "submitted" / "copier" / "ch14"
@@ -52,10 +56,9 @@ def test_autograde_and_grade_take_the_copy_run_last_with_the_students_dockerigno
         nbformat.write(nb, path)
 
         # containerlab grade
-        work = tmp_path / "work"
-        work.mkdir()
-        batch = grading.grade_ex1(path, work, tag=unique_tag, cases=grading.hidden_cases(),
-                                  limits=engine.SandboxLimits(), build_timeout=600)
+        graded = dataclasses.replace(graded, notebook=path)
+        graded.work.mkdir()
+        batch = graded.exercise.grade(graded)
         assert batch.score == sum(ex1.POINTS.values()), [(r.name, r.message) for r in batch if not r.passed]
         assert any("2 cells" in n for n in batch.notes)
 
@@ -70,6 +73,7 @@ def test_autograde_and_grade_take_the_copy_run_last_with_the_students_dockerigno
         assert "# Not run by the grader" in (autograded / "ex1-write-a-dockerfile.ipynb").read_text()
     finally:
         shutil.rmtree(course, ignore_errors=True)
+        engine.remove_image(graded.tag)
         after = engine.image(ex1.DEFAULT_TAG)
         if after is not None and (before is None or after.id != before.id):
             engine.remove_image(ex1.DEFAULT_TAG)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -204,12 +205,13 @@ def test_a_grader_error_inside_an_exercise_is_not_the_students_mistake(tmp_path:
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Does an exception inside one exercise's grading give 'not graded yet, not your mistake', recorded as a grader error?"""
     from containerlab import grading
+    from containerlab.checks import registry
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("boom")
 
-    monkeypatch.setattr(grading, "grade_ex1", broken)
-    monkeypatch.setattr(grading, "EXERCISES", tuple(e for e in grading.EXERCISES if e.key == "ex1"))
+    ex1 = dataclasses.replace(registry.exercise("ex1"), grade=broken)
+    monkeypatch.setattr(registry, "exercises", lambda: (ex1,))
     folder = tmp_path / "sub"
     folder.mkdir()
     grade = grading.grade_student("gina", folder, key="gina", work_root=tmp_path / "work", cases=[])
@@ -474,21 +476,22 @@ def test_a_killed_runs_exercise6_stack_goes_with_its_volume(docker_client) -> No
     """Are the container, network and named volume of a stack this grader left for a student about to be
     graded removed (its stored rows must not reach the next grading), and another student's kept?"""
     from conftest import TEST_LABEL
-    from containerlab import grading
+    from containerlab.checks import registry
 
+    stack_project = registry.exercise("ex6").stack_project
     suffix = os.urandom(4).hex()
     made = []
     try:
         for key in (f"mine{suffix}", f"other{suffix}"):
-            labels = {batch.COMPOSE_PROJECT_LABEL: grading.ex6_project(key), TEST_LABEL: "1"}
-            made.append(docker_client.volumes.create(f"{grading.ex6_project(key)}_pgdata", labels=labels))
-            made.append(docker_client.networks.create(f"{grading.ex6_project(key)}_default", labels=labels))
+            labels = {batch.COMPOSE_PROJECT_LABEL: stack_project(key), TEST_LABEL: "1"}
+            made.append(docker_client.volumes.create(f"{stack_project(key)}_pgdata", labels=labels))
+            made.append(docker_client.networks.create(f"{stack_project(key)}_default", labels=labels))
             made.append(docker_client.containers.create(config.PYTHON_SLIM_IMAGE, "true", labels=labels,
-                                                        name=f"{grading.ex6_project(key)}-db-1"))
+                                                        name=f"{stack_project(key)}-db-1"))
         cleanup = batch.clean_leftovers(run_id="mine", keys=[f"mine{suffix}"])
         projects = {obj.name.split("_")[0].removesuffix("-db-1") for obj in made
                     if _still_there(docker_client, obj)}
-        assert projects == {grading.ex6_project(f"other{suffix}")}
+        assert projects == {stack_project(f"other{suffix}")}
         assert cleanup.removed >= 3
     finally:
         for obj in reversed(made):

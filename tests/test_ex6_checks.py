@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from containerlab import config, engine, grading
-from containerlab.checks import composefile, ex6
+from containerlab import config, engine
+from containerlab.checks import composefile, ex6, submission
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ex6"
 SERVICE = config.ROOT / "solutions" / "ch14" / "service"
 #: Every visible check: a file that cannot run, or a stack that does not come up, fails them all.
 VISIBLE = {n for n in ex6.POINTS if n not in ex6.HIDDEN}
 #: The hidden request set, read from the solution notebook's hidden test cell (as the grader reads it).
-HIDDEN_CASES = grading.hidden_cases(notebook="ex6-compose-the-stack.ipynb", grade_id="ex6-test-hidden-many-customers")
+HIDDEN_CASES = submission.hidden_cases(notebook="ex6-compose-the-stack.ipynb",
+                                       grade_id="ex6-test-hidden-many-customers")
 
 #: fixture -> (checks that must fail, {check: words in its message or hint})
 ON_ENGINE: dict[str, tuple[set[str], dict[str, str]]] = {

@@ -14,11 +14,11 @@ import nbformat
 import pytest
 
 from containerlab import config, exercises
-from containerlab.checks import ex1, ex2, ex3, ex6
+from containerlab.checks import registry
+from containerlab.checks.registry import Exercise
 
-#: notebook stem -> the check module whose POINTS its graded code cells give
-GRADED = {"ex1-write-a-dockerfile": ex1, "ex2-improve-the-image": ex2, "ex3-data-and-secrets-out": ex3,
-          "ex6-compose-the-stack": ex6}
+#: The exercises whose graded code cells give points (the others are free text, graded by a person).
+GRADED = [e for e in registry.exercises() if e.points]
 
 SOURCES = sorted((exercises.SOLUTIONS_DIR / exercises.ASSIGNMENT).glob("*.md"))
 NOTEBOOKS = [md.with_suffix(".ipynb") for md in SOURCES]
@@ -63,33 +63,28 @@ def test_student_versions_hold_no_solution_or_hidden_test() -> None:
     assert not list(folder.rglob("*.Dockerfile")) and not list(folder.rglob("*.md"))
 
 
-@pytest.mark.parametrize("key,cell,file", [("ex1", "ex1-dockerfile", "ex1.Dockerfile"),
-                                           ("ex2", "ex2-dockerfile", "ex2.Dockerfile"),
-                                           ("ex3", "ex3-dockerfile", "ex3.Dockerfile"),
-                                           ("ex3", "ex3-run-command", "ex3-run.sh"),
-                                           ("ex6", "ex6-compose", "compose.yaml")])
+@pytest.mark.parametrize("key,cell,file", [(e.key, cell, file) for e in registry.exercises()
+                                           for file, cell in e.answers.items()])
 def test_solution_file_is_the_answer_cell(key: str, cell: str, file: str) -> None:
     """Is each real solution file in solutions/ch14 exactly what its answer cell writes?"""
-    notebook = next(exercises.SOLUTIONS_DIR.glob(f"ch14/{key}-*.ipynb"))
-    first, _, body = _cell(notebook, cell).source.partition("\n")
+    first, _, body = _cell(registry.exercise(key).source, cell).source.partition("\n")
     assert first == f"%%writefile {file}"
     assert (exercises.SOLUTIONS_DIR / "ch14" / file).read_text().rstrip("\n") == body.rstrip("\n")
 
 
-@pytest.mark.parametrize("stem", sorted(GRADED))
-def test_cell_points_equal_check_points(stem: str) -> None:
+@pytest.mark.parametrize("graded", GRADED, ids=lambda e: e.key)
+def test_cell_points_equal_check_points(graded: Exercise) -> None:
     """Do the points of each graded cell equal the points of the checks it requires?"""
-    module = GRADED[stem]
-    nb = nbformat.read(exercises.SOLUTIONS_DIR / "ch14" / f"{stem}.ipynb", as_version=4)
+    nb = nbformat.read(graded.source, as_version=4)
     total = 0.0
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade") and cell.cell_type == "code":
             names = [a.value for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Call)
                      and getattr(node.func, "attr", "") == "require" for a in node.args]
-            assert meta["points"] == sum(module.POINTS[n] for n in names), meta["grade_id"]
+            assert meta["points"] == sum(graded.points[n] for n in names), meta["grade_id"]
             total += meta["points"]
-    assert total == sum(module.POINTS.values())
+    assert total == graded.max_points
 
 
 def test_hidden_cases_of_the_tests_are_the_solution_notebooks() -> None:
@@ -137,10 +132,10 @@ def test_nbgrader_round_trip_scores_solution_full_and_starter_zero(scratch_cours
     with Gradebook(f"sqlite:///{scratch_course / 'gradebook.db'}") as gb:
         solution = gb.find_submission("ch14", "solution")
         starter = gb.find_submission("ch14", "starter")
-        auto_max = sum(sum(m.POINTS.values()) for m in (ex1, ex2, ex3, ex6))
+        auto_max = sum(e.max_points for e in GRADED)
         ex1_solution = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "solution")
         ex1_starter = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "starter")
-        assert ex1_solution.code_score == sum(ex1.POINTS.values())
+        assert ex1_solution.code_score == registry.exercise("ex1").max_points
         assert ex1_starter.code_score == 0
         assert starter.score == 0
         # The free-text answers of the solution wait for a person; the starter's are 0 (placeholder).

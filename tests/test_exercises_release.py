@@ -8,7 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from containerlab import exercises, grading
+from containerlab import exercises
+from containerlab.checks import registry
 
 RELEASED = sorted((exercises.EXERCISES_DIR / exercises.ASSIGNMENT).glob("*.ipynb"))
 
@@ -36,7 +37,7 @@ def test_generated_student_versions_carry_no_pairing() -> None:
     try:
         generated = exercises.generate(course)
         notebooks = sorted(generated.glob("*.ipynb"))
-        assert [n.name for n in notebooks] == sorted(e.notebook for e in grading.EXERCISES)
+        assert [n.name for n in notebooks] == sorted(e.notebook for e in registry.exercises())
         for notebook in notebooks:
             metadata = nbformat.read(notebook, as_version=4).metadata
             assert "jupytext" not in metadata, notebook.name

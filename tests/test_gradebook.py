@@ -16,27 +16,29 @@ import nbformat
 import pytest
 
 from containerlab import exercises, gradebook, resultfiles
-from containerlab.checks import CheckResult, ex1, ex2, ex3, ex6, results
-from containerlab.grading import EXERCISES, StudentGrade
+from containerlab.checks import CheckResult, ex1, ex2, ex3, results
+from containerlab.checks import registry
+from containerlab.grading import StudentGrade
 
-MODULES = {"ex1": ex1, "ex2": ex2, "ex3": ex3, "ex6": ex6}
-AUTO_MAX = sum(sum(m.POINTS.values()) for m in MODULES.values())
+#: The exercises graded by their checks (the others, free text, by a person).
+AUTOMATIC = [e for e in registry.exercises() if e.points]
+AUTO_MAX = sum(e.max_points for e in AUTOMATIC)
 
 
 def _grade(student: str, *, failing: dict[str, set[str]] | None = None, answered: bool = True,
            problems: dict[str, str] | None = None) -> StudentGrade:
-    """A grade with every check of ex1-ex3 and ex6 passed except those in ``failing``; free text present or not."""
+    """A grade with every check of the registry passed except those in ``failing``; free text present or not."""
     failing = failing or {}
     grade = StudentGrade(student, key=f"{student.lower()}-0000", problems=problems or {}, seconds=1.5,
                          notes={"ex1": ["The answer was found in a copy of the cell."]})
-    for key, module in MODULES.items():
+    for exercise in registry.exercises():
+        key = exercise.key
         grade.results[key] = results(key, [
             CheckResult(name, name, name not in failing.get(key, set()), points,
                         hidden=name in ("predict-hidden", "no-test-data"))
-            for name, points in module.POINTS.items()], image=f"img-{key}",
-            notes=[*grade.notes.get(key, []), "CRLF line endings changed"])  # as grade_student copies them
-    for key in ("ex4", "ex5"):
-        grade.results[key] = results(key, [CheckResult("answer-present", "An answer is written", answered, 0)])
+            for name, points in exercise.points.items()], image=f"img-{key}",
+            notes=[*grade.notes.get(key, []), "CRLF line endings changed"]  # as grade_student copies them
+        ) if exercise.points else results(key, [CheckResult("answer-present", "An answer is written", answered, 0)])
     grade.results["ex3"] += results("ex3", [CheckResult("answer-present", "An answer is written", answered, 0)])
     return grade
 
@@ -215,9 +217,9 @@ def test_merge_with_no_result_at_all_says_so(tmp_path: Path) -> None:
 def test_every_check_with_points_gives_them_in_exactly_one_graded_cell() -> None:
     """Does every check of ex1-ex3 with points appear in exactly one graded cell, so CSV and nbgrader agree?"""
     cells = gradebook.graded_cells()
-    for key, module in MODULES.items():
-        named = [name for c in cells if c.exercise == key for name in c.checks]
-        assert sorted(named) == sorted(module.POINTS), key
+    for exercise in AUTOMATIC:
+        named = [name for c in cells if c.exercise == exercise.key for name in c.checks]
+        assert sorted(named) == sorted(exercise.points), exercise.key
     manual = {c.grade_id: c.points for c in cells if c.manual}
     assert manual == {"ex3-answer": 3, "ex4-answer": 4, "ex5-answer": 4}
 
@@ -431,7 +433,7 @@ def test_gradebook_nbgrader_command_fills_the_course_and_release_feedback_releas
     exchange.mkdir()
     exercises.nbgrader(["release_feedback", "ch14", f"--Exchange.root={exchange}"], course_dir=course)
     released = list((exchange / gradebook.course_id() / "feedback").glob("*.html"))
-    assert len(released) == len(EXERCISES)  # one page per exercise notebook
+    assert len(released) == len(registry.exercises())  # one page per exercise notebook
     assert any("health" in p.read_text() for p in released)
 
 

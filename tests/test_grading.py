@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from containerlab import cli, exercises
-from containerlab.checks import ex1, ex2, ex3, ex6
+from containerlab.checks import ex1, ex2, ex3, ex6, submission
 from containerlab.grading import StudentGrade
 from containerlab import report
 from containerlab.checks import CheckResult, results
@@ -142,13 +142,11 @@ def test_rendering_shows_points_hints_and_hidden_marks() -> None:
 ])
 def test_reported_number_reads_only_a_written_number(tmp_path: Path, source: str, expected: object) -> None:
     """Does the batch grader read a written number, and say why for code, broken or missing answers?"""
-    from containerlab import grading
-
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         source, metadata={"nbgrader": {"grade_id": "ex2-reported-reduction", "solution": True}})])
     path = tmp_path / "ex2.ipynb"
     nbformat.write(nb, path)
-    got = grading.reported_number(path, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT")
+    got = submission.reported_number(path, "ex2-reported-reduction", "REPORTED_REDUCTION_PERCENT")
     if isinstance(expected, float):
         assert got == expected
     else:

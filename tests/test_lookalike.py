@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from containerlab import cli, lookalike, report
-from containerlab.grading import SOLUTIONS
+from containerlab.checks.submission import SOLUTIONS
 
 STARTERS = lookalike.STARTERS
 

@@ -140,6 +140,43 @@ def writefile_target(line: str) -> tuple[str, bool]:
     return os.path.expanduser(filename), bool(args.append)
 
 
+def written_name(cell_type: str, source: str) -> str | None:
+    """The file a cell writes when IPython runs it (a ``%%writefile NAME`` code cell), else ``None``.
+
+    Args:
+        cell_type: the cell's type (``"code"``, ``"markdown"``).
+        source: the cell's text.
+    """
+    magic = cell_magic(source) if cell_type == "code" else None
+    if not magic or magic[0] not in WRITEFILE_MAGICS:
+        return None
+    try:
+        return writefile_target(magic[1])[0]
+    except ValueError:
+        return None
+
+
+def answer_cells(notebook: Path) -> dict[str, str]:
+    """The answer cells of a source notebook: file name -> ``grade_id`` of each cell that writes one.
+
+    Args:
+        notebook: the instructor's source notebook (``solutions/ch14/ex1-....ipynb``).
+
+    Returns:
+        In notebook order, every cell with a ``grade_id`` that is a ``%%writefile`` cell.
+
+    Raises:
+        NotebookUnreadable: the file is missing or is not notebook JSON.
+    """
+    found = {}
+    for cell in load_cells(notebook):
+        grade_id = cell_grade_id(cell)
+        filename = written_name(str(cell.get("cell_type", "")), cell_text(cell)) if grade_id else None
+        if filename:
+            found[filename] = grade_id
+    return found
+
+
 def _same_file(written: str, filename: str) -> bool:
     return os.path.normpath(written) == os.path.normpath(filename)
 

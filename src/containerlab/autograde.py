@@ -34,17 +34,8 @@ def answer_files(source_cells) -> list[tuple[str, str]]:  # type: ignore[no-unty
         source_cells: objects with ``name`` (the grade_id), ``cell_type`` and ``source``
             (nbgrader's ``SourceCell`` rows, or anything alike).
     """
-    found = []
-    for cell in source_cells:
-        if cell.cell_type != "code":
-            continue
-        magic = answers.cell_magic(cell.source)
-        if magic and magic[0] in answers.WRITEFILE_MAGICS:
-            try:
-                found.append((answers.writefile_target(magic[1])[0], cell.name))
-            except ValueError:
-                continue
-    return found
+    return [(filename, cell.name) for cell in source_cells
+            if (filename := answers.written_name(cell.cell_type, cell.source))]
 
 
 def _commented(source: str, why: str) -> str:

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config, engine, grading, resultfiles, sandbox, scan
-from .checks import service
+from .checks import registry, service, submission
 
 #: Label with the id of the grading run on every container and network the checks start.
 RUN_LABEL = "org.containerlab.grade-run"
@@ -122,7 +122,7 @@ def student_folders(submissions: Path) -> dict[str, Path]:
         raise SubmissionsNotFound(f"There is no submissions folder {submissions}.")
     found = {}
     for folder in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        inner = folder / grading.ASSIGNMENT
+        inner = folder / submission.ASSIGNMENT
         found[folder.name] = inner if inner.is_dir() else folder
     if not found:
         raise SubmissionsNotFound(f"{submissions} holds no student folder (one folder per student expected).")
@@ -302,12 +302,13 @@ def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | N
       shares the engine) are left alone and counted.
     - Images carry no run label (a label would make a shared image, such as the
       course's reference image, a new image per run): this grader's images of the
-      students about to be graded, ``cl-ex-grade-<key>-*:<instance>``
-      (:data:`config.INSTANCE`), are removed (a leftover would be replaced
+      students about to be graded, those their exercises leave
+      (:meth:`.registry.Exercise.image_tag`: ``cl-ex-grade-<key>-<exercise>:<instance>``,
+      :data:`config.INSTANCE`), are removed (a leftover would be replaced
       anyway); another grader's images of a student of the same name are not. And exercise 2's rebuilt
       ``cl-ex-edited-*`` images once older than :data:`EDITED_IMAGE_MAX_AGE`.
-    - Exercise 6's stacks carry compose's project label, not the run label: this grader's
-      stacks of the students about to be graded (:func:`grading.ex6_project`) are removed
+    - Compose stacks (exercise 6's) carry compose's project label, not the run label: this grader's
+      stacks of the students about to be graded (:meth:`.registry.Exercise.stack_project`) are removed
       with their networks and named volumes, so a stack a killed run left never lends its
       stored rows to the next grading of that student.
 
@@ -328,16 +329,16 @@ def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | N
                 doomed[kind].append(item)
             else:
                 cleanup.unknown += 1
-    prefixes = tuple(f"cl-ex-grade-{k}-" for k in keys)
+    ours = {e.image_tag(k) for e in registry.exercises() if e.image for k in keys}
     images = []
     for item in engine.labelled(service.CHECK_LABEL)["images"]:
         tags = [t.strip() for t in str(item["name"]).split(",")]
         old = time.time() - float(item.get("created", time.time())) > EDITED_IMAGE_MAX_AGE
-        if prefixes and any(t.startswith(prefixes) and t.endswith(f":{config.INSTANCE}") for t in tags):
+        if ours.intersection(tags):
             images.append(item)
         elif old and tags and all(t.startswith("cl-ex-edited-") for t in tags):
             images.append(item)
-    projects = {grading.ex6_project(k) for k in keys}
+    projects = {e.stack_project(k) for e in registry.exercises() if e.stack for k in keys}
     if projects:  # an object listed twice is removed once: remove_objects skips what is gone
         stacks = engine.labelled(COMPOSE_PROJECT_LABEL)
         for kind in ("containers", "networks", "volumes"):
@@ -684,7 +685,7 @@ def grade_class(submissions: Path, *, out: Path, jobs: int | None = None, shard:
             for context in dict.fromkeys(engines or [""]):
                 cleanup = prepare_engine(context, run_id=run_id, keys=[keys[s] for s in folders])
                 say(f"Engine {context + ' ' if context else ''}clean-up: {cleanup}.")
-            cases = grading.hidden_cases()
+            cases = submission.hidden_cases()
 
         todo: list[_Task] = []
         kept: dict[str, grading.StudentGrade] = {}

@@ -34,7 +34,8 @@ from typing import get_type_hints
 
 from . import classstats, config, gradebook, resultfiles
 from .checks import CheckResult
-from .grading import EXERCISES, StudentGrade
+from .checks import registry
+from .grading import StudentGrade
 from .report import html_page
 
 #: The report's page, in its folder.
@@ -336,7 +337,7 @@ def write_report(folders: Sequence[Path], *, out: Path | None = None, compare: S
                 parts.append(f"<p>Only in this run: {html.escape(', '.join(comparison.only_here) or 'nobody')}. "
                              f"Only in the other: {html.escape(', '.join(comparison.only_there) or 'nobody')}.</p>")
 
-    for exercise in EXERCISES:
+    for exercise in registry.exercises():
         mine = [c for c in checks if c.exercise == exercise.key]
         parts.append(f"<h2 id='{exercise.key}'>{exercise.key}: {html.escape(exercise.notebook)}</h2>")
         if not mine:

@@ -19,9 +19,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .checks import CheckResult
+from .checks import NOT_ATTEMPTED, CheckResult
 from .checks.causes import TAUGHT_IN
-from .grading import EXERCISES, GRADED_CHECK, NOT_ATTEMPTED, StudentGrade
+from .checks import registry
+from .grading import GRADED_CHECK, StudentGrade
 
 #: Verdicts of one check for one student, besides a result's own ``"pass"``, ``"fail"`` and ``"note"``.
 NOT_GRADED = "not graded"  # the exercise could not be graded (grader error, unreadable notebook), or no such check
@@ -52,7 +53,7 @@ def verdicts(grade: StudentGrade) -> dict[tuple[str, str], str]:
 
 
 def _order() -> dict[str, int]:
-    return {e.key: i for i, e in enumerate(EXERCISES)}
+    return {e.key: i for i, e in enumerate(registry.exercises())}
 
 
 # --------------------------------------------------------------------------- points per exercise
@@ -94,7 +95,7 @@ def score_counts(grades: Iterable[StudentGrade]) -> list[ScoreCount]:
     """
     grades = list(grades)
     rows = []
-    for exercise in EXERCISES:
+    for exercise in registry.exercises():
         if exercise.max_points <= 0:
             continue
         counts: dict[float, int] = {float(s): 0 for s in range(int(exercise.max_points) + 1)}

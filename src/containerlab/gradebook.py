@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from . import exercises
-from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS, StudentGrade
+from .checks import registry
+from .checks.submission import ASSIGNMENT, SOLUTIONS
+from .grading import StudentGrade
 from .resultfiles import ResultFile, ResultFileInvalid, ResultsNotFound, read_result, result_files, write_atomically
 
 class GradebookMismatch(RuntimeError):
@@ -65,10 +67,10 @@ def write_csv(grades: Iterable[StudentGrade], path: Path) -> None:
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["student", *(e.key for e in EXERCISES), "total", "max", "problems"])
+    writer.writerow(["student", *(e.key for e in registry.exercises()), "total", "max", "problems"])
     for grade in grades:
         row = [grade.student]
-        for exercise in EXERCISES:
+        for exercise in registry.exercises():
             found = grade.results.get(exercise.key)
             if exercise.max_points == 0:  # graded by a person: say whether there is anything to grade
                 answered = bool(found) and all(r.passed for r in found)
@@ -270,7 +272,7 @@ def graded_cells(solutions: Path = SOLUTIONS) -> list[GradedCell]:
     Raises:
         GradebookMismatch: a graded code cell names no check, or a notebook is not an exercise.
     """
-    by_notebook = {Path(e.notebook).stem: e.key for e in EXERCISES}
+    by_notebook = {Path(e.notebook).stem: e.key for e in registry.exercises()}
     cells = []
     for path in sorted(solutions.glob("*.ipynb")):
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -550,7 +552,7 @@ def write_nbgrader_feedback(grade: StudentGrade, feedback: Path, *, submitted: P
     folder = feedback / grade.student / assignment
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for exercise in EXERCISES:
+    for exercise in registry.exercises():
         if exercise.key not in grade.results:
             continue
         path = folder / f"{Path(exercise.notebook).stem}.html"

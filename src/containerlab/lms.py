@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from . import gradebook, resultfiles
-from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS, StudentGrade
+from .checks import registry
+from .checks.submission import ASSIGNMENT, SOLUTIONS
+from .grading import StudentGrade
 
 
 class IdMapInvalid(ValueError):
@@ -335,7 +337,7 @@ def export(out: Path, *, lms: str, ids: Path, dest: Path, db_url: str, title: st
             result.incomplete.append((grade.student, "a free-text answer has no score in nbgrader's database yet"))
     result.unknown = [name for name in id_map if name not in used]
     text = fmt.render(result.rows, title=title, present=present,
-                      max_automatic=sum(e.max_points for e in EXERCISES),
+                      max_automatic=sum(e.max_points for e in registry.exercises()),
                       max_manual=sum(c.points for c in manual_cells))
     resultfiles.write_atomically(dest, text)
     buffer = io.StringIO()

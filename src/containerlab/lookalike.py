@@ -49,7 +49,8 @@ import yaml
 from . import answers
 from .checks.conceptual import NotebookUnreadable
 from .exercises import EXERCISES_DIR
-from .grading import ASSIGNMENT, EXERCISES, SOLUTIONS
+from .checks import registry
+from .checks.submission import ASSIGNMENT, SOLUTIONS
 
 #: Student versions of the notebooks (the released starter text).
 STARTERS = EXERCISES_DIR / ASSIGNMENT
@@ -94,23 +95,13 @@ def _kind(filename: str) -> str | None:
 def answer_files(solutions: Path = SOLUTIONS) -> list[AnswerFile]:
     """The files the answer cells of the source notebooks write, of the kinds compared, in exercise order."""
     found = []
-    for exercise in EXERCISES:
+    for exercise in registry.exercises():
         try:
-            cells = answers.load_cells(solutions / exercise.notebook)
+            cells = answers.answer_cells(solutions / exercise.notebook)
         except NotebookUnreadable:
             continue
-        for cell in cells:
-            grade_id = answers.cell_grade_id(cell)
-            magic = answers.cell_magic(answers.cell_text(cell)) if cell.get("cell_type") == "code" else None
-            if grade_id is None or not magic or magic[0] not in answers.WRITEFILE_MAGICS:
-                continue
-            try:
-                filename = answers.writefile_target(magic[1])[0]
-            except ValueError:
-                continue
-            kind = _kind(filename)
-            if kind:
-                found.append(AnswerFile(exercise.notebook, filename, grade_id, kind))
+        found += [AnswerFile(exercise.notebook, filename, grade_id, kind) for filename, grade_id in cells.items()
+                  if (kind := _kind(filename))]
     return found
 
 

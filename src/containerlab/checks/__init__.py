@@ -1,6 +1,8 @@
 """Checks for the Chapter 14 exercises: plain functions that return results.
 
-Each exercise has its own module (:mod:`.ex1` ... :mod:`.conceptual`). A check
+Each exercise has its own module (:mod:`.ex1` ... :mod:`.ex6`), which declares
+it for :mod:`.registry`; :mod:`.submission` prepares a student's files for its
+``grade``, and :mod:`.conceptual` checks free-text answers. A check
 measures what the student's work does on the real engine and returns a
 :class:`CheckResult`; it never prints or renders. Grading adds results up
 (:mod:`containerlab.grading`); showing them is the job of
@@ -124,6 +126,11 @@ class CheckResults(Sequence[CheckResult]):
         """Points available, summed over the results."""
         return sum(r.points for r in self.results)
 
+    def noted(self, *groups: Iterable[str]) -> CheckResults:
+        """These results with the notes of ``groups`` (in order) before their own notes."""
+        return CheckResults(self.exercise, self.results, self.image,
+                            tuple(n for group in groups for n in group) + self.notes)
+
     def __add__(self, other: CheckResults) -> CheckResults:  # type: ignore[override]
         return CheckResults(self.exercise, self.results + tuple(other.results), self.image or other.image,
                             self.notes + other.notes)
@@ -132,6 +139,24 @@ class CheckResults(Sequence[CheckResult]):
 def results(exercise: str, items: Iterable[CheckResult], *, image: str = "", notes: Iterable[str] = ()) -> CheckResults:
     """Bundle check results of one exercise (a convenience for the exercise modules)."""
     return CheckResults(exercise, tuple(items), image, tuple(notes))
+
+
+#: What each check of an optional exercise says when the student did not try it.
+NOT_ATTEMPTED = "Not attempted (optional)."
+
+
+def not_attempted(exercise: str, points: dict[str, float], descriptions: dict[str, str],
+                  hidden: Sequence[str] = ()) -> CheckResults:
+    """The results of an optional exercise that was not tried: every check failed, saying only that.
+
+    Args:
+        exercise: the exercise's key.
+        points: the points of each check, by name, in checklist order.
+        descriptions: each check's description, by name.
+        hidden: the names of the hidden checks.
+    """
+    return results(exercise, [CheckResult(n, descriptions[n], False, p, NOT_ATTEMPTED, "", n in hidden)
+                              for n, p in points.items()])
 
 
 def counts_once(result: CheckResult, condition: str, hint: str) -> CheckResult:

@@ -10,6 +10,10 @@ the task (it builds, slim base, exec form, no data inside) count only for an
 image whose container answers ``GET /health``; otherwise they fail with a
 message that says so (:func:`.counts_once`). Right-but-risky choices (root
 user, a pinned ``--platform``, a HEALTHCHECK that fails) are notes.
+
+The class grader grades a submission with :func:`grade` (both sets of
+customers from one container); the exercise is registered as :data:`SPEC`
+(:mod:`.registry`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from . import CheckResult, CheckResults, counts_once, results
 from . import progress as _progress
 from . import service
 from .progress import Progress
+from .registry import Exercise
+from .submission import Submission
 from .dockerfile import exec_form, is_slim_python
 
 EXERCISE = "ex1"
@@ -256,3 +262,20 @@ def data_check(image: str, data_dir: str | Path, *, name: str = "no-test-data") 
                        "Copy only what the service needs to run (the requirements file and the code), or "
                        "exclude the data folder with .dockerignore; data comes in at run time.", hidden=True)
     return _result(name, True, f"None of the {len(data)} data file(s) is in any layer of the image.", hidden=True)
+
+
+def grade(submission: Submission) -> CheckResults:
+    """Grade exercise 1 of one submission: visible and hidden checks (:func:`check_with_hidden`).
+
+    Raises:
+        conceptual.NotebookUnreadable: the notebook is missing or not valid JSON.
+        answers.AnswerMissing: no cell writes ex1.Dockerfile.
+    """
+    dockerfile, found = submission.answer("ex1.Dockerfile")
+    context, context_notes = submission.context()
+    checked = check_with_hidden(dockerfile, context, submission.cases, data_dir=context / "data",
+                                tag=submission.tag, limits=submission.limits, build_timeout=submission.build_timeout)
+    return checked.noted(submission.notes, found, context_notes)
+
+
+SPEC = Exercise(EXERCISE, "ex1-write-a-dockerfile.ipynb", grade, POINTS, image=True)

@@ -29,6 +29,9 @@ to remove from an image that does not carry what it removes (a multi-stage build
 of this service, whose dependencies are all wheels, after a slim single-stage
 image: 0 %, or +2 % for a virtual environment with its own pip), and such an
 image is not counted as an improvement.
+
+The class grader grades a submission with :func:`grade`, against that student's
+exercise-1 image; the exercise is registered as :data:`SPEC` (:mod:`.registry`).
 """
 
 from __future__ import annotations
@@ -36,13 +39,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import config, engine, layers, scan
+from .. import answers, config, engine, layers, scan
 from . import CheckResult, CheckResults, cache, counts_once, results, service
 from . import progress as _progress
 from .progress import Progress
 from .dockerfile import DockerfileProblem, code_before_deps, is_slim_python
 from .dockerfile import read as read_dockerfile
 from .ex1 import SERVES, SERVES_HINT, probe_checks
+from .registry import Exercise
+from .submission import Submission, reported_number
 
 EXERCISE = "ex2"
 DEFAULT_TAG = f"cl-ex-ex2:{config.INSTANCE}"
@@ -514,3 +519,31 @@ def check_report(checked: CheckResults, reported_percent: object, *, ex1_image: 
     return results(EXERCISE, [_result(name, ok, f"You reported {reported:g} %; measured {shown}.",
                                        "Compare the sizes `docker image ls` shows for both images: "
                                        "(before - after) / before, in percent.")])
+
+
+#: The answer cell that sets ``REPORTED_REDUCTION_PERCENT``.
+REPORTED_CELL = "ex2-reported-reduction"
+
+
+def grade(submission: Submission) -> CheckResults:
+    """Grade exercise 2 of one submission against the student's own exercise-1 image (``submission.earlier``).
+
+    ``REPORTED_REDUCTION_PERCENT`` is read only when it is written as a number
+    (:func:`.submission.reported_number`).
+    """
+    dockerfile, found = submission.answer("ex2.Dockerfile")
+    context, context_notes = submission.context()
+    ex1_image = submission.earlier["ex1"].image if "ex1" in submission.earlier else ""
+    checked = check(dockerfile, context, tag=submission.tag, ex1_image=ex1_image, limits=submission.limits,
+                    build_timeout=submission.build_timeout)
+    reported = reported_number(submission.notebook, REPORTED_CELL, "REPORTED_REDUCTION_PERCENT")
+    found += answers.cell_source(submission.notebook, REPORTED_CELL)[1]
+    if isinstance(reported, str):
+        report = results(EXERCISE, [_result("reported-reduction", False, reported[0].upper() + reported[1:] + ".",
+                                            "Write the measured reduction as a number.")])
+    else:
+        report = check_report(checked, reported, ex1_image=ex1_image)
+    return (checked + report).noted(submission.notes, found, context_notes)
+
+
+SPEC = Exercise(EXERCISE, "ex2-improve-the-image.ipynb", grade, POINTS, image=True)

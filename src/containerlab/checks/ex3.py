@@ -11,6 +11,10 @@ and then measures: the container has the mount and the variable, the service
 sees the data and accepts the token, and a scan of every layer, the config and
 the history of the image (:func:`containerlab.scan.scan_image`) finds neither
 the secret value nor the data files.
+
+The class grader grades a submission with :func:`grade` (with the presence of
+the free-text explanation, :mod:`.conceptual`); the exercise is registered as
+:data:`SPEC` (:mod:`.registry`).
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import json
 from pathlib import Path
 
 from .. import config, engine
-from . import CheckResult, CheckResults, baked, causes, counts_once, results, service
+from . import CheckResult, CheckResults, baked, causes, conceptual, counts_once, results, service
 from . import progress as _progress
 from .progress import Progress
 from .runcommand import RunCommandProblem, RunSpec, SecurityRule, read_run_command
 from .runcommand import read_env_file as _read_env_file
+from .registry import Exercise
+from .submission import Submission, copy_run_files
 
 __all__ = ["RunCommandProblem", "RunSpec", "SecurityRule", "read_run_command", "check", "runtime_checks",
            "scan_checks", "secret_values"]
@@ -274,3 +280,22 @@ def _check(dockerfile: str | Path, run_command: str | Path, context: str | Path,
     notes = [*built.notes, *(spec.notes if spec else []), *service.risk_notes(built),
              *(probe.notes if probe else [])]
     return results(EXERCISE, items, image=built.image, notes=notes)
+
+
+def grade(submission: Submission) -> CheckResults:
+    """Grade exercise 3 of one submission: the Dockerfile, the run command, the free-text answer's presence.
+
+    The student's own files that the run command names are copied beside it
+    (:func:`.submission.copy_run_files`).
+    """
+    dockerfile, found = submission.answer("ex3.Dockerfile")
+    run_command, found_run = submission.answer("ex3-run.sh")
+    context, context_notes = submission.context()
+    run_files = copy_run_files(run_command.read_text(encoding="utf-8"), submission.notebook.parent, submission.work)
+    checked = check(dockerfile, run_command, context, folder=submission.work, tag=submission.tag,
+                    limits=submission.limits, build_timeout=submission.build_timeout)
+    return (checked + conceptual.answered(submission, "ex3-answer")).noted(
+        submission.notes, found, found_run, context_notes, run_files)
+
+
+SPEC = Exercise(EXERCISE, "ex3-data-and-secrets-out.ipynb", grade, POINTS, image=True)

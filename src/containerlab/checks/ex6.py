@@ -17,6 +17,10 @@ volume and ask for several customers.
 
 No free points (issue 9): the checks read from the file alone (healthcheck, waiting,
 no written secret) count once the stack comes up.
+
+The class grader grades a submission with :func:`grade` (a notebook left as
+handed out is not attempted); the exercise is registered as :data:`SPEC`
+(:mod:`.registry`).
 """
 
 from __future__ import annotations
@@ -31,14 +35,17 @@ from pathlib import Path
 import docker
 import requests
 
-from .. import config, engine
-from . import CheckResult, CheckResults, causes, counts_once, results
+from .. import answers, config, engine
+from . import CheckResult, CheckResults, causes, counts_once, not_attempted, results
 from . import progress as _progress
 from . import service
 from . import composefile
 from .composefile import API, DB, DB_DATA, VARIABLES, StackFile
 from .progress import Progress
 from .runcommand import RunCommandProblem, read_env_file
+from .dockerfile import PLACEHOLDER
+from .registry import Exercise
+from .submission import Submission, hidden_cases
 
 EXERCISE = "ex6"
 #: The image the task names for the API; the check builds its own, :data:`DEFAULT_API_TAG`.
@@ -572,3 +579,38 @@ def _fresh_and_many(run: _Stack, cases: Sequence[tuple[dict[str, float], float]]
     else:
         many = _result("many-customers", True, f"{len(cases)} customers scored and stored.")
     return [fresh, many]
+
+
+def grade(submission: Submission) -> CheckResults:
+    """Grade the optional exercise 6 of one submission: the compose file, visible and hidden checks.
+
+    A notebook that is missing, or whose answer cell still holds the placeholder, is not
+    attempted: every check gets 0 with :data:`.NOT_ATTEMPTED`, and nothing else is said.
+    The stack runs as the compose project ``submission.project``
+    (:meth:`.registry.Exercise.stack_project`: two graders on one engine never stop each
+    other's stack), with ``submission.limits`` on every service.
+    """
+    skipped = not_attempted(EXERCISE, POINTS, DESCRIPTIONS, HIDDEN)
+    if not submission.notebook.is_file():
+        return skipped
+    try:
+        compose_file, found = submission.answer("compose.yaml")
+    except answers.AnswerMissing:
+        return skipped
+    text = compose_file.read_text(encoding="utf-8")
+    if PLACEHOLDER in text or not text.strip():
+        return skipped
+    context, _ = submission.context()
+    cases = hidden_cases(notebook=SPEC.notebook, grade_id="ex6-test-hidden-many-customers")
+    visible = check(compose_file, context, folder=submission.work, project=submission.project,
+                    limits=submission.limits, build_timeout=submission.build_timeout)
+    if visible.get("stack-up").passed:
+        hidden = check_hidden(compose_file, cases, context, folder=submission.work, project=submission.project,
+                              limits=submission.limits, build_timeout=submission.build_timeout)
+    else:  # the hidden checks would start the same stack again, and it would fail the same way
+        hidden = results(EXERCISE, [CheckResult(n, DESCRIPTIONS[n], False, POINTS[n], f"Counts once {UP}.", UP_HINT,
+                                                True) for n in HIDDEN])
+    return (visible + hidden).noted(submission.notes, found)
+
+
+SPEC = Exercise(EXERCISE, "ex6-compose-the-stack.ipynb", grade, POINTS, stack=True)
