@@ -63,8 +63,8 @@ lock: ## re-pin requirements/course.lock and every image's requirements.txt
 # pop-up (src/containerlab/student_lab/). LAB_ARGS adds options (tests: port, token, root folder).
 LAB_DIRS ?= $(CURDIR)/.cache/lab
 LAB_ARGS ?=
-lab: env ## open the exercises in JupyterLab (the server runs from the repository root, for nbgrader)
-	JUPYTER_CONFIG_PATH=$(CURDIR)/src/containerlab/student_lab JUPYTER_CONFIG_DIR=$(LAB_DIRS)/config \
+lab: env ## open the exercises in JupyterLab (the server runs from the repository root, for nbgrader; its terminals find containerlab)
+	PATH="$(CURDIR)/$(BIN):$$PATH" JUPYTER_CONFIG_PATH=$(CURDIR)/src/containerlab/student_lab JUPYTER_CONFIG_DIR=$(LAB_DIRS)/config \
 	  JUPYTER_DATA_DIR=$(LAB_DIRS)/data JUPYTER_RUNTIME_DIR=$(LAB_DIRS)/runtime IPYTHONDIR=$(LAB_DIRS)/ipython \
 	  MPLCONFIGDIR=$(LAB_DIRS)/matplotlib \
 	  $(BIN)/jupyter lab --LabApp.default_url=/lab/tree/exercises/ch14 $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
