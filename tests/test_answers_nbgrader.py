@@ -66,8 +66,8 @@ def test_autograde_and_grade_take_the_copy_run_last_with_the_students_dockerigno
         exercises.nbgrader(["db", "student", "add", "copier"], course_dir=course)
         exercises.nbgrader(["autograde", "ch14", "--notebook=ex1-write-a-dockerfile"], course_dir=course)
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-            graded = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "copier")
-            assert graded.code_score == batch.score
+            recorded = gb.find_submission_notebook("ex1-write-a-dockerfile", "ch14", "copier")
+            assert recorded.code_score == batch.score
         autograded = course / "autograded" / "copier" / "ch14"
         assert (autograded / "service" / ".dockerignore").read_text() == DOCKERIGNORE
         assert "# Not run by the grader" in (autograded / "ex1-write-a-dockerfile.ipynb").read_text()
