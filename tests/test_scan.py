@@ -438,3 +438,44 @@ def test_cli_scan_reads_secrets_from_a_file_and_an_environment_variable(monkeypa
     assert "CL_TEST_SECRET is not set" in capsys.readouterr().err
     assert cli.main(["scan", name, "--secret-file", str(tmp_path / "missing.txt")]) == 2
     assert "Cannot read the secret file" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_an_archive_is_read_is_the_graders_pressure_not_the_images_fault(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Does a full disk while `docker save`'s archive is read raise ScanError and record pressure, so that the class
+    grader grades the student again, alone (a damaged archive raises ScanError without it)?"""
+    import errno
+
+    def archive(disk_full: bool):
+        def files(image_name: str):
+            raise OSError(errno.ENOSPC, "No space left on device") if disk_full else tarfile.ReadError("truncated")
+            yield  # a generator, as the real one
+        return files
+
+    engine.clear_pressure()
+    monkeypatch.setattr(scan, "_archive_files", archive(False))
+    with pytest.raises(scan.ScanError, match="truncated"):
+        scan.layer_contents("some-image")
+    assert engine.pressure() == []
+    monkeypatch.setattr(scan, "_archive_files", archive(True))
+    with pytest.raises(scan.ScanError, match="No space left"):
+        scan.layer_contents("some-image")
+    assert engine.pressure() == ["the disk was full while the archive of some-image was read"]
+    engine.clear_pressure()
+
+
+def test_an_image_the_grader_cannot_read_is_not_the_students_failed_data_check(monkeypatch: pytest.MonkeyPatch,
+                                                                             tmp_path) -> None:
+    """Does exercise 1's hidden data check raise when the image it just built cannot be read (the grader then
+    records its own failure and grades again), instead of failing the student with 'Build the image again'?"""
+    from containerlab.checks import ex1
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "customers.csv").write_text("a,b\n1,2\n")
+
+    def unreadable(*args, **kwargs):
+        raise scan.ScanError("The archive of x could not be read ([Errno 28] No space left on device)")
+
+    monkeypatch.setattr(scan, "scan_image", unreadable)
+    with pytest.raises(scan.ScanError, match="No space left"):
+        ex1.data_check("cl-ex-some-image:tag", tmp_path / "data")

@@ -19,6 +19,7 @@ autograder imports :func:`scan_image`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import json
@@ -422,7 +423,9 @@ def _walk_archive(image_name: str, read_layer: Callable[[str, IO[bytes]], _T]
         to top (the archive's manifest, in ``RootFS.Layers`` order); and the image config.
 
     Raises:
-        ScanError: the image is not there, or its archive could not be read or has no manifest.
+        ScanError: the image is not there, or its archive could not be read or has no manifest. When
+            a disk was full, :func:`engine.note_pressure` records it too (the class grader then
+            grades the student again, alone).
     """
     read: dict[str, _T] = {}
     docs: dict[str, Any] = {}
@@ -437,6 +440,8 @@ def _walk_archive(image_name: str, read_layer: Callable[[str, IO[bytes]], _T]
     except engine.EngineError as exc:  # no such image, or `docker save` failed (its message)
         raise ScanError(str(exc)) from exc
     except (tarfile.TarError, OSError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the grader's disk, not the submission
+            engine.note_pressure(f"the disk was full while the archive of {image_name} was read")
         raise ScanError(f"The archive of {image_name} could not be read ({exc}); is the engine still running?") from exc
     members, config = _manifest(docs, image_name)
     return read, members, config

@@ -176,6 +176,9 @@ def check_with_hidden(dockerfile: str | Path, context: str | Path,
 
     Returns:
         The visible results followed by the hidden ones, with the image tag and notes.
+
+    Raises:
+        scan.ScanError: the image built could not be read (:func:`data_check`).
     """
     visible, probe = _check(dockerfile, context, tag=tag, limits=limits, build_timeout=build_timeout,
                             progress=None, hidden_cases=cases)
@@ -219,6 +222,9 @@ def check_hidden(image: str, cases: Sequence[tuple[dict[str, float], float]], *,
     Returns:
         The ``predict-hidden`` and ``no-test-data`` results; ``no-test-data`` counts
         only when the service answered.
+
+    Raises:
+        scan.ScanError: the image could not be read (:func:`data_check`).
     """
     probe = service.probe_service(image, cases, limits=limits) if image else None
     return _hidden_results(image, probe, data_dir)
@@ -246,14 +252,15 @@ def data_check(image: str, data_dir: str | Path, *, name: str = "no-test-data") 
     Every layer is read (:func:`containerlab.scan.scan_image`), so a copy that a
     later step deletes, a renamed copy or a file that holds a data file's bytes
     are all found.
+
+    Raises:
+        scan.ScanError: the image just built could not be read (the grader's side, such as a full
+            disk: never the student's failed check; the grader records it as its own failure).
     """
     if not image:
         return _result(name, False, "There is no image to look into.", "Make the build pass first.", hidden=True)
     data = data_files(data_dir)
-    try:
-        findings = scan.scan_image(image, data_files=data, data_min_bytes=1 << 62)
-    except scan.ScanError as exc:
-        return _result(name, False, f"The image could not be read ({exc}).", "Build the image again.", hidden=True)
+    findings = scan.scan_image(image, data_files=data, data_min_bytes=1 << 62)
     found = [f for f in findings if f.kind == scan.DATA_COPY]
     if found:
         first = found[0]
