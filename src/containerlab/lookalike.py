@@ -51,6 +51,7 @@ from .checks.conceptual import NotebookUnreadable
 from .exercises import EXERCISES_DIR
 from .checks import registry
 from .checks.submission import ASSIGNMENT, SOLUTIONS
+from .resultfiles import write_atomically
 
 #: Student versions of the notebooks (the released starter text).
 STARTERS = EXERCISES_DIR / ASSIGNMENT
@@ -538,8 +539,6 @@ def compare(answers_: ClassAnswers) -> list[Pair]:
 def write_csv(pairs: list[Pair], path: Path) -> None:
     """Write the pairs as CSV: ``student_a``, ``student_b``, ``similarity``, ``typical_a``, ``typical_b``,
     ``flagged`` (``yes``/``no``), then one column per answer file (its similarity, empty when not compared)."""
-    from .resultfiles import write_atomically
-
     filenames = sorted({f for p in pairs for f in p.files})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -573,7 +572,6 @@ def report(submissions: Path, *, out: Path, solutions: Path = SOLUTIONS, starter
         batch.SubmissionsNotFound: there is no student folder.
     """
     from . import report as render
-    from .resultfiles import write_atomically
 
     read = read_class(submissions, solutions=solutions, starters=starters)
     pairs = compare(read)
