@@ -456,13 +456,15 @@ def check_chromium(*, which: Callable[[str], str | None] = shutil.which,
 # --------------------------------------------------------------------------- all together
 
 
-def diagnose(*, client: Any = None, run: Runner = _docker, connect: bool = True) -> list[Finding]:
+def diagnose(*, client: Any = None, run: Runner = _docker, connect: bool = True,
+             disk_usage: Callable[[str], Any] = shutil.disk_usage) -> list[Finding]:
     """Run every check, in the order a person fixes things.
 
     Args:
         client: a Docker SDK client (default: :func:`engine.client`, when ``connect``).
         run: runs ``docker ARGS`` (default: the real command line).
         connect: make the client when none is given.
+        disk_usage: measures a folder's file system, as :func:`shutil.disk_usage` (its ``.free`` in bytes).
 
     Returns:
         The findings; the engine's own checks are ``"skipped"`` when no engine answers.
@@ -483,7 +485,7 @@ def diagnose(*, client: Any = None, run: Runner = _docker, connect: bool = True)
         findings.append(_skipped("builder", "needs the engine and buildx"))
     if engine_ok:
         findings += check_base_images(client)
-        findings += check_disk(client)
+        findings += check_disk(client, disk_usage=disk_usage)
         findings.append(check_networks(client))
         findings.append(check_proxy_ca(client))
     else:
