@@ -88,7 +88,11 @@ if ((${#needed[@]})); then
     apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
 fi
 
-engine_major() { "$bin_dir/dockerd" --version 2>/dev/null | sed -nE 's/^Docker version ([0-9]+)\..*/\1/p'; }
+# The major version of the engine in $bin_dir, or nothing where none is installed there yet.
+engine_major() {
+    [[ -x $bin_dir/dockerd ]] || return 0
+    "$bin_dir/dockerd" --version 2>/dev/null | sed -nE 's/^Docker version ([0-9]+)\..*/\1/p' || true
+}
 
 fetch_debian13() {  # fetch_debian13 FOLDER PACKAGE... : download and unpack Debian 13 packages into FOLDER/root
     local work=$1; shift
