@@ -194,7 +194,9 @@ make_disk() {
         truncate -s "$want" "$disk"   # sparse: takes space only as it fills
         mkfs.ext4 -q -F -m 0 -L "$name" "$disk"
     fi
-    mount -o loop "$disk" "$mnt"
+    # discard: what the engine deletes (pruned build cache, removed images) goes back to the host's disk
+    # (the loop device punches holes in the sparse image), so the image holds what is in use, not its peak.
+    mount -o loop,discard "$disk" "$mnt"
 }
 
 # Its own network namespace: the daemon sees neither docker0 nor the main
