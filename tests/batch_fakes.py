@@ -72,3 +72,81 @@ def quick_grade(student: str, folder: Path, *, key: str, work_root: Path, **_: o
     res = results("ex1", [CheckResult("builds", "The image builds", answer == "good", 2, f"answer {answer!r}")])
     _log(f"done {key}")
     return StudentGrade(student, key, {"ex1": res}, seconds=0.01)
+
+
+class ReadOnlyEngine:
+    """A stand-in Docker engine on a unix socket, for unit tests: it answers pings, and refuses every new
+    volume with the error a real engine gives when the file system under its data root went read-only
+    (the words of Engine 26.1's containerd store, CI 2026-12-07), or accepts it when ``read_only`` is false.
+
+    Use as a context manager; ``host`` is its ``DOCKER_HOST``.
+    """
+
+    REFUSAL = ("failed to create lease: write /var/lib/cl-test-corpus/root/docker/containerd/daemon/"
+               "io.containerd.metadata.v1.bolt/meta.db: read-only file system: unknown")
+
+    def __init__(self, folder: Path, *, read_only: bool = True) -> None:
+        import http.server
+        import json
+        import socketserver
+        import threading
+
+        refusal, created = self.REFUSAL, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, status: int, body: object) -> None:
+                data = json.dumps(body).encode() if not isinstance(body, str) else body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.endswith("/_ping"):
+                    self._answer(200, "OK")
+                elif self.path.endswith("/version"):
+                    self._answer(200, {"Version": "26.1.5", "ApiVersion": "1.45", "MinAPIVersion": "1.24"})
+                else:
+                    self._answer(404, {"message": f"no such thing in this stand-in: {self.path}"})
+
+            do_HEAD = do_GET
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if not self.path.split("?")[0].endswith("/volumes/create"):
+                    self._answer(404, {"message": f"no such thing in this stand-in: {self.path}"})
+                elif read_only:
+                    self._answer(500, {"message": refusal})
+                else:
+                    created.append("probe")
+                    self._answer(201, {"Name": "probe", "Driver": "local", "Mountpoint": "/x", "Labels": {}})
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                created.clear()
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+            def get_request(self):  # noqa: ANN202  (a unix socket's peer has no address; http.server wants one)
+                request, _ = super().get_request()
+                return request, ("stand-in", 0)
+
+        self.path = folder / "docker.sock"
+        self.host = f"unix://{self.path}"
+        self.created = created
+        self._server = Server(str(self.path), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "ReadOnlyEngine":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

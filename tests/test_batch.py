@@ -607,3 +607,44 @@ def test_the_cache_kept_between_students_fits_the_engines_disk(monkeypatch: pyte
     monkeypatch.setattr(engine, "data_root_size", lambda: None)  # a disk this process cannot see
     gate.prune(5 * 10**9)
     assert pruned == [2 * 10**9]  # 3 GB is within 5 GB
+
+
+def test_the_probe_names_a_read_only_data_root_and_passes_a_writable_one(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Does storage_fault() give the engine's words when a new volume meets a read-only file system, and
+    "" when the volume is created (which it then removes)?"""
+    sys.path.insert(0, str(TESTS))
+    import batch_fakes
+
+    for read_only in (True, False):
+        folder = tmp_path / str(read_only)
+        folder.mkdir()
+        with batch_fakes.ReadOnlyEngine(folder, read_only=read_only) as fake_engine:
+            monkeypatch.setenv("DOCKER_HOST", fake_engine.host)
+            engine.client.cache_clear()  # the client of this process is made for the stand-in, and dropped after
+            try:
+                fault = engine.storage_fault()
+            finally:
+                engine.client.cache_clear()
+        if read_only:
+            assert fault == batch_fakes.ReadOnlyEngine.REFUSAL
+        else:
+            assert fault == "" and not fake_engine.created, "the probe's volume was not removed"
+
+
+def test_a_read_only_engine_stops_the_batch_and_keeps_the_failed_grade_out(tmp_path: Path, fake: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a student fails a check and the engine can no longer write its storage, is their grade left
+    unsaved, no one after them graded, and the batch stopped with what to do?"""
+    sys.path.insert(0, str(TESTS))
+    import batch_fakes
+
+    subs = _class(tmp_path / "subs", {"alice": "good", "bob": "bad", "carol": "good"})
+    with batch_fakes.ReadOnlyEngine(tmp_path) as fake_engine:
+        monkeypatch.setenv("DOCKER_HOST", fake_engine.host)  # the spawned workers ask this engine
+        with pytest.raises(batch.BatchStopped, match="can no longer write") as caught:
+            batch.grade_class(subs, out=tmp_path / "out", jobs=1, grader=_quick())
+    text = str(caught.value)
+    assert "read-only file system" in text and "while bob was graded" in text and "Free space" in text
+    assert [p.stem for p in (tmp_path / "out" / "results").glob("*.json")] == [batch.student_key("alice")]
+    assert not any(line[:2] == ["start", batch.student_key("carol")] for line in _log(fake))

@@ -553,6 +553,13 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
                 # A check that met a dead engine may have recorded it as the student's problem: such a
                 # grade is not the student's and is never saved (the rerun grades them again).
                 raise engine.EngineUnavailable(f"the engine stopped answering while {task.student} was graded")
+            fault = _failed_anything(grade) and engine.storage_fault()
+            if fault:
+                # Its failures may be the engine's, whose disk went read-only: not saved, and no one after them
+                # is graded on that engine (each would fail every check).
+                events.put(("storage", task.key, f"its storage went read-only while {task.student} was graded: "
+                                                 f"{fault.strip().splitlines()[0][:300]}"))
+                return
             resultfiles.write_result(out, grade, fingerprint=task.fingerprint)
             events.put(("done", task.key, grade.to_dict()))
             if settings.grader is None and settings.keep_storage is not None:
@@ -563,6 +570,11 @@ def _worker(tasks, events, settings: _Settings, parent: int, engine_context: str
             return
         except Exception:  # noqa: BLE001  (a bug of the grader: said, not hidden, and the batch goes on)
             events.put(("error", task.key, traceback.format_exc(limit=6)))
+
+
+def _failed_anything(grade: grading.StudentGrade) -> bool:
+    """Whether ``grade`` has a problem or a failed check (a grade the engine's own failure may explain)."""
+    return bool(grade.problems) or any(not c.passed for r in grade.results.values() for c in r.results)
 
 
 def _use_context(name: str) -> None:
@@ -796,8 +808,8 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
             graded.append(grade)
             with progress.external_write_mode():
                 after(grade)
-        elif kind == "engine":
-            stopped = str(payload)
+        elif kind in ("engine", "storage"):
+            stopped = f"{kind}: {payload}"
         else:
             say(f"{names[key]}: the grader failed ({str(payload).strip().splitlines()[-1]}); not graded, a rerun "
                 "tries again.")
@@ -847,8 +859,14 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
                             f"{len(pending)} student(s) not graded; their output above says why. Every finished "
                             f"result is saved in {Path(settings.out) / 'results'}; rerun the same command to go on.")
     if stopped and stopped != "interrupted":
-        raise BatchStopped(f"The Docker engine went away mid-batch ({stopped.splitlines()[0]}). "
+        kind, reason = stopped.split(": ", 1)
+        what, fix = (("The Docker engine went away mid-batch", "Start the engine again") if kind == "engine" else
+                     ("The Docker engine can no longer write its images and containers", "Free space on the host's "
+                      "disk (`df -h`; a disk that filled makes a grading engine's disk image read-only) and start the "
+                      "engine again (a grading engine: `containerlab engine stop --purge`, then `containerlab engine "
+                      "start`)"))
+        raise BatchStopped(f"{what} ({reason.splitlines()[0]}). "
                            f"{len(graded)} student(s) were graded in this run and {len(pending)} not yet; every "
-                           f"finished result is saved in {Path(settings.out) / 'results'}. Start the engine "
-                           "again and rerun the same command: the batch resumes where it stopped.")
+                           f"finished result is saved in {Path(settings.out) / 'results'}. {fix}, "
+                           "and rerun the same command: the batch resumes where it stopped.")
     return graded

@@ -30,6 +30,7 @@ from .client import (  # noqa: F401  (re-exported)
     run_labels,
     _with_run_labels,
     answers,
+    storage_fault,
     docker_cli,
     labelled,
     remove_objects,

@@ -169,6 +169,41 @@ def answers() -> bool:
     return _engine_answers()
 
 
+#: How the kernel says a write found its file system mounted read-only (EROFS), in the engine's errors.
+READ_ONLY = "read-only file system"
+#: The label of the volume :func:`storage_fault` creates and removes at once.
+PROBE_LABEL = "containerlab.probe"
+
+
+def storage_fault() -> str:
+    """Why the engine can no longer write its own storage, or ``""`` when it can (or cannot be asked).
+
+    The engine is asked to create a volume and remove it at once: it records every
+    volume in a database under its data root. When the file system under the data
+    root has gone read-only, that write fails and every later build, container and
+    image of any student would fail with it, through no fault of theirs. That
+    happens to a grading engine whose disk image lies on a host disk that filled:
+    the kernel cannot write the image's blocks, and ext4 remounts itself read-only
+    (CI, 2026-12-07: a class graded after that point got 0 points, each student
+    told that their build failed). Only a read-only file system (EROFS) counts: a
+    full disk (ENOSPC) is pressure that may pass (:func:`note_pressure`).
+
+    Returns:
+        The engine's own words for the failed write, when they say the file system is read-only; else ``""``.
+    """
+    try:
+        c = client()
+        volume = c.volumes.create(labels={PROBE_LABEL: "1"})
+    except docker.errors.APIError as exc:
+        said = str(exc.explanation or exc)
+        return said if READ_ONLY in said.lower() else ""
+    except (EngineUnavailable, docker.errors.DockerException, requests.RequestException):
+        return ""
+    with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+        volume.remove(force=True)
+    return ""
+
+
 def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathLike[str] | None = None,
                env: Mapping[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """Run the ``docker`` command line with ``args``, as a reader would type it.
