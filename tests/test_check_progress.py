@@ -172,3 +172,18 @@ def test_no_progress_in_a_worker_thread(monkeypatch):
     worker.start()
     worker.join()
     assert found == [None]
+
+
+def test_a_check_in_a_notebook_shows_the_live_display_of_report(monkeypatch):
+    """In a Jupyter kernel, does a check without a callback get report's CheckProgress, which report set
+    when it was imported (the checks never import report)?"""
+    import IPython
+
+    from containerlab import report
+
+    class ZMQInteractiveShell:  # the class name is what tells a notebook's kernel from a terminal
+        pass
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
+    sink = p.resolve(None)
+    assert isinstance(sink, report.CheckProgress) and sink.notebook

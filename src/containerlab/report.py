@@ -261,6 +261,10 @@ class CheckProgress:
                     self._print(f"still working{': ' + running[-1] if running else ''}")
 
 
+# A check run in IPython without a callback of its own shows its progress this way (checks/progress.py).
+_progress.use_live_display(lambda notebook: CheckProgress(notebook=notebook))
+
+
 def html_page(title: str, body: str) -> str:
     """A whole HTML document: ``title`` (plain text, escaped here) in its ``<title>``, then ``body`` (HTML)."""
     return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

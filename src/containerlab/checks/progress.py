@@ -47,6 +47,17 @@ class Event:
 
 Progress = Callable[[Event], None]
 
+#: Makes the live display of a check run in IPython, given whether it runs in a notebook (a Jupyter
+#: kernel) rather than a terminal. :mod:`containerlab.report`, where all rendering lives, sets it when it
+#: is imported (each check cell imports it); the checks never import it. ``None``: no display.
+_live_display: Callable[[bool], Progress] | None = None
+
+
+def use_live_display(factory: Callable[[bool], Progress] | None) -> None:
+    """Set how a check run in IPython without a callback shows its progress (``factory(notebook)``)."""
+    global _live_display
+    _live_display = factory
+
 
 def emit(progress: Progress | None, kind: str, text: str, *, exercise: str = "") -> None:
     """Send one event to ``progress``; nothing when there is no callback."""
@@ -64,6 +75,8 @@ def build_echo(progress: Progress | None, *, exercise: str = "") -> Callable[[st
 def resolve(progress: Progress | None) -> Progress | None:
     """The callback a check uses: ``progress`` itself, or the live display when running in IPython.
 
+    The live display is the one :func:`use_live_display` set (importing :mod:`containerlab.report` does).
+
     Inside a Jupyter kernel that is one display updated in place; in a terminal
     IPython plain lines; in plain Python (the class grader, tests) and in any
     thread but the main one (grading workers) nothing.
@@ -77,11 +90,9 @@ def resolve(progress: Progress | None) -> Progress | None:
     except ImportError:
         return None
     shell = get_ipython()
-    if shell is None:
+    if shell is None or _live_display is None:
         return None
-    from ..report import CheckProgress  # rendering lives in report.py
-
-    return CheckProgress(notebook=type(shell).__name__ == "ZMQInteractiveShell")
+    return _live_display(type(shell).__name__ == "ZMQInteractiveShell")
 
 
 @contextmanager
