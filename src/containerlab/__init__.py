@@ -1,8 +1,7 @@
 """Course package for Chapter 14, Containerisation.
 
-Modules, one job each, from the bottom up (a module imports only modules above
-it in this list's order of layers; ``tests/test_imports.py`` checks that no
-import ring forms):
+Modules, one job each, roughly from the bottom up (no two import each other,
+directly or through others: ``tests/test_imports.py`` checks it):
 
 - ``config``: the image names and paths the course uses (the one place that names them).
 - ``engine``: the only code that talks to the Docker engine (its submodules: the
