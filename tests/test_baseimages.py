@@ -36,7 +36,7 @@ class FakeEngine:
 def fake(monkeypatch):
     def make(images, *, registry_up):
         fake_engine = FakeEngine(images, registry_up=registry_up)
-        monkeypatch.setattr(baseimages.engine, "client", lambda: None)
+        monkeypatch.setattr(baseimages.engine, "connect", lambda: None)
         monkeypatch.setattr(baseimages.engine, "image", fake_engine.image)
         monkeypatch.setattr(baseimages.engine, "pull", fake_engine.pull)
         monkeypatch.setattr(

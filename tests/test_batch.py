@@ -621,11 +621,11 @@ def test_the_probe_names_a_read_only_data_root_and_passes_a_writable_one(tmp_pat
         folder.mkdir()
         with batch_fakes.ReadOnlyEngine(folder, read_only=read_only) as fake_engine:
             monkeypatch.setenv("DOCKER_HOST", fake_engine.host)
-            engine.client.cache_clear()  # the client of this process is made for the stand-in, and dropped after
+            engine.reconnect()  # the client of this process is made for the stand-in, and dropped after
             try:
                 fault = engine.storage_fault()
             finally:
-                engine.client.cache_clear()
+                engine.reconnect()
         if read_only:
             assert fault == batch_fakes.ReadOnlyEngine.REFUSAL
         else:

@@ -75,10 +75,10 @@ def test_grade_in_process_leaves_the_engine_address_as_it_was(tmp_path, monkeypa
     A test or notebook that grades in-process and then stops the grading engine must
     not stay pointed at its socket (CI once failed every later engine test that way).
     """
-    from containerlab import batch, sandbox
+    from containerlab import batch, engine, sandbox
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    monkeypatch.setattr(sandbox, "answers", lambda address: True)
+    monkeypatch.setattr(engine, "answers", lambda address=None: True)
     monkeypatch.setattr(sandbox, "is_grading_engine", lambda address: True)
     seen = []
 

@@ -190,7 +190,7 @@ def ensure_images(
         BaseImageError: an image could not be pulled and its stand-in could not be built.
         engine.EngineUnavailable: no Docker engine answers.
     """
-    engine.client()
+    engine.connect()
     wanted = [b for b in BASE_IMAGES if names is None or b.name in names]
     unknown = set(names or ()) - {b.name for b in BASE_IMAGES}
     if unknown:

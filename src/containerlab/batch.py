@@ -586,7 +586,7 @@ def _use_context(name: str) -> None:
     os.environ["DOCKER_CONTEXT"] = name
     if host:
         os.environ["DOCKER_HOST"] = host
-    engine.client.cache_clear()
+    engine.reconnect()
 
 
 def check_contexts(names: Sequence[str]) -> None:
@@ -619,7 +619,7 @@ def prepare_engine(context: str, *, run_id: str, keys: Sequence[str]) -> Cleanup
 
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             return pool.submit(_prepare_in_context, context, run_id, list(keys)).result()
-    engine.client()
+    engine.connect()
     engine.check_builder()
     return clean_leftovers(run_id=run_id, keys=keys)
 
@@ -754,7 +754,7 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
 
     Workers are *spawned*, not forked: a forked child would share the parent's
     Docker SDK client (its urllib3 connection pool, cached by
-    :func:`engine.client`), and two processes writing HTTP on one socket corrupt
+    :func:`engine.client.client`), and two processes writing HTTP on one socket corrupt
     each other's requests. A spawned worker makes its own client.
 
     Raises:

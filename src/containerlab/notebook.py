@@ -619,9 +619,8 @@ def engine_note() -> None:
     differently (README, "Supported engines and image stores"), so every page
     says which it ran on.
     """
-    client = engine.client()
-    version = client.version()
-    info = client.info()
+    version = engine.version()
+    info = engine.info()
     if engine.is_containerd_store(info):
         store = "the containerd image store (`docker info` lists `driver-type io.containerd.snapshotter.v1`)"
     else:

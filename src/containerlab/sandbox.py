@@ -69,10 +69,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
-import docker.errors
-import requests
-
 from . import config, engine
 
 #: The grading engine's name: its socket is /run/NAME.sock, its cgroup /NAME, its state /var/lib/NAME
@@ -215,14 +211,6 @@ def _last_words(result: subprocess.CompletedProcess[str]) -> str:
     return " ".join(lines[-3:]) or f"the script exited with status {result.returncode}"
 
 
-def answers(address: str) -> bool:
-    """Whether the engine at ``address`` (a Docker host URL) answers a ping now."""
-    try:
-        return bool(docker.DockerClient(base_url=address, timeout=10).ping())
-    except (docker.errors.DockerException, requests.RequestException):
-        return False
-
-
 def use(address: str | None) -> None:
     """Send every later engine call of this process (SDK, buildx, compose) to ``address``.
 
@@ -233,7 +221,7 @@ def use(address: str | None) -> None:
         os.environ.pop("DOCKER_HOST", None)
     else:
         os.environ["DOCKER_HOST"] = address
-    engine.client.cache_clear()
+    engine.reconnect()
 
 
 #: Label of the grading engine itself (``docker info`` shows it), set by the script.
@@ -243,9 +231,8 @@ ENGINE_LABEL = "org.containerlab.grading-engine"
 def is_grading_engine(address: str | None) -> bool:
     """Whether the engine at ``address`` (``None``: the one ``DOCKER_HOST`` or the default names) is a grading engine."""
     try:
-        c = docker.DockerClient(base_url=address, timeout=10) if address else docker.from_env(timeout=10)
-        labels = c.info().get("Labels") or []
-    except (docker.errors.DockerException, requests.RequestException):
+        labels = engine.info(address).get("Labels") or []
+    except engine.EngineUnavailable:
         return False
     return any(str(label).startswith(ENGINE_LABEL + "=") for label in labels)
 
@@ -306,7 +293,7 @@ def choose(engines: list[str] | tuple[str, ...] = (), *, name: str | None = None
                           "run with its memory, process, CPU and disk limits.")
         return Choice(address, False, f"Grading on {address}, which is not a grading engine: {UNLIMITED}")
     address = host(name)
-    if answers(address) and is_grading_engine(address):
+    if engine.answers(address) and is_grading_engine(address):
         use(address)
         return Choice(address, True, f"Grading on the grading engine ({address}): builds and containers "
                       "run with its memory, process, CPU and disk limits.")

@@ -32,7 +32,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import docker
 import requests
 
 from .. import answers, config, engine
@@ -438,12 +437,7 @@ def _data_kept(run: _Stack) -> CheckResult:
         return _result("data-kept", False, "After down and up, GET /predictions listed nothing.",
                        f"Mount a named volume at {DB_DATA}.")
     name = run.stack.volume_name(str(mount.get("source", "")))
-    try:
-        engine.client().volumes.get(name)
-        gone = False
-    except docker.errors.NotFound:
-        gone = True
-    if not gone:
+    if name in engine.volume_names():
         return _result("data-kept", False, f"The volume {name} is still there after down --volumes.",
                        "Let compose make the volume: list it under the top-level volumes, not as external.")
     return _result("data-kept", True, "The prediction was still there after down and up, and the named volume "

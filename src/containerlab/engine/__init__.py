@@ -10,7 +10,8 @@ that produced no image.
 The package is split by job; every public name is also here, so callers write
 ``engine.build(...)`` or ``engine.sandboxed_container(...)``:
 
-- :mod:`.client`: the SDK client, the ``docker`` command line, run labels, clean-up of what a run left;
+- :mod:`.client`: the SDK client, the engine's own facts (version, info, disk, networks), the ``docker``
+  command line, run labels, clean-up of what a run left;
 - :mod:`.images`: look up, pull, import, measure (size, layers, history), read an image's files;
 - :mod:`.builds`: ``docker buildx build`` with a timeout, and what a failed build says;
 - :mod:`.containers`: plain runs for the book, and the sandbox the checks run submissions in;
@@ -25,7 +26,12 @@ from .client import (  # noqa: F401  (re-exported)
     HOW_TO_GET_AN_ENGINE,
     EngineError,
     EngineUnavailable,
+    NetworkInfo,
     client,
+    connect,
+    reconnect,
+    version,
+    info,
     require_engine,
     run_labels,
     _with_run_labels,
@@ -35,6 +41,8 @@ from .client import (  # noqa: F401  (re-exported)
     labelled,
     remove_objects,
     disk_usage,
+    system_df,
+    networks,
     data_root_size,
     note_pressure,
     note_if_no_space,

@@ -1,4 +1,5 @@
-"""The connection to the Docker engine: the SDK client, the ``docker`` command line, labels and clean-up of what a run left."""
+"""The connection to the Docker engine: the SDK client, the engine's own facts, the ``docker`` command line,
+labels and clean-up of what a run left."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import docker
 import docker.errors
@@ -39,6 +42,8 @@ class EngineUnavailable(EngineError):
 def client() -> docker.DockerClient:
     """Return a Docker SDK client connected to the local engine (one per process).
 
+    For the modules of this package only: no SDK object leaves it (see the package's docstring).
+
     Raises:
         EngineUnavailable: when no engine answers, with what to do next.
     """
@@ -50,6 +55,64 @@ def client() -> docker.DockerClient:
     return c
 
 
+def connect() -> None:
+    """Connect to the engine ``DOCKER_HOST`` (or the default socket) names, once per process.
+
+    Later calls of this package use that connection; call this first to fail early,
+    with a clear message, before any work starts.
+
+    Raises:
+        EngineUnavailable: no engine answers, with what to do next.
+    """
+    client()
+
+
+def reconnect() -> None:
+    """Drop this process's connection: the next call connects again, to the engine ``DOCKER_HOST`` names then."""
+    client.cache_clear()
+
+
+def _connect(address: str | None, timeout: float) -> docker.DockerClient:
+    """A new SDK client (not the cached one) for the engine at ``address``; ``None``: the one ``DOCKER_HOST`` names."""
+    return docker.DockerClient(base_url=address, timeout=timeout) if address else docker.from_env(timeout=timeout)
+
+
+def version() -> dict[str, Any]:
+    """The engine's ``GET /version`` answer (``docker version``'s server part, as JSON).
+
+    Returns:
+        Among others ``Version`` (e.g. ``"26.1.5"``), ``ApiVersion`` (``"1.45"``), ``Os`` and ``Arch``.
+
+    Raises:
+        EngineUnavailable: no engine answers.
+    """
+    try:
+        return dict(client().version())
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise EngineUnavailable(f"The Docker engine stopped answering ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
+
+
+def info(address: str | None = None) -> dict[str, Any]:
+    """The engine's ``GET /info`` answer (``docker info``'s JSON).
+
+    Args:
+        address: a Docker host URL (``unix:///run/NAME.sock``): ask the engine there, on a connection
+            of its own (10 s timeout). ``None``: this process's engine.
+
+    Returns:
+        Among others ``Driver`` and ``DriverStatus`` (the image store, :func:`is_containerd_store`),
+        ``DockerRootDir`` (its data-root folder) and ``Labels`` (``["name=value", ...]``).
+
+    Raises:
+        EngineUnavailable: no engine answers.
+    """
+    try:
+        return dict((_connect(address, 10) if address else client()).info())
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        where = f"at {address} " if address else ""
+        raise EngineUnavailable(f"The Docker engine {where}does not answer ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
+
+
 def require_engine() -> str:
     """Check that an engine, buildx and compose answer.
 
@@ -59,10 +122,7 @@ def require_engine() -> str:
     Raises:
         EngineUnavailable: naming what is missing and how to get it.
     """
-    try:
-        server = client().version()["Version"]
-    except EngineUnavailable:
-        raise
+    server = version()["Version"]
     parts = [f"engine {server}"]
     for plugin in ("buildx", "compose"):
         try:
@@ -74,8 +134,8 @@ def require_engine() -> str:
                 f"The Docker engine answers but the `docker {plugin}` plugin does not ({exc}). "
                 f"{HOW_TO_GET_AN_ENGINE}"
             ) from exc
-        version = re.search(r"v?(\d+\.\d+\.\d+)", out)
-        parts.append(f"{plugin} {version.group(1) if version else out.strip()}")
+        number = re.search(r"v?(\d+\.\d+\.\d+)", out)
+        parts.append(f"{plugin} {number.group(1) if number else out.strip()}")
     return ", ".join(parts)
 
 
@@ -148,11 +208,11 @@ _PING_TRIES = 3
 _PING_TIMEOUT = 10
 
 
-def _engine_answers() -> bool:
-    """Whether the engine answers a ping right now (fresh connection, not the cached client)."""
+def _engine_answers(address: str | None = None) -> bool:
+    """Whether the engine at ``address`` (``None``: this process's) answers a ping now (fresh connection)."""
     for _ in range(_PING_TRIES):
         try:
-            return bool(docker.from_env(timeout=_PING_TIMEOUT).ping())
+            return bool(_connect(address, _PING_TIMEOUT).ping())
         except requests.Timeout:
             continue
         except (docker.errors.DockerException, requests.RequestException):
@@ -160,13 +220,16 @@ def _engine_answers() -> bool:
     return False
 
 
-def answers() -> bool:
+def answers(address: str | None = None) -> bool:
     """Whether the engine answers a ping, on a fresh connection (not the cached client).
 
     A ping that times out is tried again (at most :data:`_PING_TRIES` times, :data:`_PING_TIMEOUT`
     seconds each); a refused connection or a missing socket is an answer at once: ``False``.
+
+    Args:
+        address: a Docker host URL (``unix:///run/NAME.sock``); ``None``: the engine ``DOCKER_HOST`` names.
     """
-    return _engine_answers()
+    return _engine_answers(address)
 
 
 #: How the kernel says a write found its file system mounted read-only (EROFS), in the engine's errors.
@@ -313,18 +376,58 @@ def data_root_size() -> int | None:
     if not os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
         return None
     try:
-        root = str(client().info().get("DockerRootDir") or "")
+        root = str(info().get("DockerRootDir") or "")
         return shutil.disk_usage(root).total if root else None
-    except (docker.errors.DockerException, requests.RequestException, OSError):
+    except (EngineUnavailable, OSError):
         return None
 
 
 def disk_usage() -> dict[str, int]:
     """Bytes the engine holds: ``images``, ``containers``, ``volumes``, ``build_cache`` (``docker system df``)."""
-    df = client().df()
+    df = system_df()
     return {
         "images": int(df.get("LayersSize") or 0),
         "containers": sum(int(x.get("SizeRw") or 0) for x in df.get("Containers") or []),
         "volumes": sum(int((x.get("UsageData") or {}).get("Size") or 0) for x in df.get("Volumes") or []),
         "build_cache": sum(int(x.get("Size") or 0) for x in df.get("BuildCache") or []),
     }
+
+
+def system_df() -> dict[str, Any]:
+    """The engine's ``GET /system/df`` answer (``docker system df --verbose``'s JSON), sizes in bytes.
+
+    Returns:
+        Among others ``LayersSize`` (all images' layers), ``Containers`` (each with ``SizeRw``),
+        ``Volumes`` (``UsageData.Size``) and ``BuildCache`` (each record's ``Size``, and ``Shared``
+        when another record holds it too).
+
+    Raises:
+        EngineUnavailable: no engine answers.
+    """
+    return dict(client().df())
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """One network of the engine, as ``docker network inspect`` describes it.
+
+    Attributes:
+        name: e.g. ``"bridge"`` or ``"ex6_default"``.
+        driver: ``"bridge"``, ``"host"``, ``"null"``, ``"overlay"``, ...
+        containers: the ids of the containers attached to it now.
+    """
+
+    name: str
+    driver: str
+    containers: tuple[str, ...]
+
+
+def networks() -> list[NetworkInfo]:
+    """Every network of the engine, with the containers attached to each.
+
+    Raises:
+        EngineUnavailable: no engine answers.
+    """
+    return [NetworkInfo(name=str(n.name), driver=str(n.attrs.get("Driver") or ""),
+                        containers=tuple(n.attrs.get("Containers") or {}))
+            for n in client().networks.list(greedy=True)]

@@ -18,7 +18,7 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from .client import EngineError, client, note_pressure
+from .client import EngineError, client, info, note_pressure
 from .containers import ContainerFailed, remove_container
 
 
@@ -312,7 +312,7 @@ def image_sizes(name: str) -> ImageSizes:
 
 def uses_containerd_store() -> bool:
     """Whether this engine keeps its images in the containerd image store (see :func:`is_containerd_store`)."""
-    return is_containerd_store(client().info())
+    return is_containerd_store(info())
 
 
 def is_containerd_store(info: Mapping[str, Any]) -> bool:
