@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from types import SimpleNamespace
 
 import psycopg
 import pytest
@@ -25,7 +24,7 @@ class FakeEngine:
 
     def image(self, name):
         labels = self.images.get(name)
-        return None if labels is None else SimpleNamespace(labels=labels, id=f"sha256:{name}")
+        return None if labels is None else engine.ImageInfo(id=f"sha256:{name}", tags=(name,), labels=labels)
 
     def pull(self, name, timeout=120):
         self.pulled.append(name)
@@ -140,7 +139,7 @@ def test_measured_env_is_filled_in_by_a_second_build(monkeypatch, tmp_path):
 
     def build(context, *, tag, build_args, labels, echo):
         builds.append((tag, dict(build_args)))
-        return SimpleNamespace(image=SimpleNamespace(id=f"sha256:{len(builds)}"))
+        return engine.BuildResult(image=engine.ImageInfo(id=f"sha256:{len(builds)}"), seconds=1.0, log="")
 
     monkeypatch.setattr(baseimages.config, "CACHE_DIR", tmp_path)
     monkeypatch.setattr(baseimages, "_ensure_rootfs_image", lambda echo: None)

@@ -120,14 +120,11 @@ def test_build_submission_emits_its_build_lines_as_events(monkeypatch, tmp_path)
     (tmp_path / "Dockerfile").write_text("FROM python:3.13-slim\n")
     events: list[p.Event] = []
 
-    class FakeImage:
-        id = "sha256:new"
-
     def fake_build(context, *, echo, **kwargs):  # type: ignore[no-untyped-def]
         for line in BUILD_START + BUILD_END:
             echo(line)
             assert events[-1] == p.Event(p.BUILD_OUTPUT, line), "each line goes out as it arrives"
-        return engine.BuildResult(image=FakeImage(), seconds=41.5, log="")
+        return engine.BuildResult(image=engine.ImageInfo(id="sha256:new"), seconds=41.5, log="")
 
     monkeypatch.setattr(engine, "image", lambda tag: None)
     monkeypatch.setattr(engine, "build", fake_build)

@@ -249,7 +249,7 @@ def test_a_reduction_read_from_any_size_command_is_accepted_on_either_store(monk
     """
     unpacked = {"ex1": 492_000_000, "ex2": 395_000_000}
     content = {"ex1": 170_000_000, "ex2": 120_000_000} if containerd_store else {"ex1": 0, "ex2": 0}
-    monkeypatch.setattr(engine, "image", lambda name: name)
+    monkeypatch.setattr(engine, "image", lambda name: engine.ImageInfo(id=f"sha256:{name}", tags=(name,)))
     monkeypatch.setattr(engine, "image_sizes", lambda name: engine.ImageSizes(
         unpacked[name], content[name], containerd_store))
     checked = ex2.results("ex2", [ex2._result("builds", True, "built")], image="ex2")

@@ -76,7 +76,7 @@ def _fake_image(monkeypatch, images: dict[str, list[tuple[str, int, int, str | N
 
     monkeypatch.setattr(engine, "image_history", history)
     monkeypatch.setattr(engine, "image_layers", lambda name: [d for *_, d in images[name] if d])
-    monkeypatch.setattr(engine, "image", lambda name: object() if name in images else None)
+    monkeypatch.setattr(engine, "image", lambda name: engine.ImageInfo(id=f"sha256:{name}") if name in images else None)
 
 
 BASE = [("", 100, 1000, "sha256:base"), ("CMD [\"python3\"]", 100, 0, None)]

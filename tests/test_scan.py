@@ -15,7 +15,6 @@ import subprocess
 import tarfile
 import uuid
 from collections.abc import Iterator
-from types import SimpleNamespace
 
 import pytest
 
@@ -106,8 +105,7 @@ def _fake_image(monkeypatch: pytest.MonkeyPatch, layers: list[tuple[str, dict[st
     # The image id is the sha256 of the config, as the legacy store makes it.
     image_id = "sha256:" + hashlib.sha256(raw_config).hexdigest()
     monkeypatch.setattr(engine, "image_archive", fake_archive)
-    monkeypatch.setattr(engine, "image", lambda name: SimpleNamespace(id=image_id,
-                                                                      attrs={"RootFS": {"Layers": diff_ids}}))
+    monkeypatch.setattr(engine, "image", lambda name: engine.ImageInfo(id=image_id, layers=tuple(diff_ids)))
     monkeypatch.setattr(engine, "image_history", lambda name: [
         {"created_by": step["created_by"], "created": 0, "size": 0, "comment": ""}
         for step in image_config["history"]])
@@ -315,7 +313,7 @@ def test_a_failed_docker_save_is_named_and_counted_as_engine_pressure(monkeypatc
                     "layer.tar: no space left on device' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
-    full = SimpleNamespace(id="sha256:" + "0" * 64, attrs={"RootFS": {"Layers": []}})
+    full = engine.ImageInfo(id="sha256:" + "0" * 64)
     monkeypatch.setattr(images, "image", lambda name: full)
     monkeypatch.setattr(engine, "image", lambda name: full)
     monkeypatch.setattr(engine, "image_history", lambda name: [])

@@ -146,7 +146,7 @@ def test_image_config_matches_the_official_image(name):
     facts = _facts(name)
     image = engine.image(name)
     assert image is not None, f"{name} is not in the engine: run `containerlab images` first"
-    cfg = image.attrs["Config"]
+    cfg = image.config
     env = dict(item.split("=", 1) for item in cfg.get("Env") or [])
     found = {
         "cmd": cfg.get("Cmd") or [], "entrypoint": cfg.get("Entrypoint") or [], "user": cfg.get("User") or "",

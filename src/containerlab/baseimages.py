@@ -218,14 +218,14 @@ def ensure_images(
 def is_standin(name: str) -> bool:
     """Whether the local image ``name`` is one of our stand-ins (``False`` if absent)."""
     found = engine.image(name)
-    return found is not None and config.STANDIN_LABEL in (found.labels or {})
+    return found is not None and config.STANDIN_LABEL in found.labels
 
 
 def _ensure_one(base: BaseImage, *, pull: bool, echo: engine.Echo) -> str:
     existing = engine.image(base.name)
     digest = _inputs_digest(base)
     if existing is not None:
-        labels = existing.labels or {}
+        labels = existing.labels
         if config.STANDIN_LABEL not in labels:
             return "kept"
         if labels.get(config.INPUTS_LABEL) == digest:
@@ -323,7 +323,7 @@ def _ensure_rootfs_image(*, echo: engine.Echo) -> None:
 
 def _make_rootfs_image(*, echo: engine.Echo) -> None:
     existing = engine.image(ROOTFS_IMAGE)
-    if existing is not None and (existing.labels or {}).get(config.INPUTS_LABEL) == ROOTFS_RECIPE:
+    if existing is not None and existing.labels.get(config.INPUTS_LABEL) == ROOTFS_RECIPE:
         return
     if shutil.which("debootstrap") is None:
         raise BaseImageError(

@@ -349,7 +349,7 @@ def _image_scan(image_id: str, content_key: str, values: list[str], data_min_byt
     return known
 
 
-def _content_key(found: Any) -> str:
+def _content_key(found: engine.ImageInfo) -> str:
     """A digest of what a scan reads of an image: its layers' diff ids, its config and its build history.
 
     Not the image id: on the legacy store that is the config's digest, but on the
@@ -359,9 +359,7 @@ def _content_key(found: Any) -> str:
     the same layers and config then get two ids.
     """
     history = [(h.get("created_by"), h.get("created"), h.get("comment")) for h in engine.image_history(found.id)]
-    attrs = found.attrs
-    content = [attrs.get("RootFS", {}).get("Layers"), attrs.get("Config"), attrs.get("Created"),
-               attrs.get("Architecture"), attrs.get("Os"), history]
+    content = [found.layers, found.config, found.created, found.architecture, found.os, history]
     return "sha256:" + hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -545,7 +543,7 @@ def scan_image(
         base = engine.image(skip_layers_of)
         if base is None:
             raise ScanError(f"There is no local image {skip_layers_of!r} to compare with.")
-        base_layers = base.attrs["RootFS"].get("Layers", [])
+        base_layers = base.layers
         while skip < min(len(base_layers), len(diff_ids)) and base_layers[skip] == diff_ids[skip]:
             skip += 1
 
@@ -626,7 +624,7 @@ def layer_file(image_name: str, layer: int, path: str, *, max_bytes: int = 1_000
     found = engine.image(image_name)
     if found is None:
         raise ScanError(f"There is no local image {image_name!r}.")
-    diff_ids = found.attrs["RootFS"].get("Layers", [])
+    diff_ids = found.layers
     if not 0 <= layer < len(diff_ids):
         raise ScanError(f"{image_name} has layers 0 to {len(diff_ids) - 1}, not {layer}.")
     wanted = path.lstrip("/")

@@ -350,7 +350,7 @@ def runtime_checks(image: str, *, port: int | None = None, health_path: str = "/
         engine.EngineUnavailable: no engine answers.
     """
     found = engine.image(image)
-    image_config = (found.attrs.get("Config") or {}) if found is not None else {}
+    image_config = found.config if found is not None else {}
     user = str(image_config.get("User") or "").strip()
     if user in service.ROOT_USERS:
         root = _note("non-root", "The image sets no USER other than root, so the program runs as root.",

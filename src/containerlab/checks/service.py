@@ -200,7 +200,7 @@ def build_cause(exc: engine.BuildFailed, *, timeout: float, context: Path | None
         for tag in tags:
             found = engine.image(tag)
             if found is not None:
-                platforms[tag] = f"{found.attrs.get('Os', 'linux')}/{found.attrs.get('Architecture', '')}"
+                platforms[tag] = f"{found.os}/{found.architecture}"
     return causes.build_cause(exc, timeout=timeout, context=context, parsed=parsed, local_images=tags,
                               platforms=platforms)
 
@@ -258,7 +258,7 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
     auth = {"Authorization": f"Bearer {token}"}
     probe_id = uuid.uuid4().hex
     found = engine.image(image)
-    image_config = (found.attrs.get("Config") or {}) if found is not None else {}
+    image_config = found.config if found is not None else {}
     command = [*(image_config.get("Entrypoint") or []), *(image_config.get("Cmd") or [])]
     _progress.emit(progress, _progress.PHASE, f"Starting a container of {image}; waiting for GET /health")
     try:
@@ -412,7 +412,7 @@ def risk_notes(built: Built) -> list[str]:
                          "$BUILDPLATFORM in a builder stage). It costs no points.")
     found = engine.image(built.image) if built.image else None
     if found is not None:
-        user = str((found.attrs.get("Config") or {}).get("User") or "")
+        user = str(found.config.get("User") or "")
         if user.strip() in ROOT_USERS:
             notes.append("The container runs as root (the image sets no USER). Anyone who breaks into the service "
                          "could then change its code and packages; 14.3.2 shows how to add an unprivileged user "

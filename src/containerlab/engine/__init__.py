@@ -50,6 +50,7 @@ from .client import (  # noqa: F401  (re-exported)
     clear_pressure,
 )
 from .images import (  # noqa: F401  (re-exported)
+    ImageInfo,
     image,
     remove_image,
     untag,
@@ -59,6 +60,7 @@ from .images import (  # noqa: F401  (re-exported)
     exec_output,
     local_tags,
     image_files,
+    image_file,
     remove_unused_image,
     image_history,
     image_layers,

@@ -15,11 +15,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from docker.models.images import Image
-
 from .client import (Echo, EngineError, EngineUnavailable, HOW_TO_GET_AN_ENGINE, _engine_answers, client, docker_cli,
                      note_pressure)
-from .images import image, uses_containerd_store
+from .images import ImageInfo, image, uses_containerd_store
 
 
 class BuildFailed(EngineError):
@@ -44,12 +42,12 @@ class BuildResult:
     """What one build produced.
 
     Attributes:
-        image: the built image (Docker SDK object; ``image.id`` is its digest).
+        image: the built image (``image.id`` is its digest).
         seconds: wall time of the whole build, in seconds.
         log: the builder's output, for people to read.
     """
 
-    image: Image
+    image: ImageInfo
     seconds: float
     log: str
 

@@ -10,7 +10,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,10 +22,66 @@ from .client import EngineError, client, info, note_pressure
 from .containers import ContainerFailed, remove_container
 
 
-def image(name: str) -> Image | None:
-    """Return the local image ``name`` (tag or id), or ``None`` when there is none."""
+@dataclass(frozen=True)
+class ImageInfo:
+    """One local image as ``docker image inspect`` describes it, read when it was looked up.
+
+    Attributes:
+        id: the image id (``sha256:...``): the config's digest on the legacy store, the digest of
+            a manifest or index on the containerd image store.
+        tags: its ``repository:tag`` names (empty for an untagged image).
+        labels: its labels (the Dockerfile's ``LABEL``, a build's ``--label``).
+        os: the operating system it was built for (``Os``, e.g. ``"linux"``).
+        architecture: the processor it was built for (``Architecture``, e.g. ``"amd64"``).
+        config: the image's ``Config`` as the engine reports it: ``Env`` (list of ``NAME=value``),
+            ``Cmd``, ``Entrypoint``, ``User``, ``WorkingDir``, ``ExposedPorts`` (``{"80/tcp": {}}``),
+            ``Volumes``, ``Healthcheck`` (``{"Test": [...]}``), ``StopSignal``, ``Labels``; a key the
+            Dockerfile did not set may be missing or ``None``.
+        layers: the diff ids of its layers (``RootFS.Layers``), bottom layer first.
+        size: inspect's ``Size`` in bytes: the unpacked layers on the legacy store, the compressed
+            content on the containerd store (:class:`ImageSizes` says which figure is which).
+        created: when it was built, as the engine writes it (``2024-05-01T12:00:00.123456789Z``).
+    """
+
+    id: str
+    tags: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    os: str = "linux"
+    architecture: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    layers: tuple[str, ...] = ()
+    size: int = 0
+    created: str = ""
+
+
+def _image_info(found: Image) -> ImageInfo:
+    """The :class:`ImageInfo` of an image the SDK looked up."""
+    attrs = found.attrs
+    config = dict(attrs.get("Config") or {})
+    return ImageInfo(
+        id=str(found.id),
+        tags=tuple(found.tags),
+        labels=dict(config.get("Labels") or {}),
+        os=str(attrs.get("Os") or "linux"),
+        architecture=str(attrs.get("Architecture") or ""),
+        config=config,
+        layers=tuple((attrs.get("RootFS") or {}).get("Layers") or ()),
+        size=int(attrs.get("Size") or 0),
+        created=str(attrs.get("Created") or ""),
+    )
+
+
+def image(name: str) -> ImageInfo | None:
+    """Look up the local image ``name`` (a tag or an id).
+
+    Returns:
+        What inspect says of it, or ``None`` when there is no such image.
+
+    Raises:
+        EngineUnavailable: no engine answers.
+    """
     try:
-        return client().images.get(name)
+        return _image_info(client().images.get(name))
     except docker.errors.ImageNotFound:
         return None
 
@@ -80,13 +136,16 @@ def pull(name: str, *, timeout: float = 120) -> bool:
     return result.returncode == 0
 
 
-def import_rootfs(rootfs: Path, tag: str, *, changes: Iterable[str] = ()) -> Image:
+def import_rootfs(rootfs: Path, tag: str, *, changes: Iterable[str] = ()) -> ImageInfo:
     """Import a root file system folder as a single-layer image (``docker import``).
 
     Args:
         rootfs: folder holding the file system (e.g. made by debootstrap).
         tag: the tag to give the image.
         changes: Dockerfile instructions to apply (``--change``), e.g. ``"ENV LANG=C.UTF-8"``.
+
+    Returns:
+        The imported image.
 
     Raises:
         EngineError: when tar or the import fails.
@@ -149,6 +208,38 @@ def image_files(image_name: str) -> Iterator[tuple[str, int]]:
             for member in tar:
                 if member.isfile():
                     yield tar_path(member.name), member.size
+    finally:
+        remove_container(container)
+
+
+def image_file(image_name: str, path: str) -> bytes | None:
+    """Read one file of an image, from a container that is created, never started (the archive API).
+
+    Not from a container's output: the logs of a container that printed 400 kB and
+    exited at once were seen cut short.
+
+    Args:
+        image_name: the image (tag or id).
+        path: the file's absolute path in the image, e.g. ``"/etc/ssl/certs/ca-certificates.crt"``.
+
+    Returns:
+        The file's bytes; ``None`` when the image has no such file or it cannot be read.
+
+    Raises:
+        EngineError: the image does not exist, or the engine refused to create the container.
+    """
+    try:
+        container = client().containers.create(image_name, command=["true"])
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"Could not open image {image_name}: {exc}") from exc
+    try:
+        chunks, _ = container.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+            member = tar.next()
+            data = tar.extractfile(member) if member is not None else None
+            return data.read() if data is not None else None
+    except (docker.errors.APIError, tarfile.TarError):  # NotFound: no such file in the image
+        return None
     finally:
         remove_container(container)
 
@@ -244,7 +335,7 @@ def image_layers(name: str) -> list[str]:
     found = image(name)
     if found is None:
         raise EngineError(f"There is no image {name!r} in the local engine.")
-    return list(found.attrs.get("RootFS", {}).get("Layers") or [])
+    return list(found.layers)
 
 
 def image_size(name: str) -> int:
@@ -306,7 +397,7 @@ def image_sizes(name: str) -> ImageSizes:
         raise EngineError(f"There is no image {name!r} in the local engine.")
     unpacked = sum(int(entry["size"]) for entry in image_history(found.id))
     if uses_containerd_store():
-        return ImageSizes(unpacked=unpacked, content=int(found.attrs.get("Size") or 0), containerd_store=True)
+        return ImageSizes(unpacked=unpacked, content=found.size, containerd_store=True)
     return ImageSizes(unpacked=unpacked, content=0, containerd_store=False)
 
 
