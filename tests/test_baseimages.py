@@ -253,8 +253,8 @@ def test_postgres_honours_settings_and_keeps_data_across_restart(tmp_path):
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(host="127.0.0.1", port=port, user="course", password="wrong", dbname="shop",
                             connect_timeout=3)
-        assert container.exec_run("pg_isready").exit_code == 0
-        container.restart(timeout=20)
+        assert engine.exec_inside(container, ["pg_isready"])[0] == 0
+        assert engine.docker_cli(["restart", "-t", "20", container.id], timeout=120).returncode == 0
         port = engine.host_port(container, 5432)
         with _connect(port, password) as conn:
             assert conn.execute("SELECT note FROM seen").fetchall() == [("kept",)]

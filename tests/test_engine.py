@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,42 @@ def test_an_old_image_still_tagged_elsewhere_is_kept(docker_client, unique_tag, 
     built = engine.build(tmp_path, tag=unique_tag, timeout=120)
     assert engine.remove_unused_image(built.image.id) is False
     assert docker_client.images.get(unique_tag).id == built.image.id
+
+
+def test_a_container_is_read_and_ended_through_its_ref(tmp_path):
+    """Do the functions that take a ContainerRef read its environment, mounts, output, files and exit status?"""
+    (tmp_path / "data.csv").write_text("a,b\n")
+    container = engine.run(config.PYTHON_SLIM_IMAGE, ["sh", "-c", "echo one; echo two; sleep 60"],
+                           environment={"TOKEN": "x=y"}, volumes={str(tmp_path): {"bind": "/data", "mode": "ro"}})
+    try:
+        assert isinstance(container, engine.ContainerRef) and container.name and len(container.id) == 64
+        setup = engine.container_info(container)
+        assert setup.env["TOKEN"] == "x=y" and setup.env["PATH"]  # the run's ENV and the image's
+        [mount] = setup.mounts
+        assert (mount.type, mount.destination) == ("bind", "/data") and Path(mount.source) == tmp_path
+        assert engine.exec_inside(container, ["cat", "/data/data.csv"]) == (0, "a,b\n")
+        assert engine.exec_inside(container, ["sh", "-c", "exit 3"])[0] == 3
+        assert engine.container_state(container)["Status"] == "running"
+        _seconds, state = engine.stop_seconds(container, grace=1)  # sh as PID 1 ignores SIGTERM: killed
+        assert state["ExitCode"] == 137
+        assert engine.wait_container(container, timeout=10) == 137
+        assert engine.logs(container, tail=None) == "one\ntwo\n" and engine.logs(container, tail=1) == "two\n"
+    finally:
+        engine.remove_container(container)
+    assert engine.container_state(container) == {}
+    with pytest.raises(engine.EngineError, match="gone"):
+        engine.container_info(container)
+    engine.remove_container(container)  # a second time: nothing happens
+
+
+def test_an_image_and_the_engine_are_described_as_plain_data():
+    """Do ImageInfo, image_file, networks, version and info carry what the checks and the doctor read?"""
+    found = engine.image(config.PYTHON_SLIM_IMAGE)
+    assert isinstance(found, engine.ImageInfo) and found.id.startswith("sha256:")
+    assert config.PYTHON_SLIM_IMAGE in found.tags and found.os == "linux" and found.architecture
+    assert list(found.layers) == engine.image_layers(config.PYTHON_SLIM_IMAGE) and found.layers
+    assert found.config.get("Cmd") and found.size > 0 and found.created
+    assert b"ID=debian" in (engine.image_file(config.PYTHON_SLIM_IMAGE, "/etc/os-release") or b"")
+    assert engine.image_file(config.PYTHON_SLIM_IMAGE, "/no/such/file") is None
+    assert [n.driver for n in engine.networks() if n.name == "bridge"] == ["bridge"]
+    assert engine.version()["Version"] and "DriverStatus" in engine.info()

@@ -268,9 +268,10 @@ def _connect(port: int, *, user: str, dbname: str, password: str | None, timeout
             time.sleep(0.5)
 
 
-def _exit_and_logs(container, *, timeout: float = 60) -> tuple[int, str]:
-    status = container.wait(timeout=timeout)["StatusCode"]
-    return status, container.logs().decode("utf-8", "replace")
+def _exit_and_logs(container: engine.ContainerRef, *, timeout: float = 60) -> tuple[int, str]:
+    status = engine.wait_container(container, timeout=timeout)
+    assert status is not None, f"the container still ran after {timeout:.0f} s"
+    return status, engine.logs(container, tail=None)
 
 
 @pytest.mark.docker
@@ -318,11 +319,12 @@ def test_postgres_takes_every_setting_from_secret_files_and_runs_each_kind_of_in
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(host="127.0.0.1", port=port, user="course", password="wrong", dbname="shop",
                             connect_timeout=3)
-        status = container.exec_run(["sh", "-c", "grep '^Uid:' /proc/1/status; stat -c '%u %a' \"$PGDATA\""])
-        uid_line, pgdata = status.output.decode().splitlines()
+        code, output = engine.exec_inside(container, ["sh", "-c", "grep '^Uid:' /proc/1/status; stat -c '%u %a' \"$PGDATA\""])
+        assert code == 0, output
+        uid_line, pgdata = output.splitlines()
         assert uid_line.split()[1:] == ["999"] * 4, f"the server does not run as postgres (999): {uid_line}"
         assert pgdata == "999 700"
-        assert "ignoring /docker-entrypoint-initdb.d/70-notes.txt" in container.logs().decode()
+        assert "ignoring /docker-entrypoint-initdb.d/70-notes.txt" in engine.logs(container, tail=None)
     finally:
         engine.remove_container(container)
 

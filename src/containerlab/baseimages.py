@@ -294,12 +294,16 @@ def _measure_env(image_id: str, wanted: Sequence[tuple[str, str]], *, timeout: f
     """Run the commands of ``wanted`` in one container of the image; name -> the line it printed.
 
     The container is removed with its anonymous volumes (the postgres image declares one).
+
+    Raises:
+        BaseImageError: a command printed nothing, or the container failed or still ran after
+            ``timeout`` seconds (exit status ``None``).
     """
     script = "; ".join(f"printf '%s\\n' \"$({command})\"" for _, command in wanted)
     names = [name for name, _ in wanted]
     container = engine.run(image_id, ["sh", "-c", script])
     try:
-        status = container.wait(timeout=timeout).get("StatusCode")
+        status = engine.wait_container(container, timeout=timeout)
         lines = engine.logs(container, tail=len(wanted)).splitlines()
     finally:
         engine.remove_container(container)

@@ -145,16 +145,15 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
         except engine.ContainerFailed as exc:
             why = f"{exc} {causes.relevant_output(exc.logs)}".strip()
             return [_result(n, False, why, "The service must start and answer on port 80 first.") for n in names]
-        container.reload()
-        mounts = container.attrs.get("Mounts") or []
-        env = dict(e.partition("=")[::2] for e in container.attrs["Config"].get("Env") or [])
+        setup = engine.container_info(container)
+        mounts, env = setup.mounts, setup.env
         headers = {"Authorization": f"Bearer {token}"}
         listed, predict = engine.http_many_from_inside(container, [
             engine.HttpRequest("GET", "/data", headers=headers),
             engine.HttpRequest("POST", "/predict", json.dumps(service.VISIBLE_CASES[0][0]), headers)])
     data_root = data_dir.resolve()
     shown_dir = f"{data_dir.parent.name}/{data_dir.name}" if data_dir.parent.name else data_dir.name
-    bound = [m for m in mounts if m.get("Type") == "bind" and Path(m.get("Source", "")).resolve() == data_root]
+    bound = [m for m in mounts if m.type == "bind" and Path(m.source).resolve() == data_root]
     files = []
     if listed.status == 200:
         try:
@@ -179,9 +178,9 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
         data = _result("data-mounted", False, f"The container has {len(mounts)} mount(s), none of {shown_dir}.",
                        f"Bind-mount the data folder next to this notebook ({shown_dir}) with -v SOURCE:TARGET, "
                        f"e.g. -v \"$PWD/{shown_dir}:/data:ro\".")
-    elif bound[0]["Destination"].rstrip("/") != wanted_at.rstrip("/"):
+    elif bound[0].destination.rstrip("/") != wanted_at.rstrip("/"):
         data = _result("data-mounted", False,
-                       f"The folder is mounted at {bound[0]['Destination']}, but the service reads {wanted_at}{seen}.",
+                       f"The folder is mounted at {bound[0].destination}, but the service reads {wanted_at}{seen}.",
                        "The service reads its data from /data unless DATA_DIR says otherwise: mount it there, "
                        "or set DATA_DIR to where you mount it.")
     elif listed.status == 200 and not set(expected) <= {Path(f).name for f in files}:

@@ -308,7 +308,7 @@ def _exposed_port(image_config: Mapping) -> int | None:
     return None
 
 
-def _watch(container, seconds: float) -> dict:  # type: ignore[no-untyped-def]
+def _watch(container: engine.ContainerRef, seconds: float) -> dict:
     """Watch a container for ``seconds`` (polling its state); return its ``State``, early when it ends."""
     deadline = time.monotonic() + seconds
     while True:
@@ -409,7 +409,7 @@ def _after_exit(state: dict, logs: str, expected: int | None, limits: engine.San
             _note("answers-http", "Not checked: the container stopped."), *skipped]
 
 
-def _serve_checks(container, image_config: Mapping, expected: int | None, health_path: str,  # type: ignore[no-untyped-def]
+def _serve_checks(container: engine.ContainerRef, image_config: Mapping, expected: int | None, health_path: str,
                   limits: engine.SandboxLimits) -> tuple[CheckResult, CheckResult]:
     """``answers-http`` and ``healthcheck`` for a running container."""
     port = expected

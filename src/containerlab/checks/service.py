@@ -81,7 +81,6 @@ class Probe:
         logs: the container's last output lines when something went wrong.
         answers: for each case sent, ``(customer, expected, got)``; ``got`` is the
             ``customer_value`` answered, or the error text.
-        container_attrs: the engine's inspect data of the running container (mounts, env).
         notes: right-but-risky findings that cost no points (a HEALTHCHECK that fails).
     """
 
@@ -91,7 +90,6 @@ class Probe:
     cause: str = ""
     logs: str = ""
     answers: list[tuple[dict[str, float], float, float | str]] = field(default_factory=list)
-    container_attrs: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def wrong_answers(self) -> list[tuple[dict[str, float], float, float | str]]:
@@ -279,8 +277,6 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
                 _failed(probe, cause, exc.logs)
                 return probe
             probe.healthy = True
-            container.reload()
-            probe.container_attrs = container.attrs
             if cases:
                 _progress.emit(progress, _progress.PHASE, f"GET /health answered; sending {len(cases)} customers "
                                "to POST /predict")
@@ -344,7 +340,7 @@ class HealthcheckRun:
         return self.code is not None and self.code != 0 and not missing_timeout
 
 
-def run_healthcheck(container, image_config: Mapping) -> HealthcheckRun | None:  # type: ignore[no-untyped-def]
+def run_healthcheck(container: engine.ContainerRef, image_config: Mapping) -> HealthcheckRun | None:
     """Run the image's ``HEALTHCHECK`` command inside a running container, once, as Docker would.
 
     Args:
@@ -367,7 +363,7 @@ def run_healthcheck(container, image_config: Mapping) -> HealthcheckRun | None: 
     return HealthcheckRun(shown, code, output)
 
 
-def healthcheck_notes(container, image_config: Mapping) -> list[str]:  # type: ignore[no-untyped-def]
+def healthcheck_notes(container: engine.ContainerRef, image_config: Mapping) -> list[str]:
     """Run the image's ``HEALTHCHECK`` command inside a container that answers ``/health``.
 
     Returns:

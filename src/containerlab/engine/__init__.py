@@ -84,11 +84,16 @@ from .builds import (  # noqa: F401  (re-exported)
 )
 from .containers import (  # noqa: F401  (re-exported)
     ContainerFailed,
+    ContainerRef,
+    ContainerInfo,
+    Mount,
     run,
     host_port,
     logs,
     wait_http,
     remove_container,
+    wait_container,
+    container_info,
     SandboxLimits,
     HttpAnswer,
     HttpRequest,

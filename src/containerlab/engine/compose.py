@@ -9,11 +9,11 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import docker
+import docker.errors
 
 from .client import Echo, EngineError, client, docker_cli
 from .builds import build
-from .containers import logs
+from .containers import ContainerRef, _ref, container_state, logs
 
 
 class ComposeFailed(EngineError):
@@ -314,19 +314,23 @@ def compose_health(file: str | os.PathLike[str] | None, *, project: str, service
     container = compose_container(file, project=project, service=service, env=env)
     if container is None:
         return None
-    health = (container.attrs.get("State") or {}).get("Health")
-    if not health:
+    health = container_state(container).get("Health")
+    if not isinstance(health, dict) or not health:
         return None
     return [HealthProbe(int(p.get("ExitCode", -1)), str(p.get("Output", ""))) for p in health.get("Log") or []]
 
 
 def compose_container(file: str | os.PathLike[str] | None, *, project: str, service: str,
-                      env: Mapping[str, str] | None = None):  # type: ignore[no-untyped-def]
-    """Return the Docker SDK container of a stack's service (the first one), or ``None`` when it has none."""
+                      env: Mapping[str, str] | None = None) -> ContainerRef | None:
+    """Return the container of a stack's service (the first one), or ``None`` when it has none.
+
+    Raises:
+        EngineError: compose could not list the stack.
+    """
     for row in compose_ps(file, project=project, env=env):
         if row.service == service:
             try:
-                return client().containers.get(row.name)
+                return _ref(client().containers.get(row.name))
             except docker.errors.NotFound:
                 return None
     return None

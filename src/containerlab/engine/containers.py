@@ -10,7 +10,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import docker
 import docker.errors
 import requests
 from docker.models.containers import Container
@@ -26,6 +25,80 @@ class ContainerFailed(EngineError):
         self.logs = logs
 
 
+@dataclass(frozen=True)
+class ContainerRef:
+    """A container in the engine: what names it, nothing of its state (ask :func:`container_state`).
+
+    The functions of this package that start a container return one, and those
+    that look at, talk to or remove a container take one.
+
+    Attributes:
+        id: the container's full id (64 hex digits).
+        name: its name, without the leading ``/`` of ``docker inspect``.
+    """
+
+    id: str
+    name: str
+
+
+def _ref(found: Container) -> ContainerRef:
+    """The :class:`ContainerRef` of a container the SDK made or looked up."""
+    return ContainerRef(id=str(found.id), name=str(found.name))
+
+
+def _inspect(container: ContainerRef) -> dict:
+    """``docker container inspect`` of ``container``, as the engine's JSON.
+
+    Raises:
+        EngineError: the container is gone.
+    """
+    try:
+        return client().api.inspect_container(container.id)
+    except docker.errors.NotFound as exc:
+        raise EngineError(f"Container {container.name} is gone.") from exc
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount of a container, as ``docker inspect`` lists it (``Mounts``).
+
+    Attributes:
+        type: ``"bind"``, ``"volume"`` or ``"tmpfs"``.
+        source: the host path of a bind mount, the volume's folder on the engine's host for a volume.
+        destination: where it appears inside the container, e.g. ``"/data"``.
+    """
+
+    type: str
+    source: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """How a container was set up, as the engine reports it (``docker inspect``).
+
+    Attributes:
+        env: its environment, name to value: the image's ``ENV`` with what the run added on top.
+        mounts: its bind mounts and volumes (the ``tmpfs`` of ``--tmpfs`` are not listed).
+    """
+
+    env: Mapping[str, str]
+    mounts: tuple[Mount, ...]
+
+
+def container_info(container: ContainerRef) -> ContainerInfo:
+    """Read a container's environment and mounts (``docker inspect``).
+
+    Raises:
+        EngineError: the container is gone.
+    """
+    found = _inspect(container)
+    env = dict(item.partition("=")[::2] for item in (found.get("Config") or {}).get("Env") or [])
+    mounts = tuple(Mount(str(m.get("Type", "")), str(m.get("Source", "")), str(m.get("Destination", "")))
+                   for m in found.get("Mounts") or [])
+    return ContainerInfo(env=env, mounts=mounts)
+
+
 def run(
     image_name: str,
     command: str | list[str] | None = None,
@@ -36,7 +109,7 @@ def run(
     name: str | None = None,
     labels: Mapping[str, str] | None = None,
     **kwargs: object,
-) -> Container:
+) -> ContainerRef:
     """Start a detached container (``docker run -d``).
 
     Args:
@@ -52,13 +125,16 @@ def run(
         labels: container labels.
         **kwargs: passed on to ``containers.run`` of the Docker SDK.
 
+    Returns:
+        The started container.
+
     Raises:
         EngineUnavailable: no engine answers.
         EngineError: the engine refused to start it (message from the engine).
     """
     published = {f"{cport}/tcp": ("127.0.0.1", hport) for cport, hport in (ports or {}).items()}
     try:
-        return client().containers.run(
+        return _ref(client().containers.run(
             image_name,
             command,
             detach=True,
@@ -68,34 +144,38 @@ def run(
             name=name,
             labels=_with_run_labels(labels),
             **kwargs,
-        )
+        ))
     except docker.errors.APIError as exc:
         note_if_no_space(str(exc.explanation or exc), "the engine's disk was full when a container was started")
         raise EngineError(f"Could not start a container from {image_name}: {exc.explanation}") from exc
 
 
-def host_port(container: Container, container_port: int = 80) -> int:
+def host_port(container: ContainerRef, container_port: int = 80) -> int:
     """Return the host port published for ``container_port`` of a running container.
 
     Raises:
-        EngineError: when the port is not published.
+        EngineError: when the port is not published, or the container is gone.
     """
-    container.reload()
-    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{container_port}/tcp")
+    bindings = (_inspect(container)["NetworkSettings"]["Ports"] or {}).get(f"{container_port}/tcp")
     if not bindings:
         raise EngineError(f"Port {container_port} of container {container.name} is not published")
     return int(bindings[0]["HostPort"])
 
 
-def logs(container: Container, *, tail: int = 30) -> str:
-    """Return the last ``tail`` lines a container wrote (stdout and stderr), or ``""``."""
+def logs(container: ContainerRef, *, tail: int | None = 30) -> str:
+    """Return the last ``tail`` lines a container wrote (stdout and stderr), or ``""``.
+
+    Args:
+        container: the container.
+        tail: how many lines, counted from the end; ``None``: all of them.
+    """
     try:
-        return container.logs(tail=tail).decode("utf-8", "replace")
+        return client().api.logs(container.id, tail="all" if tail is None else tail).decode("utf-8", "replace")
     except docker.errors.DockerException:
         return ""
 
 
-def wait_http(url: str, *, container: Container | None = None, timeout: float = 60) -> requests.Response:
+def wait_http(url: str, *, container: ContainerRef | None = None, timeout: float = 60) -> requests.Response:
     """Poll ``url`` with GET until it answers 2xx, with a deadline.
 
     Args:
@@ -108,16 +188,17 @@ def wait_http(url: str, *, container: Container | None = None, timeout: float = 
 
     Raises:
         ContainerFailed: the container exited, or nothing answered in time.
+        EngineError: the container is gone.
     """
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
         if container is not None:
-            container.reload()
-            if container.status in {"exited", "dead"}:
+            state = _inspect(container)["State"]
+            if state["Status"] in {"exited", "dead"}:
                 raise ContainerFailed(
                     f"Container {container.name} stopped before {url} answered "
-                    f"(exit code {container.attrs['State']['ExitCode']}).",
+                    f"(exit code {state['ExitCode']}).",
                     logs=logs(container),
                 )
         try:
@@ -134,15 +215,37 @@ def wait_http(url: str, *, container: Container | None = None, timeout: float = 
     )
 
 
-def remove_container(container: Container) -> None:
+def remove_container(container: ContainerRef) -> None:
     """Stop and remove a container with its anonymous volumes; ignore one already gone."""
+    _remove(container.id)
+
+
+def _remove(container_id: str) -> None:
+    """Stop and remove the container ``container_id`` (an id or a name) with its anonymous volumes, if it is there."""
     try:
-        container.remove(force=True, v=True)
+        client().api.remove_container(container_id, v=True, force=True)
     except docker.errors.NotFound:
         pass
 
 
-def stop_seconds(container: Container, *, grace: float = 10) -> tuple[float, dict[str, object]]:
+def wait_container(container: ContainerRef, *, timeout: float) -> int | None:
+    """Wait for a started container to end (``docker wait``).
+
+    Args:
+        container: the container.
+        timeout: seconds to wait at most.
+
+    Returns:
+        Its exit status; ``None`` when it still ran after ``timeout`` seconds, or the engine did not say.
+    """
+    try:
+        code = client().api.wait(container.id, timeout=timeout).get("StatusCode")
+    except (requests.RequestException, docker.errors.APIError):
+        return None
+    return code if isinstance(code, int) else None
+
+
+def stop_seconds(container: ContainerRef, *, grace: float = 10) -> tuple[float, dict[str, object]]:
     """Stop a running container as ``docker stop`` does, and time how long its program took to end.
 
     The engine sends the image's stop signal (``SIGTERM`` unless ``STOPSIGNAL`` says
@@ -165,7 +268,7 @@ def stop_seconds(container: Container, *, grace: float = 10) -> tuple[float, dic
     sent = time.time()
     start = time.monotonic()
     try:
-        container.stop(timeout=int(grace))
+        client().api.stop(container.id, timeout=int(grace))
     except docker.errors.APIError as exc:
         raise EngineError(f"Could not stop container {container.name}: {exc.explanation}") from exc
     wall = time.monotonic() - start
@@ -306,7 +409,7 @@ def sandboxed_container(
     name_prefix: str = "cl-ex",
     labels: Mapping[str, str] | None = None,
     command: list[str] | None = None,
-) -> Iterator[Container]:
+) -> Iterator[ContainerRef]:
     """Start a container from an untrusted image, isolated, and remove it afterwards.
 
     The container runs on its own *internal* bridge network (it gets an address
@@ -329,7 +432,7 @@ def sandboxed_container(
             ``None`` keeps it.
 
     Yields:
-        The running container (Docker SDK object).
+        The running container.
 
     Raises:
         EngineError: the engine refused to start it.
@@ -338,7 +441,7 @@ def sandboxed_container(
     network = client().networks.create(
         f"{name_prefix}-net-{suffix}", driver="bridge", internal=True, labels=_with_run_labels(labels)
     )
-    container: Container | None = None
+    container: ContainerRef | None = None
     try:
         container = run(
             image_name,
@@ -368,14 +471,13 @@ def sandboxed_container(
             pass
 
 
-def container_state(container: Container) -> dict[str, object]:
+def container_state(container: ContainerRef) -> dict[str, object]:
     """Return the container's ``State`` as the engine reports it now (``Status``, ``ExitCode``,
-    ``OOMKilled``, ``Error``, ``StartedAt``, ``FinishedAt``); ``{}`` when it is gone."""
+    ``OOMKilled``, ``Error``, ``StartedAt``, ``FinishedAt``, ``Health``); ``{}`` when it is gone."""
     try:
-        container.reload()
-    except docker.errors.NotFound:
+        return dict(_inspect(container).get("State") or {})
+    except EngineError:
         return {}
-    return dict(container.attrs.get("State") or {})
 
 
 def remove_labelled_containers(key: str, value: str) -> list[dict[str, object]]:
@@ -387,36 +489,51 @@ def remove_labelled_containers(key: str, value: str) -> list[dict[str, object]]:
     states = []
     for found in client().containers.list(all=True, filters={"label": f"{key}={value}"}):
         states.append(dict(found.attrs.get("State") or {}))
-        remove_container(found)
+        _remove(found.id)
     return states
 
 
-def exec_inside(container: Container, command: list[str]) -> tuple[int | None, str]:
+def _exec(container: ContainerRef, command: list[str]) -> tuple[int | None, bytes]:
+    """Run ``command`` in a running container (``docker exec``); its exit code and output (stdout and stderr).
+
+    Raises:
+        docker.errors.APIError: the engine refused (no such container, not running, ...).
+    """
+    api = client().api
+    started = api.exec_create(container.id, command)
+    output = api.exec_start(started["Id"])
+    return api.exec_inspect(started["Id"]).get("ExitCode"), output or b""
+
+
+def exec_inside(container: ContainerRef, command: list[str]) -> tuple[int | None, str]:
     """Run ``command`` in a running container; return its exit code (``None`` when it could not run) and output."""
     try:
-        result = container.exec_run(command)
+        code, output = _exec(container, command)
     except docker.errors.APIError as exc:
         return None, str(exc.explanation or exc)
-    return result.exit_code, (result.output or b"").decode("utf-8", "replace")
+    return code, output.decode("utf-8", "replace")
 
 
-def container_address(container: Container) -> str:
-    """Return the container's IP address on its (first) network, or ``""`` when it has none."""
-    container.reload()
-    for settings in (container.attrs["NetworkSettings"].get("Networks") or {}).values():
+def container_address(container: ContainerRef) -> str:
+    """Return the container's IP address on its (first) network, or ``""`` when it has none.
+
+    Raises:
+        EngineError: the container is gone.
+    """
+    for settings in (_inspect(container)["NetworkSettings"].get("Networks") or {}).values():
         if settings.get("IPAddress"):
             return str(settings["IPAddress"])
     return ""
 
 
-def _probe(container: Container, job: dict) -> dict | str:
+def _probe(container: ContainerRef, job: dict) -> dict | str:
     """Run :data:`_PROBE` in the container with ``job``; its output, or why it could not run (a string)."""
     try:
-        result = container.exec_run(["python", "-c", _PROBE, json.dumps(job)], demux=False)
+        code, output = _exec(container, ["python", "-c", _PROBE, json.dumps(job)])
     except docker.errors.APIError as exc:
         return f"could not run python in the container ({exc.explanation})"
-    text = (result.output or b"").decode("utf-8", "replace").strip()
-    if result.exit_code != 0:
+    text = output.decode("utf-8", "replace").strip()
+    if code != 0:
         return f"python in the container failed: {text[-300:]}"
     try:
         out = json.loads(text.splitlines()[-1])
@@ -425,7 +542,7 @@ def _probe(container: Container, job: dict) -> dict | str:
     return out if isinstance(out, dict) else f"unexpected probe output: {text[-300:]}"
 
 
-def _jobs(container: Container, requests: Sequence[HttpRequest], port: int) -> list[dict]:
+def _jobs(container: ContainerRef, requests: Sequence[HttpRequest], port: int) -> list[dict]:
     address = container_address(container) or "127.0.0.1"
     return [{"method": r.method, "url": f"http://{address}:{port}{r.path}", "body": r.body,
              "headers": dict(r.headers)} for r in requests]
@@ -438,7 +555,7 @@ def _answer(raw: object) -> HttpAnswer:
                       str(item.get("error", "")))
 
 
-def http_many_from_inside(container: Container, requests: Sequence[HttpRequest], *, port: int = 80
+def http_many_from_inside(container: ContainerRef, requests: Sequence[HttpRequest], *, port: int = 80
                           ) -> list[HttpAnswer]:
     """Send requests in turn to a container's own network address, from inside it, in one exec.
 
@@ -463,7 +580,7 @@ def http_many_from_inside(container: Container, requests: Sequence[HttpRequest],
 
 
 def http_from_inside(
-    container: Container, method: str, path: str, *, port: int = 80, body: str = "",
+    container: ContainerRef, method: str, path: str, *, port: int = 80, body: str = "",
     headers: Mapping[str, str] | None = None,
 ) -> HttpAnswer:
     """Send one HTTP request from inside a container, as :func:`http_many_from_inside` does.
@@ -483,7 +600,7 @@ def http_from_inside(
 
 
 def wait_http_inside(
-    container: Container, path: str = "/health", *, port: int = 80, timeout: float = 90, below: int = 300
+    container: ContainerRef, path: str = "/health", *, port: int = 80, timeout: float = 90, below: int = 300
 ) -> HttpAnswer:
     """Poll ``path`` from inside ``container`` until it answers 2xx, with a deadline.
 
@@ -510,14 +627,14 @@ def wait_http_inside(
     deadline = time.monotonic() + timeout
     last = HttpAnswer(None, "", "no answer yet")
     while (left := deadline - time.monotonic()) > 0:
-        container.reload()
-        if container.status in {"exited", "dead"}:
+        state = _inspect(container)["State"]
+        if state["Status"] in {"exited", "dead"}:
             raise ContainerFailed(
-                f"The container stopped (exit code {container.attrs['State']['ExitCode']}) "
+                f"The container stopped (exit code {state['ExitCode']}) "
                 f"before port {port} answered.",
                 logs=logs(container),
             )
-        if container.status != "running":
+        if state["Status"] != "running":
             time.sleep(0.5)
             continue
         out = _probe(container, {"mode": "wait", "requests": _jobs(container, [HttpRequest("GET", path)], port),
@@ -547,7 +664,7 @@ def _sockets(raw: object) -> list[tuple[str, int]]:
     return [(_decode_proc_address(str(a)), int(p)) for a, p in pairs]
 
 
-def listening_sockets(container: Container) -> list[tuple[str, int]]:
+def listening_sockets(container: ContainerRef) -> list[tuple[str, int]]:
     """Return the TCP sockets listening inside a container, from its ``/proc/net/tcp`` files.
 
     Returns:

@@ -19,7 +19,7 @@ import docker.errors
 from docker.models.images import Image
 
 from .client import EngineError, client, info, note_pressure
-from .containers import ContainerFailed, remove_container
+from .containers import ContainerFailed, _remove
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def image_files(image_name: str) -> Iterator[tuple[str, int]]:
                 if member.isfile():
                     yield tar_path(member.name), member.size
     finally:
-        remove_container(container)
+        _remove(container.id)
 
 
 def image_file(image_name: str, path: str) -> bytes | None:
@@ -241,7 +241,7 @@ def image_file(image_name: str, path: str) -> bytes | None:
     except (docker.errors.APIError, tarfile.TarError):  # NotFound: no such file in the image
         return None
     finally:
-        remove_container(container)
+        _remove(container.id)
 
 
 def tar_path(name: str) -> str:

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker.errors
-import requests
 
 from .client import EngineError, _with_run_labels, client
+from .containers import _ref, _remove, wait_container
 
 #: Where the sandbox finds its tools (the ``docker`` stand-in first on ``PATH``, the wrapper, the script).
 TOOLS = "/cl-check"
@@ -191,23 +191,17 @@ def run_shell_script(text: str, folder: Path, *, image: str, shell: str = "bash"
                        RECORDS: "rw,nosuid,nodev,noexec,size=4m,mode=1777"})
         except docker.errors.APIError as exc:
             raise EngineError(f"Could not start the sandbox for the run script: {exc.explanation}") from exc
-        try:
-            status = container.wait(timeout=seconds + 30)
-        except (requests.RequestException, docker.errors.APIError):
-            status = {"StatusCode": None}
+        status = wait_container(_ref(container), timeout=seconds + 30)
         logs = container.logs().decode("utf-8", "replace")
         state = (client().api.inspect_container(container.id).get("State") or {})
     finally:
         if container is not None:
-            try:
-                container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
+            _remove(container.id)
         shutil.rmtree(tools, ignore_errors=True)
     _, marked, report = logs.partition(_MARK)
     if not marked:
         why = ("it ran out of memory" if state.get("OOMKilled") else
-               f"it ended with status {status.get('StatusCode')}")
+               f"it ended with status {status}")
         return ScriptRun(problem=f"The sandbox that runs the script stopped before it reported ({why}).",
                          output=logs[-4096:])
     found = json.loads(report)
@@ -278,10 +272,7 @@ def inspect_container(container_id: str) -> dict:
 
 def remove_created(container_id: str) -> None:
     """Remove a container (and its anonymous volumes); nothing happens when it is gone."""
-    try:
-        client().api.remove_container(container_id, v=True, force=True)
-    except docker.errors.NotFound:
-        pass
+    _remove(container_id)
 
 
 def volume_names() -> set[str]:
