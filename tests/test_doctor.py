@@ -10,35 +10,32 @@ from types import SimpleNamespace
 
 import pytest
 
-from containerlab import baseimages, config, doctor, report
+from containerlab import baseimages, config, doctor, engine, report
 
 
-class FakeImages:
-    def __init__(self, images: dict[str, dict[str, str]]):
-        self._images = images
-
-    def get(self, name: str):
-        if name not in self._images:
-            raise KeyError(name)
-        return SimpleNamespace(labels=self._images[name])
+def net(name: str, *, containers: int = 0, driver: str = "bridge") -> engine.NetworkInfo:
+    return engine.NetworkInfo(name=name, driver=driver, containers=tuple(f"c{i}" for i in range(containers)))
 
 
-def net(name: str, *, containers: int = 0, driver: str = "bridge"):
-    return SimpleNamespace(name=name, attrs={"Driver": driver, "Containers": {str(i): {} for i in range(containers)}})
-
-
-class FakeClient:
-    """Just the SDK calls the doctor makes, with answers a test chooses."""
+class FakeEngine:
+    """Just the engine functions the doctor calls (:class:`doctor.Daemon`), with answers a test chooses."""
 
     def __init__(self, *, images=None, networks=(), build_cache=0, root="/nonexistent-docker-root",
-                 version="26.1.5", containerd_store=True):
-        self.images = FakeImages(images if images is not None else {
-            b.name: {} for b in baseimages.BASE_IMAGES})
+                 version="26.1.5", containerd_store=True, files=None):
+        self._images = images if images is not None else {b.name: {} for b in baseimages.BASE_IMAGES}
         self._networks = list(networks) or [net("bridge", containers=1), net("host", driver="host")]
         self._cache = build_cache
         self._root = root
         self._version = version
         self._containerd = containerd_store
+        self._files = files or {}
+
+    def image(self, name):
+        labels = self._images.get(name)
+        return None if labels is None else engine.ImageInfo(id=f"sha256:{name}", tags=(name,), labels=labels)
+
+    def image_file(self, image_name, path):
+        return self._files.get((image_name, path))
 
     def version(self):
         return {"Version": self._version, "ApiVersion": "1.45"}
@@ -50,12 +47,11 @@ class FakeClient:
         return {"DockerRootDir": self._root, "Driver": "overlay2",
                 "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]]}
 
-    def df(self):
+    def system_df(self):
         return {"BuildCache": [{"Size": self._cache}], "Images": [{"Size": 100}]}
 
-    @property
     def networks(self):
-        return SimpleNamespace(list=lambda greedy=False: self._networks)
+        return self._networks
 
 
 def runner(answers: dict[str, tuple[int, str]]):
@@ -75,7 +71,7 @@ def by_name(findings):
 
 def test_no_engine_is_a_problem_with_the_install_fix():
     """Without an engine, is the engine a problem whose fix says how to get one, and the rest skipped?"""
-    findings = doctor.diagnose(client=None, run=runner(GOOD_DOCKER), connect=False)
+    findings = doctor.diagnose(daemon=None, run=runner(GOOD_DOCKER), connect=False)
     f = by_name(findings)
     assert f["engine"].status == "problem" and "ensure-engine.sh" in f["engine"].fix
     assert f["builder"].status == "skipped" and f["networks"].status == "skipped"
@@ -101,7 +97,7 @@ def test_docker_container_builder_is_a_problem():
 
 def test_missing_base_image_says_make_images():
     """Is a missing base image a problem whose fix is `make images`?"""
-    findings = doctor.check_base_images(FakeClient(images={config.POSTGRES_IMAGE: {}}))
+    findings = doctor.check_base_images(FakeEngine(images={config.POSTGRES_IMAGE: {}}))
     missing = [f for f in findings if f.status == "problem"]
     assert {f.name for f in missing} == {f"image {config.PYTHON_SLIM_IMAGE}", f"image {config.PYTHON_FULL_IMAGE}"}
     assert all("make images" in f.fix for f in missing)
@@ -110,21 +106,21 @@ def test_missing_base_image_says_make_images():
 def test_low_disk_and_big_cache(monkeypatch):
     """Is little free space a problem, and a large build cache a warning, each with a prune command?"""
     few = SimpleNamespace(free=1 * 1024**3)
-    findings = by_name(doctor.check_disk(FakeClient(build_cache=20 * 1024**3), disk_usage=lambda _: few))
+    findings = by_name(doctor.check_disk(FakeEngine(build_cache=20 * 1024**3), disk_usage=lambda _: few))
     assert findings["disk"].status == "problem" and "docker builder prune" in findings["disk"].fix
     assert findings["build cache"].status == "warning" and "20.0 GiB" in findings["build cache"].detail
     plenty = SimpleNamespace(free=100 * 1024**3)
-    findings = by_name(doctor.check_disk(FakeClient(), disk_usage=lambda _: plenty))
+    findings = by_name(doctor.check_disk(FakeEngine(), disk_usage=lambda _: plenty))
     assert findings["disk"].ok and findings["build cache"].status == "ok"
 
 
 def test_leftover_networks_exhaust_the_pools(tmp_path):
     """Do leftover networks that use up the address pools give a problem naming `docker network prune`?"""
     leftovers = [net(f"ex_default_{i}") for i in range(doctor.DEFAULT_POOL_NETWORKS)]
-    finding = doctor.check_networks(FakeClient(networks=leftovers), daemon_json=tmp_path / "none.json")
+    finding = doctor.check_networks(FakeEngine(networks=leftovers), daemon_json=tmp_path / "none.json")
     assert finding.status == "problem" and "docker network prune" in finding.fix
     assert "ex_default_0" in finding.fix
-    few = doctor.check_networks(FakeClient(networks=leftovers[:3]), daemon_json=tmp_path / "none.json")
+    few = doctor.check_networks(FakeEngine(networks=leftovers[:3]), daemon_json=tmp_path / "none.json")
     assert few.status == "ok"
 
 
@@ -144,17 +140,20 @@ def test_proxy_ca_missing_from_the_standin_is_a_problem(tmp_path):
     bundle = tmp_path / "ca.crt"
     bundle.write_text(CERT.format("UHVibGljQ0E=") + CERT.format("UHJveHlDQQ=="))
     slim = config.PYTHON_SLIM_IMAGE
-    standin = FakeClient(images={slim: {config.STANDIN_LABEL: slim}})
-    public_only = doctor.check_proxy_ca(standin, host_bundle=bundle,
-                                        read_in_image=lambda image, path: CERT.format("UHVibGljQ0E="))
+
+    def standin(store: str | None) -> FakeEngine:
+        files = {} if store is None else {(slim, doctor.IMAGE_CA_BUNDLE): store.encode()}
+        return FakeEngine(images={slim: {config.STANDIN_LABEL: slim}}, files=files)
+
+    public_only = doctor.check_proxy_ca(standin(CERT.format("UHVibGljQ0E=")), host_bundle=bundle)
     assert public_only.status == "problem" and "1 of the host's 2" in public_only.detail
     assert "containerlab images" in public_only.fix
     both = CERT.format("UHJveHlD\nQQ==") + CERT.format("UHVibGljQ0E=")  # other line breaks, other order
-    assert doctor.check_proxy_ca(standin, host_bundle=bundle, read_in_image=lambda i, p: both).status == "ok"
-    no_store = doctor.check_proxy_ca(standin, host_bundle=bundle, read_in_image=lambda i, p: None)
+    assert doctor.check_proxy_ca(standin(both), host_bundle=bundle).status == "ok"
+    no_store = doctor.check_proxy_ca(standin(None), host_bundle=bundle)
     assert no_store.status == "problem"
-    registry = FakeClient(images={slim: {}})
-    assert doctor.check_proxy_ca(registry, host_bundle=bundle, read_in_image=lambda i, p: None).status == "ok"
+    registry = FakeEngine(images={slim: {}})
+    assert doctor.check_proxy_ca(registry, host_bundle=bundle).status == "ok"
 
 
 def test_old_python_and_drifted_environment(tmp_path):
@@ -182,7 +181,7 @@ def test_all_well_on_a_good_fake_machine(monkeypatch, tmp_path):
     monkeypatch.setattr(doctor, "check_python", lambda: [doctor.Finding("python", "ok", "Python 3.11")])
     monkeypatch.setattr(doctor, "check_chromium", lambda: doctor.Finding("chromium", "ok", "Chromium"))
     plenty = SimpleNamespace(free=400 * 1024**3)
-    findings = doctor.diagnose(client=FakeClient(root=str(tmp_path)), run=runner(GOOD_DOCKER),
+    findings = doctor.diagnose(daemon=FakeEngine(root=str(tmp_path)), run=runner(GOOD_DOCKER),
                                disk_usage=lambda _place: plenty)  # not this machine's disk, which may be full
     assert [f for f in findings if f.status != "ok"] == []
     text = report.render_doctor(findings)
@@ -207,9 +206,9 @@ def test_doctor_without_an_engine_exits_1_without_a_traceback():
 
 
 @pytest.mark.docker
-def test_doctor_on_this_machine(docker_client):
+def test_doctor_on_this_machine():
     """On this machine's real engine, does every engine check give an answer (none skipped)?"""
-    findings = by_name(doctor.diagnose(client=docker_client))
+    findings = by_name(doctor.diagnose())
     for name in ("engine", "buildx", "compose", "builder", "disk", "build cache", "networks", "proxy CA"):
         assert findings[name].status != "skipped", findings[name]
     assert findings["engine"].ok and findings["builder"].ok
@@ -220,13 +219,13 @@ def test_doctor_on_this_machine(docker_client):
                                                      (False, "legacy image store (overlay2)")])
 def test_the_engine_line_names_the_image_store(containerd_store, store):
     """Does the engine finding say which image store the engine uses, for both stores?"""
-    found = doctor.check_engine(FakeClient(containerd_store=containerd_store))
+    found = doctor.check_engine(FakeEngine(containerd_store=containerd_store))
     assert found.ok and store in found.detail and "26.1.5" in found.detail
 
 
 def test_an_engine_older_than_the_minimum_is_a_problem_with_the_upgrade_fix():
     """Is Docker 20.10 (below the course's minimum) a problem whose fix says how to upgrade?"""
-    found = doctor.check_engine(FakeClient(version="20.10.24", containerd_store=False))
+    found = doctor.check_engine(FakeEngine(version="20.10.24", containerd_store=False))
     assert found.status == "problem" and f"Docker Engine {config.MIN_ENGINE_MAJOR}" in found.detail
     assert "ensure-engine.sh" in found.fix
-    assert doctor.check_engine(FakeClient(version=f"{config.MIN_ENGINE_MAJOR}.0.0")).ok
+    assert doctor.check_engine(FakeEngine(version=f"{config.MIN_ENGINE_MAJOR}.0.0")).ok

@@ -4,25 +4,24 @@ Each check is a plain function that returns a :class:`Finding` (what was
 measured, whether it is a problem, and the fix for it); it never prints.
 :func:`diagnose` runs them all in order; :func:`containerlab.report.render_doctor`
 turns the findings into text. The engine is reached through
-:mod:`containerlab.engine`; the checks take the SDK client and a runner of
+:mod:`containerlab.engine`; the checks take the engine (:class:`Daemon`: that
+module itself, or a test's fake with the same functions) and a runner of
 ``docker`` commands as arguments so that tests can hand them a fake engine.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import baseimages, config, engine
 
@@ -43,6 +42,31 @@ LOCKFILE: Path = config.ROOT / "requirements" / "course.lock"
 
 #: Runs ``docker ARGS`` and returns (exit status, output): :func:`engine.docker_cli` by default.
 Runner = Callable[[list[str]], tuple[int, str]]
+
+
+class Daemon(Protocol):
+    """What the doctor asks of the engine: the functions of :mod:`containerlab.engine` of these names.
+
+    :func:`diagnose` passes that module itself; a test passes a fake with the same functions.
+    """
+
+    def version(self) -> dict[str, Any]:
+        """:func:`containerlab.engine.version`."""
+
+    def info(self) -> dict[str, Any]:
+        """:func:`containerlab.engine.info`."""
+
+    def system_df(self) -> dict[str, Any]:
+        """:func:`containerlab.engine.system_df`."""
+
+    def image(self, name: str) -> engine.ImageInfo | None:
+        """:func:`containerlab.engine.image`."""
+
+    def networks(self) -> list[engine.NetworkInfo]:
+        """:func:`containerlab.engine.networks`."""
+
+    def image_file(self, image_name: str, path: str) -> bytes | None:
+        """:func:`containerlab.engine.image_file`."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +123,7 @@ def _gib(n: float) -> str:
 # --------------------------------------------------------------------------- engine and plugins
 
 
-def check_engine(client: Any, *, error: str = "") -> Finding:
+def check_engine(daemon: Daemon | None, *, error: str = "") -> Finding:
     """Does an engine answer, is it recent enough, and which image store does it use?
 
     The course supports Docker Engine :data:`config.MIN_ENGINE_MAJOR` and later, on
@@ -110,19 +134,19 @@ def check_engine(client: Any, *, error: str = "") -> Finding:
     Engine API; docs.docker.com/engine/storage/containerd/.
 
     Args:
-        client: a Docker SDK client, or ``None`` when none could be made.
-        error: why none could be made (e.g. the socket's "permission denied").
+        daemon: the engine, or ``None`` when it could not be reached.
+        error: why it could not (e.g. the socket's "permission denied").
 
     Returns:
         A problem for no engine or one older than the minimum, else ``ok`` with the
         version, API version and image store.
     """
-    if client is None:
+    if daemon is None:
         why = f" ({error})" if error else ""
         return _problem("engine", f"no Docker engine answers{why}", engine.HOW_TO_GET_AN_ENGINE)
     try:
-        version = client.version()
-        info = client.info()
+        version = daemon.version()
+        info = daemon.info()
     except Exception as exc:  # noqa: BLE001 - any failure here means "no engine" to a student
         return _problem("engine", f"the Docker engine does not answer ({exc})", engine.HOW_TO_GET_AN_ENGINE)
     number = str(version.get("Version", "?"))
@@ -190,18 +214,17 @@ def check_builder(*, run: Runner = _docker) -> Finding:
 # --------------------------------------------------------------------------- images, disk, networks
 
 
-def check_base_images(client: Any) -> list[Finding]:
+def check_base_images(daemon: Daemon) -> list[Finding]:
     """Are the course's base images there, pulled or as current stand-ins?"""
     findings = []
     for base in baseimages.BASE_IMAGES:
         name = f"image {base.name}"
-        try:
-            found = client.images.get(base.name)
-        except Exception:  # noqa: BLE001 - the SDK raises ImageNotFound; a fake may raise KeyError
+        found = daemon.image(base.name)
+        if found is None:
             findings.append(_problem(name, "missing", "Run `make images` (or `containerlab images`): it pulls the "
                                      "image, or builds a stand-in from Debian packages when no registry answers."))
             continue
-        labels = found.labels or {}
+        labels = found.labels
         if config.STANDIN_LABEL not in labels:
             findings.append(_ok(name, "present (from a registry)"))
             continue
@@ -218,17 +241,17 @@ def check_base_images(client: Any) -> list[Finding]:
     return findings
 
 
-def check_disk(client: Any, *, disk_usage: Callable[[str], Any] = shutil.disk_usage) -> list[Finding]:
+def check_disk(daemon: Daemon, *, disk_usage: Callable[[str], Any] = shutil.disk_usage) -> list[Finding]:
     """How much space is free where the engine keeps its data, and how big is the build cache?
 
     The cache size is the sum of ``BuildCache[].Size`` over the records not shared with
     another, and the images' size is ``LayersSize``, both from the engine's ``system df``
-    (Docker SDK ``client.df()``), the figures ``docker system df`` prints.
+    (:func:`engine.system_df`), the figures ``docker system df`` prints.
     """
     findings = []
     root = "/var/lib/docker"
     try:
-        root = client.info().get("DockerRootDir") or root
+        root = daemon.info().get("DockerRootDir") or root
     except Exception:  # noqa: BLE001
         pass
     place = root if os.path.exists(root) else str(config.ROOT)
@@ -245,7 +268,7 @@ def check_disk(client: Any, *, disk_usage: Callable[[str], Any] = shutil.disk_us
         else:
             findings.append(_ok("disk", f"{_gib(free)} free in {place}"))
     try:
-        df = client.df()
+        df = daemon.system_df()
     except Exception as exc:  # noqa: BLE001
         findings.append(_skipped("build cache", f"the engine's disk usage is not available ({exc})"))
         return findings
@@ -280,7 +303,7 @@ def _pool_capacity(daemon_json: Path = DAEMON_JSON) -> int:
     return total or DEFAULT_POOL_NETWORKS
 
 
-def check_networks(client: Any, *, daemon_json: Path = DAEMON_JSON) -> Finding:
+def check_networks(daemon: Daemon, *, daemon_json: Path = DAEMON_JSON) -> Finding:
     """Can the engine still create networks, or have leftover networks used its address pools up?
 
     Every ``docker compose up`` and every check's sandbox makes a bridge network; one
@@ -288,11 +311,11 @@ def check_networks(client: Any, *, daemon_json: Path = DAEMON_JSON) -> Finding:
     "could not find an available, non-overlapping IPv4 address pool" (docker/for-linux#599).
     """
     try:
-        networks = client.networks.list(greedy=True)
+        networks = daemon.networks()
     except Exception as exc:  # noqa: BLE001
         return _skipped("networks", f"cannot list networks ({exc})")
-    bridges = [n for n in networks if (n.attrs.get("Driver") == "bridge" and n.name != "bridge")]
-    unused = [n.name for n in bridges if not (n.attrs.get("Containers") or {})]
+    bridges = [n for n in networks if n.driver == "bridge" and n.name != "bridge"]
+    unused = [n.name for n in bridges if not n.containers]
     capacity = _pool_capacity(daemon_json)
     free = capacity - len(bridges)
     detail = (f"{len(bridges)} user-defined bridge network(s) of about {capacity} the address pools hold; "
@@ -317,28 +340,7 @@ def _certificates(pem: str) -> set[str]:
     return {"".join(body.split()) for body in bodies}
 
 
-def _read_in_image(client: Any, image: str, path: str) -> str | None:
-    """The text of the file ``path`` in ``image`` (``None`` when it is not there).
-
-    Read from a created, never started container's file system (the archive API), not
-    from a container's output: the logs of a container that printed 400 kB and exited
-    at once were seen cut short here.
-    """
-    container = client.containers.create(image, command=["true"])
-    try:
-        chunks, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-            member = tar.next()
-            data = tar.extractfile(member) if member is not None else None
-            return data.read().decode("utf-8", "replace") if data is not None else None
-    except Exception:  # noqa: BLE001 - docker.errors.NotFound: no such file in the image
-        return None
-    finally:
-        container.remove(force=True)
-
-
-def check_proxy_ca(client: Any, *, host_bundle: Path = config.HOST_CA_BUNDLE,
-                   read_in_image: Callable[[str, str], str | None] | None = None) -> Finding:
+def check_proxy_ca(daemon: Daemon, *, host_bundle: Path = config.HOST_CA_BUNDLE) -> Finding:
     """Do builds trust the certificate authorities the host trusts (a TLS-intercepting proxy's CA)?
 
     Behind such a proxy, ``pip install`` in a build fails with CERTIFICATE_VERIFY_FAILED
@@ -349,11 +351,10 @@ def check_proxy_ca(client: Any, *, host_bundle: Path = config.HOST_CA_BUNDLE,
     CAs only, which is all it needs where a registry answers (no proxy in the way).
     """
     base = next(b for b in baseimages.BASE_IMAGES if b.needs_host_ca)
-    try:
-        found = client.images.get(base.name)
-    except Exception:  # noqa: BLE001
+    found = daemon.image(base.name)
+    if found is None:
         return _skipped("proxy CA", f"{base.name} is missing (see above)")
-    if config.STANDIN_LABEL not in (found.labels or {}):
+    if config.STANDIN_LABEL not in found.labels:
         return _ok("proxy CA", f"{base.name} is from a registry: builds trust the public certificate authorities")
     fix = "Rebuild the stand-ins with the host's bundle: `containerlab images`."
     try:
@@ -362,8 +363,8 @@ def check_proxy_ca(client: Any, *, host_bundle: Path = config.HOST_CA_BUNDLE,
         return _problem("proxy CA", f"the host has no CA bundle at {host_bundle}",
                         "Install the host's CA certificates (`apt-get install ca-certificates`), then "
                         "`containerlab images`.")
-    read = read_in_image or (lambda image, path: _read_in_image(client, image, path))
-    inside = read(base.name, IMAGE_CA_BUNDLE)
+    stored = daemon.image_file(base.name, IMAGE_CA_BUNDLE)
+    inside = stored.decode("utf-8", "replace") if stored is not None else None
     if inside is None:
         return _problem("proxy CA", f"{base.name} has no readable {IMAGE_CA_BUNDLE}: builds trust no CA", fix)
     missing = host - _certificates(inside)
@@ -456,38 +457,39 @@ def check_chromium(*, which: Callable[[str], str | None] = shutil.which,
 # --------------------------------------------------------------------------- all together
 
 
-def diagnose(*, client: Any = None, run: Runner = _docker, connect: bool = True,
+def diagnose(*, daemon: Daemon | None = None, run: Runner = _docker, connect: bool = True,
              disk_usage: Callable[[str], Any] = shutil.disk_usage) -> list[Finding]:
     """Run every check, in the order a person fixes things.
 
     Args:
-        client: a Docker SDK client (default: :func:`engine.client`, when ``connect``).
+        daemon: the engine (default: the module :mod:`containerlab.engine`, once it answers, when ``connect``).
         run: runs ``docker ARGS`` (default: the real command line).
-        connect: make the client when none is given.
+        connect: reach the engine when no ``daemon`` is given.
         disk_usage: measures a folder's file system, as :func:`shutil.disk_usage` (its ``.free`` in bytes).
 
     Returns:
         The findings; the engine's own checks are ``"skipped"`` when no engine answers.
     """
     error = ""
-    if client is None and connect:
+    if daemon is None and connect:
         try:
-            client = engine.client()
+            engine.connect()
+            daemon = engine
         except engine.EngineUnavailable as exc:
             cause = exc.__cause__
             error = str(cause).split("\n")[0][:200] if cause else ""
-    findings = [check_engine(client, error=error)]
+    findings = [check_engine(daemon, error=error)]
     findings += [check_plugin("buildx", run=run), check_plugin("compose", run=run)]
     engine_ok = findings[0].ok
     if engine_ok and findings[1].ok:
         findings.append(check_builder(run=run))
     else:
         findings.append(_skipped("builder", "needs the engine and buildx"))
-    if engine_ok:
-        findings += check_base_images(client)
-        findings += check_disk(client, disk_usage=disk_usage)
-        findings.append(check_networks(client))
-        findings.append(check_proxy_ca(client))
+    if daemon is not None and engine_ok:
+        findings += check_base_images(daemon)
+        findings += check_disk(daemon, disk_usage=disk_usage)
+        findings.append(check_networks(daemon))
+        findings.append(check_proxy_ca(daemon))
     else:
         findings += [_skipped(n, "no engine answers") for n in ("base images", "disk", "networks", "proxy CA")]
     findings += check_python()
