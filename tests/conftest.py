@@ -26,10 +26,14 @@ TEST_LABEL = "org.containerlab.test-run"
 
 @pytest.fixture(scope="session")
 def docker_client():
-    """The session's Docker SDK client; skips nothing: a missing engine is an error."""
+    """A Docker SDK client of the session's own, to look at the engine apart from containerlab.engine
+    (which gives no SDK object); skips nothing: a missing engine is an error."""
+    import docker
+
     from containerlab import engine
 
-    return engine.client()
+    engine.connect()
+    return docker.from_env(timeout=120)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import docker
 import psycopg
 import pytest
 
@@ -260,4 +261,4 @@ def test_postgres_honours_settings_and_keeps_data_across_restart(tmp_path):
             assert conn.execute("SELECT note FROM seen").fetchall() == [("kept",)]
     finally:
         engine.remove_container(container)
-        engine.client().volumes.get(volume).remove(force=True)
+        docker.from_env().volumes.get(volume).remove(force=True)

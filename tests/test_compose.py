@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import docker
 import pytest
 import requests
 
@@ -23,7 +24,7 @@ CUSTOMER = {"tenure_months": 24, "orders_last_year": 8, "avg_order_value": 55.5,
 
 def leftovers(project: str) -> dict[str, list[str]]:
     """Containers, networks and volumes that compose labelled with ``project``."""
-    c = engine.client()
+    c = docker.from_env()
     label = {"label": f"com.docker.compose.project={project}"}
     return {
         "containers": [x.name for x in c.containers.list(all=True, filters=label)],

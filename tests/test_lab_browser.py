@@ -62,7 +62,7 @@ def _free_port() -> int:
 def lab(tmp_path_factory) -> Iterator[dict[str, object]]:
     """`make lab`'s server on a free port, serving a scratch copy of exercises/ch14; stopped afterwards."""
     chromium.require()
-    engine.client()
+    engine.connect()
     base = tmp_path_factory.mktemp("lab")
     root = base / "course"
     shutil.copytree(config.ROOT / "exercises" / "ch14", root / "exercises" / "ch14",

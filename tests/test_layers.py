@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 
@@ -328,7 +329,7 @@ def test_failing_build_names_the_step_and_leaves_nothing_running(capsys, tag):
     assert "exit code" in shown  # the builder's own verdict
     assert "printed above" in str(raised.value) and "Could not find" not in str(raised.value)
     assert engine.image(failing) is None
-    assert not [c for c in engine.client().containers.list(all=True) if failing in c.attrs["Config"]["Image"]]
+    assert not [c for c in docker.from_env().containers.list(all=True) if failing in c.attrs["Config"]["Image"]]
     still_running = [
         p for p in Path("/proc").glob("[0-9]*/cmdline")
         if _read(p).count("fails_at_run_step.dockerfile")

@@ -17,11 +17,12 @@ import re
 import signal
 from pathlib import Path
 
+import docker
 import jupytext
 import nbclient
 import pytest
 
-from containerlab import config, engine
+from containerlab import config
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -93,7 +94,7 @@ def stable_outputs(notebook) -> list[str]:
 def instance_objects() -> set[str]:
     """This instance's containers, volumes, networks and image tags on the engine, and the registry if it runs."""
     # One listing call each: other users of the engine add and remove objects meanwhile.
-    api = engine.client().api
+    api = docker.from_env().api
     names = {f"container {name.lstrip('/')}"
              + (f" (labelled for {config.INSTANCE})" if config.INSTANCE in str(x.get("Labels")) else "")
              for x in api.containers(all=True) for name in x["Names"]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 
 from containerlab import cli, config, engine, layers, report
@@ -54,9 +55,10 @@ def tag():
 
 def _leftovers() -> list[str]:
     """What a check may not leave behind: edited rebuilds, context probes, its containers."""
-    images = [t for i in engine.client().images.list() for t in i.tags
+    sdk = docker.from_env()
+    images = [t for i in sdk.images.list() for t in i.tags
               if t.startswith(("cl-ex-edited-", "cl-cache-context-probe:"))]
-    containers = [c.name for c in engine.client().containers.list(
+    containers = [c.name for c in sdk.containers.list(
         all=True, filters={"label": f"{service.CHECK_LABEL}=project"})]
     return images + containers
 

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from containerlab import cli, engine, sandbox, scan
@@ -168,7 +169,7 @@ def test_main_engine_is_left_as_found(grading_engine: dict[str, str]) -> None:
     """After the bombs, does docker0 keep its index and address, and does the main engine still run containers on it?"""
     sandbox.use(None)
     assert _docker0() == grading_engine["docker0"]
-    client = engine.client()
+    client = docker.from_env(timeout=120)
     assert client.ping()
     assert not sandbox.is_grading_engine(None)
     name = f"cl-test-main-{uuid.uuid4().hex[:8]}"

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 
@@ -80,7 +81,7 @@ def test_token_can_come_from_a_file_and_stays_out_of_inspect(image, tmp_path):
     volumes = {str(token_file): {"bind": "/run/secrets/api_token", "mode": "ro"}}
     with service(image, env, volumes=volumes) as url:
         assert requests.post(f"{url}/predict", json=CUSTOMER, headers=AUTH, timeout=10).status_code == 200
-        container = engine.client().containers.list(filters={"label": "org.containerlab.test-run=service-secrets"})[0]
+        container = docker.from_env().containers.list(filters={"label": "org.containerlab.test-run=service-secrets"})[0]
         assert not any(TOKEN in item for item in container.attrs["Config"]["Env"])
 
 
@@ -160,7 +161,8 @@ def _poll_status(url: str, want: int, *, timeout: float = 90) -> requests.Respon
 def test_database_absent_then_started_then_killed(image):
     """With the database not there yet, killed, and back: does the API answer 503 with a reason, then recover each time?"""
     run = uuid.uuid4().hex[:8]
-    network = engine.client().networks.create(f"cl-sec-test-net-{run}", labels=LABELS)
+    sdk = docker.from_env()
+    network = sdk.networks.create(f"cl-sec-test-net-{run}", labels=LABELS)
     db_name = f"cl-sec-test-db-{run}"
     db = None
     env = {"API_TOKEN": TOKEN, "DATABASE_URL": f"postgresql://cv:cl-sec-FAKE-pw@{db_name}:5432/cv"}
@@ -178,11 +180,11 @@ def test_database_absent_then_started_then_killed(image):
             stored = requests.get(f"{url}/predictions", headers=AUTH, timeout=10).json()["predictions"]
             assert len(stored) == 1 and stored[0]["customer"] == CUSTOMER  # the refused call was not stored
 
-            db.kill()
+            sdk.containers.get(db.id).kill()
             down = _poll_status(url, 503, timeout=30)
             assert down.status_code == 503 and "database" in down.json()["message"]
 
-            db.start()
+            sdk.containers.get(db.id).start()
             assert _poll_status(url, 200).status_code == 200
             assert len(requests.get(f"{url}/predictions", headers=AUTH, timeout=10).json()["predictions"]) >= 2
     finally:
