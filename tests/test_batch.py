@@ -271,7 +271,7 @@ def test_a_slow_ping_is_not_a_gone_engine(monkeypatch: pytest.MonkeyPatch) -> No
     import docker
     import requests
 
-    engine_client = importlib.import_module("containerlab.engine.client")  # the module, not engine.client()
+    engine_client = importlib.import_module("containerlab.engine.client")  # the module, for its constants
 
     calls: list[str] = []
 

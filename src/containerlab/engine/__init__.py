@@ -17,6 +17,15 @@ The package is split by job; every public name is also here, so callers write
 - :mod:`.containers`: plain runs for the book, and the sandbox the checks run submissions in;
 - :mod:`.scripts`: a student's shell script run in a sandbox with a recording ``docker``; containers created, never started;
 - :mod:`.compose`: compose stacks: config, up, ps, logs, port, health, down.
+
+No SDK object leaves this package: its functions return the package's own
+frozen dataclasses (:class:`ImageInfo`, :class:`ContainerRef`, :class:`ContainerInfo`,
+:class:`NetworkInfo`, :class:`BuildResult`, ...) or plain data (the engine's JSON
+as dicts and lists, numbers, text), and take a :class:`ContainerRef` where they act
+on a container. The SDK client (:func:`.client.client`) is not exported, and no
+module outside this package imports the SDK or reads an SDK object's ``attrs``
+(``tests/test_engine_boundary.py`` holds to both). What the engine reports is
+then read in one place, and the checks are tested with plain fakes.
 """
 
 from __future__ import annotations
@@ -27,7 +36,6 @@ from .client import (  # noqa: F401  (re-exported)
     EngineError,
     EngineUnavailable,
     NetworkInfo,
-    client,
     connect,
     reconnect,
     version,
