@@ -89,6 +89,9 @@ class ContainerInfo:
 def container_info(container: ContainerRef) -> ContainerInfo:
     """Read a container's environment and mounts (``docker inspect``).
 
+    Returns:
+        Its environment and mounts as the engine reports them now.
+
     Raises:
         EngineError: the container is gone.
     """
@@ -571,6 +574,9 @@ def http_many_from_inside(container: ContainerRef, requests: Sequence[HttpReques
     Returns:
         One answer per request, in order: the status and body, or why nothing answered (5 s
         timeout per request). When python could not run in the container, every answer says so.
+
+    Raises:
+        EngineError: the container is gone.
     """
     out = _probe(container, {"mode": "ask", "requests": _jobs(container, requests, port)})
     if isinstance(out, str):
@@ -595,6 +601,9 @@ def http_from_inside(
 
     Returns:
         The status and body, or why nothing answered (5 s timeout).
+
+    Raises:
+        EngineError: the container is gone.
     """
     return http_many_from_inside(container, [HttpRequest(method, path, body, dict(headers or {}))], port=port)[0]
 
@@ -623,6 +632,7 @@ def wait_http_inside(
         ContainerFailed: the container stopped, a server listens inside but not on all
             interfaces at ``port`` (it would never answer), or nothing answered within
             ``timeout`` seconds (the message holds the last error, ``logs`` the container's output).
+        EngineError: the container is gone.
     """
     deadline = time.monotonic() + timeout
     last = HttpAnswer(None, "", "no answer yet")
