@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import posixpath
 import shlex
 import signal
 import subprocess
@@ -212,6 +213,10 @@ def image_files(image_name: str) -> Iterator[tuple[str, int]]:
         _remove(container.id)
 
 
+#: Symbolic links :func:`image_file` follows, one after another, before it gives up (the kernel's limit).
+_SYMLINK_HOPS = 40
+
+
 def image_file(image_name: str, path: str) -> bytes | None:
     """Read one file of an image, from a container that is created, never started (the archive API).
 
@@ -223,7 +228,8 @@ def image_file(image_name: str, path: str) -> bytes | None:
         path: the file's absolute path in the image, e.g. ``"/etc/ssl/certs/ca-certificates.crt"``.
 
     Returns:
-        The file's bytes; ``None`` when the image has no such file or it cannot be read.
+        The file's bytes, through symbolic links (resolved inside the image); ``None`` when the image has
+        no such file, it is not a regular file, or it cannot be read.
 
     Raises:
         EngineError: the image does not exist, or the engine refused to create the container.
@@ -233,11 +239,16 @@ def image_file(image_name: str, path: str) -> bytes | None:
     except docker.errors.DockerException as exc:
         raise EngineError(f"Could not open image {image_name}: {exc}") from exc
     try:
-        chunks, _ = container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-            member = tar.next()
-            data = tar.extractfile(member) if member is not None else None
-            return data.read() if data is not None else None
+        for _ in range(_SYMLINK_HOPS):
+            chunks, _stat = container.get_archive(path)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+                member = tar.next()
+                if member is not None and member.issym():  # e.g. /etc/os-release -> ../usr/lib/os-release
+                    path = posixpath.normpath(posixpath.join(posixpath.dirname(path), member.linkname))
+                    continue
+                data = tar.extractfile(member) if member is not None and member.isfile() else None
+                return data.read() if data is not None else None
+        return None  # a chain of links longer than the kernel follows
     except (docker.errors.APIError, tarfile.TarError):  # NotFound: no such file in the image
         return None
     finally:
