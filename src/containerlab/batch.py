@@ -788,10 +788,10 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
     pending = set(names)
     graded: list[grading.StudentGrade] = []
     progress = tqdm(total=len(todo), unit="student", file=sys.stderr, disable=not bar, dynamic_ncols=True)
-    stopped = ""
+    stopped, because = "", ""  # why the batch ends early ("engine", "storage" or "interrupted"), in the worker's words
 
     def handle(kind: str, key: str, payload: object) -> None:
-        nonlocal stopped
+        nonlocal stopped, because
         if kind == "start":
             running[int(payload)] = key  # type: ignore[call-overload]
             return
@@ -809,7 +809,7 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
             with progress.external_write_mode():
                 after(grade)
         elif kind in ("engine", "storage"):
-            stopped = f"{kind}: {payload}"
+            stopped, because = kind, str(payload)
         else:
             say(f"{names[key]}: the grader failed ({str(payload).strip().splitlines()[-1]}); not graded, a rerun "
                 "tries again.")
@@ -858,14 +858,13 @@ def _run_workers(todo: list[_Task], settings: _Settings, *, jobs: int, engines: 
         raise WorkersFailed(f"The grader's worker processes ended (exit code {', '.join(codes)}) with "
                             f"{len(pending)} student(s) not graded; their output above says why. Every finished "
                             f"result is saved in {Path(settings.out) / 'results'}; rerun the same command to go on.")
-    if stopped and stopped != "interrupted":
-        kind, reason = stopped.split(": ", 1)
-        what, fix = (("The Docker engine went away mid-batch", "Start the engine again") if kind == "engine" else
+    if stopped in ("engine", "storage"):
+        what, fix = (("The Docker engine went away mid-batch", "Start the engine again") if stopped == "engine" else
                      ("The Docker engine can no longer write its images and containers", "Free space on the host's "
                       "disk (`df -h`; a disk that filled makes a grading engine's disk image read-only) and start the "
                       "engine again (a grading engine: `containerlab engine stop --purge`, then `containerlab engine "
                       "start`)"))
-        raise BatchStopped(f"{what} ({reason.splitlines()[0]}). "
+        raise BatchStopped(f"{what} ({because.splitlines()[0]}). "
                            f"{len(graded)} student(s) were graded in this run and {len(pending)} not yet; every "
                            f"finished result is saved in {Path(settings.out) / 'results'}. {fix}, "
                            "and rerun the same command: the batch resumes where it stopped.")
