@@ -233,7 +233,7 @@ def test_a_worker_that_dies_is_replaced_and_the_batch_goes_on(tmp_path: Path, fa
 def test_workers_that_cannot_start_stop_the_batch_instead_of_being_restarted(tmp_path: Path, fake: Path,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """When no worker can even start (a broken environment), does the batch stop with a message, not loop?"""
-    monkeypatch.setattr(batch, "_worker", _exits_at_once)  # spawned workers import tests/, as the target does
+    monkeypatch.setattr(batch.workers, "_worker", _exits_at_once)  # spawned workers import tests/, as the target does
     subs = _class(tmp_path / "subs", {"a": "good", "b": "good"})
     with pytest.raises(batch.WorkersFailed, match=r"ended \(exit code 3\) with 2 student\(s\) not graded"):
         batch.grade_class(subs, out=tmp_path / "out", jobs=2, grader=_quick())
@@ -300,7 +300,7 @@ def test_two_runs_never_share_an_output_folder(tmp_path: Path, fake: Path) -> No
     subs = _class(tmp_path / "subs", {"alice": "good"})
     out = tmp_path / "out"
     out.mkdir()
-    held = batch._lock_output(out)
+    held = batch.runs.lock_output(out)
     try:
         with pytest.raises(batch.OutputInUse, match="Another grading run"):
             batch.grade_class(subs, out=out, grader=_quick())
@@ -437,8 +437,8 @@ def test_leftovers_of_killed_runs_go_and_those_of_running_ones_stay(tmp_path: Pa
         engine.build(tmp_path / "ctx", tag=tag, labels={service.CHECK_LABEL: "student-image", TEST_LABEL: "1",
                                                          "which": tag})
     runs = tmp_path / "runs"
-    live = batch._Lock(runs / "live0000run.lock")
-    batch._Lock(runs / "dead0000run.lock").release()  # its process ended: the lock is free
+    live = batch.runs.Lock(runs / "live0000run.lock")
+    batch.runs.Lock(runs / "dead0000run.lock").release()  # its process ended: the lock is free
     made = []
     # Run-labelled objects already on the shared engine (another clone's killed batch) are unknown runs too.
     unknown_before = sum(len(engine.labelled(batch.RUN_LABEL)[kind]) for kind in ("containers", "networks"))
@@ -576,7 +576,7 @@ def test_a_prune_waits_for_the_students_in_progress(monkeypatch: pytest.MonkeyPa
     pruned: list[float] = []
     monkeypatch.setattr(engine, "disk_usage", lambda: {"build_cache": 10})
     monkeypatch.setattr(engine, "prune_build_cache", lambda keep_bytes: pruned.append(time.monotonic()))
-    gate = batch._Gate(multiprocessing.get_context("spawn"))
+    gate = batch.workers.Gate(multiprocessing.get_context("spawn"))
     gate.enter()  # a student in progress
     pruner = threading.Thread(target=gate.prune, args=(5,))
     pruner.start()
@@ -601,7 +601,7 @@ def test_the_cache_kept_between_students_fits_the_engines_disk(monkeypatch: pyte
     monkeypatch.setattr(engine, "data_root_size", lambda: 8 * 10**9)
     monkeypatch.setattr(engine, "disk_usage", lambda: {"build_cache": 3 * 10**9})
     monkeypatch.setattr(engine, "prune_build_cache", lambda keep_bytes: pruned.append(keep_bytes))
-    gate = batch._Gate(multiprocessing.get_context("spawn"))
+    gate = batch.workers.Gate(multiprocessing.get_context("spawn"))
     gate.prune(5 * 10**9)
     assert pruned == [2 * 10**9]
     monkeypatch.setattr(engine, "data_root_size", lambda: None)  # a disk this process cannot see

@@ -17,7 +17,9 @@ directly or through others: ``tests/test_imports.py`` checks it):
 - ``answers``, ``autograde``: find a student's notebook and the answer they ran last,
   for the grader and for nbgrader.
 - ``grading``: grade one student; ``resultfiles``: a student's result file on disk;
-  ``batch``: grade a class (workers, shards, resumable results).
+  ``batch``: grade a class, resumably (its submodules: which students and their keys and
+  shards, a run's locks and the clean-up of killed runs, docker contexts, the worker processes
+  and their supervisor).
 - ``report``: everything a person reads (check lists, feedback, live progress).
 - ``gradebook``, ``classstats``, ``classreport``, ``lms``, ``lookalike``: the class's
   gradebook, its figures and report page, the LMS import files, look-alike submissions.
