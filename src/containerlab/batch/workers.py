@@ -1,12 +1,12 @@
 """The worker processes that grade students side by side, and the parent that supervises them.
 
 :func:`run_workers` spawns ``jobs`` workers that take students from a task
-queue, grade each one, write their result file, and report on an event queue;
-the parent reads the events, shows progress, replaces a worker that died
-mid-student, and stops the batch when a worker finds the engine gone or its
-storage read-only. A :class:`Gate` shared by the workers lets one of them prune
-the build cache, or grade a student again alone, while no other student is in
-progress.
+queue, grade each one, write their result file, and report on an event queue
+(one small dataclass per kind of event: :data:`Event`); the parent reads the
+events, shows progress, replaces a worker that died mid-student, and stops the
+batch when a worker finds the engine gone or its storage read-only. A
+:class:`Gate` shared by the workers lets one of them prune the build cache, or
+grade a student again alone, while no other student is in progress.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from .. import engine, grading, resultfiles, sandbox, scan
 from .contexts import use_context
@@ -104,6 +105,78 @@ class Settings:
     keep_images: bool
     keep_storage: int | None
     grader: Grader | None
+
+
+# What a worker puts on the event queue for the parent: one frozen dataclass per kind (pickled between
+# processes, so module-level). Every event names the student it is about by key.
+
+
+@dataclass(frozen=True)
+class Started:
+    """The worker with process id ``pid`` began grading the student ``key``."""
+
+    key: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Said:
+    """A sentence about the student ``key`` for the person running the batch; the student is still in progress."""
+
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Graded:
+    """The student ``key`` is graded and their result file written (``grade``: :meth:`.StudentGrade.to_dict`)."""
+
+    key: str
+    grade: dict
+
+
+@dataclass(frozen=True)
+class GraderFailed:
+    """The grader itself failed on the student ``key`` (``traceback``'s text); not graded, the batch goes on."""
+
+    key: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The worker found its engine unable to grade anyone while grading the student ``key``, and ended.
+
+    ``words`` say what it found; the student is not graded, and the batch stops. The subclasses say
+    which trouble it is (:attr:`what`) and what the person running the batch does about it (:attr:`fix`).
+    """
+
+    key: str
+    words: str
+    what: ClassVar[str]
+    fix: ClassVar[str]
+
+
+@dataclass(frozen=True)
+class EngineGone(Stopped):
+    """The engine stopped answering."""
+
+    what = "The Docker engine went away mid-batch"
+    fix = "Start the engine again"
+
+
+@dataclass(frozen=True)
+class StorageFailed(Stopped):
+    """The engine's storage went read-only (a student's failures may be the engine's: their grade is not saved)."""
+
+    what = "The Docker engine can no longer write its images and containers"
+    fix = ("Free space on the host's disk (`df -h`; a disk that filled makes a grading engine's disk image "
+           "read-only) and start the engine again (a grading engine: `containerlab engine stop --purge`, then "
+           "`containerlab engine start`)")
+
+
+#: Every kind of event; the parent dispatches on the event's class.
+Event = Started | Said | Graded | GraderFailed | EngineGone | StorageFailed
 
 
 def _die_with_parent(parent: int) -> None:
@@ -240,7 +313,7 @@ class Gate:
 
 def _worker(tasks, events, settings: Settings, parent: int, engine_context: str,  # noqa: ANN001
             gate: Gate) -> None:
-    """One worker process: grade students from ``tasks`` until a ``None``, report on ``events``."""
+    """One worker process: grade students from ``tasks`` until a ``None``, tell each step on ``events`` (:data:`Event`)."""
     _die_with_parent(parent)
     if engine_context:
         use_context(engine_context)
@@ -253,7 +326,7 @@ def _worker(tasks, events, settings: Settings, parent: int, engine_context: str,
         task: Task | None = tasks.get()
         if task is None or os.getppid() != parent:
             return
-        events.put(("start", task.key, os.getpid()))
+        events.put(Started(task.key, os.getpid()))
 
         def grade_once() -> grading.StudentGrade:
             # On a grading engine of this machine, this worker's build steps (one student's at a time) get a
@@ -272,8 +345,8 @@ def _worker(tasks, events, settings: Settings, parent: int, engine_context: str,
                 beside = gate.leave(ticket)
             if grade.pressure and beside:
                 signs = "; ".join(dict.fromkeys(sign for signs in grade.pressure.values() for sign in signs))
-                events.put(("say", task.key, f"{task.student}: graded again, alone on the engine, because while "
-                                             f"others were graded beside them {signs}."))
+                events.put(Said(task.key, f"{task.student}: graded again, alone on the engine, because while "
+                                          f"others were graded beside them {signs}."))
                 first = grade.pressure
                 with gate.alone():
                     grade = grade_once()
@@ -286,19 +359,19 @@ def _worker(tasks, events, settings: Settings, parent: int, engine_context: str,
             if fault:
                 # Its failures may be the engine's, whose disk went read-only: not saved, and no one after them
                 # is graded on that engine (each would fail every check).
-                events.put(("storage", task.key, f"its storage went read-only while {task.student} was graded: "
-                                                 f"{fault.strip().splitlines()[0][:300]}"))
+                events.put(StorageFailed(task.key, f"its storage went read-only while {task.student} was graded: "
+                                                   f"{fault.strip().splitlines()[0][:300]}"))
                 return
             resultfiles.write_result(out, grade, fingerprint=task.fingerprint)
-            events.put(("done", task.key, grade.to_dict()))
+            events.put(Graded(task.key, grade.to_dict()))
             if settings.grader is None and settings.keep_storage is not None:
                 # In the worker, so that each engine of --engine keeps its own cache within budget.
                 gate.prune(settings.keep_storage)
         except engine.EngineUnavailable as exc:
-            events.put(("engine", task.key, str(exc)))
+            events.put(EngineGone(task.key, str(exc)))
             return
         except Exception:  # noqa: BLE001  (a bug of the grader: said, not hidden, and the batch goes on)
-            events.put(("error", task.key, traceback.format_exc(limit=6)))
+            events.put(GraderFailed(task.key, traceback.format_exc(limit=6)))
 
 
 def _failed_anything(grade: grading.StudentGrade) -> bool:
@@ -357,36 +430,41 @@ def run_workers(todo: list[Task], settings: Settings, *, jobs: int, engines: Seq
     pending = set(names)
     graded: list[grading.StudentGrade] = []
     progress = tqdm(total=len(todo), unit="student", file=sys.stderr, disable=not bar, dynamic_ncols=True)
-    stopped, because = "", ""  # why the batch ends early ("engine", "storage" or "interrupted"), in the worker's words
+    stopped: Stopped | None = None  # why a worker ended the batch early
+    interrupted = False
 
-    def handle(kind: str, key: str, payload: object) -> None:
-        nonlocal stopped, because
-        if kind == "start":
-            running[int(payload)] = key  # type: ignore[call-overload]
-            return
-        if kind == "say":
-            with progress.external_write_mode():
-                say(str(payload))
-            return
+    def finished(key: str) -> None:
         for pid in [pid for pid, k in running.items() if k == key]:
             del running[pid]
         pending.discard(key)
         progress.update(1)
-        if kind == "done":
-            grade = grading.StudentGrade.from_dict(payload)  # type: ignore[arg-type]
-            graded.append(grade)
-            with progress.external_write_mode():
-                after(grade)
-        elif kind in ("engine", "storage"):
-            stopped, because = kind, str(payload)
-        else:
-            say(f"{names[key]}: the grader failed ({str(payload).strip().splitlines()[-1]}); not graded, a rerun "
-                "tries again.")
+
+    def handle(event: Event) -> None:
+        nonlocal stopped
+        match event:
+            case Started():
+                running[event.pid] = event.key
+            case Said():
+                with progress.external_write_mode():
+                    say(event.text)
+            case Graded():
+                finished(event.key)
+                grade = grading.StudentGrade.from_dict(event.grade)
+                graded.append(grade)
+                with progress.external_write_mode():
+                    after(grade)
+            case Stopped():
+                finished(event.key)
+                stopped = event
+            case GraderFailed():
+                finished(event.key)
+                say(f"{names[event.key]}: the grader failed ({event.traceback.strip().splitlines()[-1]}); not "
+                    "graded, a rerun tries again.")
 
     try:
-        while pending and not stopped:
+        while pending and stopped is None:
             try:
-                handle(*events.get(timeout=1.0))
+                handle(events.get(timeout=1.0))
                 continue
             except queue.Empty:
                 pass
@@ -406,35 +484,30 @@ def run_workers(todo: list[Task], settings: Settings, *, jobs: int, engines: Seq
             if not any(p.is_alive() for p in workers.values()):
                 while True:  # what the last workers said just before they ended
                     try:
-                        handle(*events.get(timeout=0.5))
+                        handle(events.get(timeout=0.5))
                     except queue.Empty:
                         break
                 break
     except KeyboardInterrupt:
-        stopped = "interrupted"
+        interrupted = True
         raise
     finally:
         progress.close()
         for proc in workers.values():
-            if proc.is_alive() and (stopped or pending):
+            if proc.is_alive() and (stopped is not None or interrupted or pending):
                 proc.terminate()  # SIGTERM: the worker kills its process group (its builds too)
         for proc in workers.values():
             proc.join(timeout=10)
         tasks.close()
         events.close()
-    if pending and not stopped:
+    if pending and stopped is None:
         codes = sorted({str(p.exitcode) for p in workers.values()})
         raise WorkersFailed(f"The grader's worker processes ended (exit code {', '.join(codes)}) with "
                             f"{len(pending)} student(s) not graded; their output above says why. Every finished "
                             f"result is saved in {Path(settings.out) / 'results'}; rerun the same command to go on.")
-    if stopped in ("engine", "storage"):
-        what, fix = (("The Docker engine went away mid-batch", "Start the engine again") if stopped == "engine" else
-                     ("The Docker engine can no longer write its images and containers", "Free space on the host's "
-                      "disk (`df -h`; a disk that filled makes a grading engine's disk image read-only) and start the "
-                      "engine again (a grading engine: `containerlab engine stop --purge`, then `containerlab engine "
-                      "start`)"))
-        raise BatchStopped(f"{what} ({because.splitlines()[0]}). "
+    if stopped is not None:
+        raise BatchStopped(f"{stopped.what} ({stopped.words.splitlines()[0]}). "
                            f"{len(graded)} student(s) were graded in this run and {len(pending)} not yet; every "
-                           f"finished result is saved in {Path(settings.out) / 'results'}. {fix}, "
+                           f"finished result is saved in {Path(settings.out) / 'results'}. {stopped.fix}, "
                            "and rerun the same command: the batch resumes where it stopped.")
     return graded
