@@ -336,8 +336,14 @@ def _database_trouble(run: _Stack) -> tuple[str, str]:
     return said, hint
 
 
-def _runtime(run: _Stack, customer: dict) -> dict[str, CheckResult]:
-    """Start the stack, ask it for a prediction, take it down and up, and down with its volumes."""
+def _runtime(run: _Stack, customer: dict,
+             hidden_cases: Sequence[tuple[dict[str, float], float]] = ()) -> dict[str, CheckResult]:
+    """Start the stack, ask it for a prediction, take it down and up, and down with its volumes.
+
+    With ``hidden_cases`` the hidden checks are made on the same start, which is from a fresh
+    volume too: the first of them is the first request after ``up --wait`` (fresh-start), then
+    the visible customer, then every hidden case (many-customers), before the down and up.
+    """
     stack = run.stack
     names = ("stack-up", "predicts", "data-kept", "db-healthcheck")
     start = time.monotonic()
@@ -347,6 +353,8 @@ def _runtime(run: _Stack, customer: dict) -> dict[str, CheckResult]:
         probes = exc.health.get(DB) or []
         out = {n: r for n, r in zip(names, _all_failed(names, f"Counts once {UP}.", UP_HINT))}
         out["stack-up"] = _result("stack-up", False, _up_failure(exc, stack), _up_hint(exc, stack))
+        if hidden_cases:
+            out.update(zip(HIDDEN, _counts_once_up(HIDDEN)))
         if probes and not any(p.exit_code == 0 for p in probes):
             out["db-healthcheck"] = _result("db-healthcheck", False, "None of its probes succeeded; the last said: "
                                             f"{causes.scrub(probes[-1].output.strip())[:300]}",
@@ -366,13 +374,25 @@ def _runtime(run: _Stack, customer: dict) -> dict[str, CheckResult]:
         out["db-healthcheck"] = _result("db-healthcheck", False, "No probe succeeded yet.",
                                         "The probe must succeed once PostgreSQL accepts connections.")
     url, why = run.url()
+    if hidden_cases and not url:
+        out.update(zip(HIDDEN, _all_failed(HIDDEN, why, "Publish the API's port.")))
+    elif hidden_cases:
+        run.reach(url)
+        out["fresh-start"] = _fresh(run, url, hidden_cases[0][0])
     out["predicts"] = _predicts(run, url, why, customer)
+    if hidden_cases and url:
+        out["many-customers"] = _many(run, url, hidden_cases)
     if not out["predicts"].passed:
         out["data-kept"] = _result("data-kept", False, "Counts once a prediction is stored.",
                                    "Make /predict store a prediction first: the check above says what stops it.")
         return out
     out["data-kept"] = _data_kept(run)
     return out
+
+
+def _counts_once_up(names: Sequence[str]) -> list[CheckResult]:
+    """``names`` failed because the stack did not come up (the first check says why)."""
+    return _all_failed(names, f"Counts once {UP}.", UP_HINT)
 
 
 def _predicts(run: _Stack, url: str, why: str, customer: dict) -> CheckResult:
@@ -469,8 +489,13 @@ def _prepare(compose_file: str | Path, context: str | Path, folder: str | Path, 
 def check(compose_file: str | Path = "compose.yaml", context: str | Path = "service", *, folder: str | Path = ".",
           project: str = DEFAULT_PROJECT, tag: str = DEFAULT_API_TAG,
           limits: engine.SandboxLimits = engine.SandboxLimits(), build_timeout: float = service.BUILD_TIMEOUT,
-          progress: Progress | None = None) -> CheckResults:
-    """Run the visible checks of exercise 6.
+          progress: Progress | None = None,
+          hidden_cases: Sequence[tuple[dict[str, float], float]] = ()) -> CheckResults:
+    """Run the visible checks of exercise 6 (and, with ``hidden_cases``, the hidden ones on the same stack).
+
+    For the class grader, ``hidden_cases`` makes the hidden checks of :func:`check_hidden`
+    on the stack's first start, which is from a fresh volume too: one stack start and one
+    build fewer per student. The notebook runs the two in separate cells.
 
     Args:
         compose_file: the student's compose file.
@@ -484,28 +509,31 @@ def check(compose_file: str | Path = "compose.yaml", context: str | Path = "serv
             ``up --wait`` may take.
         build_timeout: seconds after which the API image's build is stopped.
         progress: gets what the check is doing (:mod:`.progress`).
+        hidden_cases: ``(customer, expected customer_value)`` pairs for the hidden checks; none: not made.
 
     Returns:
-        stack-up, predicts, data-kept, db-healthcheck, waits-for-db, no-secret-in-file.
+        stack-up, predicts, data-kept, db-healthcheck, waits-for-db, no-secret-in-file; then
+        fresh-start and many-customers (hidden) when ``hidden_cases`` are given.
 
     Raises:
         EngineUnavailable: no engine answers.
         EngineError: the course's API image did not build (not the student's fault).
     """
     names = [n for n in POINTS if n not in HIDDEN]
+    hidden = list(HIDDEN) if hidden_cases else []
     with _progress.reporting(progress, EXERCISE) as sink:
         try:
             stack, env, image, known = _prepare(compose_file, context, folder, project=project, tag=tag,
                                                 build_timeout=build_timeout, progress=sink)
         except RunCommandProblem as exc:
-            return results(EXERCISE, _refused(names, exc))
+            return results(EXERCISE, [*_refused(names, exc), *_counts_once_up(hidden)])
         static = static_checks(stack, known)
         with tempfile.TemporaryDirectory(prefix="cl-ex-ex6-") as work:
             run = _Stack(stack, project=project, api_image=image, limits=limits, env=env, work=Path(work))
             try:
                 engine.compose_down(None, project=project, volumes=True)
                 _progress.emit(sink, _progress.PHASE, "Starting your stack (docker compose up --wait)")
-                measured = _runtime(run, service.VISIBLE_CASES[0][0])
+                measured = _runtime(run, service.VISIBLE_CASES[0][0], hidden_cases)
             finally:
                 engine.compose_down(None, project=project, volumes=True)
     if not static["db-healthcheck"].passed:
@@ -514,7 +542,7 @@ def check(compose_file: str | Path = "compose.yaml", context: str | Path = "serv
     if not items["stack-up"].passed:
         for name in ("db-healthcheck", "waits-for-db", "no-secret-in-file"):
             items[name] = counts_once(items[name], UP, UP_HINT)
-    return results(EXERCISE, [items[n] for n in names], image=image,
+    return results(EXERCISE, [items[n] for n in [*names, *hidden]], image=image,
                    notes=[*stack.notes, *run.notes, *(f"Compose warned: {w}" for w in stack.warnings)])
 
 
@@ -561,8 +589,13 @@ def _fresh_and_many(run: _Stack, cases: Sequence[tuple[dict[str, float], float]]
     if not url:
         return _all_failed(HIDDEN, why, "Publish the API's port.")
     run.reach(url)
-    status, body = run.predict(url, cases[0][0], patience=0)
-    if status == 200 and any(p.get("customer") == cases[0][0] for p in run.stored(url) or []):
+    return [_fresh(run, url, cases[0][0]), _many(run, url, cases)]
+
+
+def _fresh(run: _Stack, url: str, customer: dict) -> CheckResult:
+    """fresh-start: ``customer`` asked at once, as the first request after ``up --wait``, must be answered and stored."""
+    status, body = run.predict(url, customer, patience=0)
+    if status == 200 and any(p.get("customer") == customer for p in run.stored(url) or []):
         fresh = _result("fresh-start", True, "The first request after a fresh start was answered and stored.")
     elif _waits_for_db(run.stack):
         # It waited for a healthy database and still failed: the log tells why (localhost, a wrong password).
@@ -572,13 +605,19 @@ def _fresh_and_many(run: _Stack, cases: Sequence[tuple[dict[str, float], float]]
     else:
         fresh = _result("fresh-start", False, f"Right after up --wait, /predict answered {status}: {_message(body)}",
                         "The API must wait until the database is healthy (condition: service_healthy).")
+    return fresh
+
+
+def _many(run: _Stack, url: str, cases: Sequence[tuple[dict[str, float], float]]) -> CheckResult:
+    """many-customers: every case answered within :data:`service.TOLERANCE`, and each one stored."""
+    before = len(run.stored(url) or [])
     wrong = []
     for customer, expected in cases:
         status, body = run.predict(url, customer, patience=_patience(run.stack))
         got = json.loads(body).get("customer_value") if status == 200 else f"{status}: {_message(body)}"
         if not isinstance(got, float) or abs(got - expected) > service.TOLERANCE:
             wrong.append(f"{customer} -> {got}")
-    stored = len(run.stored(url) or [])
+    stored = len(run.stored(url) or []) - before
     if wrong:
         shown = "; ".join(wrong[:2])
         many = _result("many-customers", False, f"{len(wrong)} of {len(cases)} answers were wrong or missing"
@@ -589,7 +628,7 @@ def _fresh_and_many(run: _Stack, cases: Sequence[tuple[dict[str, float], float]]
                        "Every prediction must reach the database.")
     else:
         many = _result("many-customers", True, f"{len(cases)} customers scored and stored.")
-    return [fresh, many]
+    return many
 
 
 def grade(submission: Submission) -> CheckResults:
@@ -613,15 +652,9 @@ def grade(submission: Submission) -> CheckResults:
         return skipped
     context, _ = submission.context()
     cases = hidden_cases(notebook=SPEC.notebook, grade_id="ex6-test-hidden-many-customers")
-    visible = check(compose_file, context, folder=submission.work, project=submission.project,
-                    limits=submission.limits, build_timeout=submission.build_timeout)
-    if visible.get("stack-up").passed:
-        hidden = check_hidden(compose_file, cases, context, folder=submission.work, project=submission.project,
-                              limits=submission.limits, build_timeout=submission.build_timeout)
-    else:  # the hidden checks would start the same stack again, and it would fail the same way
-        hidden = results(EXERCISE, [CheckResult(n, DESCRIPTIONS[n], False, POINTS[n], f"Counts once {UP}.", UP_HINT,
-                                                True) for n in HIDDEN])
-    return (visible + hidden).noted(submission.notes, found)
+    checked = check(compose_file, context, folder=submission.work, project=submission.project,
+                    limits=submission.limits, build_timeout=submission.build_timeout, hidden_cases=cases)
+    return checked.noted(submission.notes, found)
 
 
 SPEC = Exercise(EXERCISE, "ex6-compose-the-stack.ipynb", grade, POINTS, stack=True)
