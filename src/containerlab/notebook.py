@@ -811,11 +811,19 @@ def wait_for(url: str, *, timeout: float = 60) -> None:
     print(shown(f"{url} answered {response.status_code}: {response.text}"))
 
 
+def _inspected(container: str, template: str) -> str | None:
+    """``docker inspect --format TEMPLATE CONTAINER``'s answer, or ``None`` when there is no such container."""
+    result = engine.docker_cli(["inspect", "--format", template, container], timeout=60, merge=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
 def health(container: str) -> str:
-    """The engine's current verdict on a container's HEALTHCHECK (``starting``, ``healthy``, ``unhealthy``), or ``""``."""
-    result = subprocess.run(["docker", "inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
-                             container], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else ""
+    """The engine's current verdict on a container's HEALTHCHECK (``starting``, ``healthy``, ``unhealthy``), or ``""``.
+
+    Raises:
+        engine.CommandTimedOut: the engine did not answer within 60 s.
+    """
+    return _inspected(container, "{{if .State.Health}}{{.State.Health.Status}}{{end}}") or ""
 
 
 def wait_health(container: str, wanted: str, *, timeout: float = 90) -> float:
@@ -872,9 +880,7 @@ def wait_state(container: str, wanted: str = "exited", *, timeout: float = 60) -
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
-        result = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}}", container],
-                                capture_output=True, text=True)
-        state = result.stdout.strip() if result.returncode == 0 else "gone"
+        state = _inspected(container, "{{.State.Status}}") or "gone"
         if state == wanted:
             return
         time.sleep(0.25)

@@ -28,6 +28,11 @@ module outside this package imports the SDK or reads an SDK object's ``attrs``
 (``tests/test_engine_boundary.py`` holds to both). What the engine reports is
 then read in one place, and the checks are tested with plain fakes.
 
+The ``docker`` command line is run by :func:`docker_cli` alone, which points it at
+the engine the SDK client uses; the one exception is ``docker save``'s stream in
+:func:`image_archive`, read as it comes. No module outside this package runs
+``docker`` itself (``tests/test_engine_boundary.py`` holds to that too).
+
 Signs that the engine's shared limits, not the submission, decided an outcome
 (:data:`Pressure`: a full disk, a build past its timeout) travel in what an
 operation returns (:attr:`CliResult.pressure`) or raises
