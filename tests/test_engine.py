@@ -59,9 +59,14 @@ def test_build_names_an_engine_that_stopped_answering(tmp_path, monkeypatch):
     # The engine answered when the build began (client() passed); then its socket went away.
     monkeypatch.setattr(engine.builds, "client", lambda: None)
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/engine-gone.sock")
+    engine.reconnect()  # this process's engine is the one whose socket is gone
     (tmp_path / "Dockerfile").write_text(f"FROM {config.PYTHON_SLIM_IMAGE}\n")
-    with pytest.raises(engine.EngineUnavailable, match="stopped answering"):
-        engine.build(tmp_path, tag="cl-test-never-built:x", timeout=60)
+    try:
+        with pytest.raises(engine.EngineUnavailable, match="stopped answering"):
+            engine.build(tmp_path, tag="cl-test-never-built:x", timeout=60)
+    finally:
+        monkeypatch.undo()
+        engine.reconnect()
 
 
 @pytest.mark.docker

@@ -71,3 +71,38 @@ def test_the_engines_public_names_never_take_or_give_an_sdk_object() -> None:
 def test_the_sdk_client_is_not_exported() -> None:
     """Is ``engine.client`` the module of that name, not the function that gives the SDK client?"""
     assert inspect.ismodule(engine.client)
+
+
+#: Modules outside the engine that still run `docker` themselves, each with why it may, for now.
+#: batch.py's `_use_context` (``docker context inspect``) is left until the split of that module into
+#: smaller ones, under way, is done; :func:`containerlab.sandbox.context_host` does the same through the engine.
+PENDING_DOCKER_CALLS = {"batch.py"}
+
+#: What ``subprocess`` offers to start a program.
+_STARTERS = {"run", "Popen", "call", "check_call", "check_output", "getoutput", "getstatusoutput"}
+
+
+def _runs_docker(node: ast.Call) -> bool:
+    """Whether ``node`` is a ``subprocess`` call whose command is ``docker ...`` (a list or a shell line)."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr in _STARTERS
+            and isinstance(func.value, ast.Name) and func.value.id == "subprocess"):
+        return False
+    command = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "args"), None)
+    if isinstance(command, (ast.List, ast.Tuple)) and command.elts:
+        command = command.elts[0]
+    return isinstance(command, ast.Constant) and isinstance(command.value, str) and (
+        command.value == "docker" or command.value.startswith("docker "))
+
+
+def test_no_module_outside_the_engine_runs_the_docker_command_line_itself() -> None:
+    """Does every `docker` command line outside the engine go through engine.docker_cli (the engine's address,
+    a timeout, a full disk noticed), never through subprocess?"""
+    found = {str(path.relative_to(PACKAGE)): [node.lineno for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                                             if isinstance(node, ast.Call) and _runs_docker(node)]
+             for path in _outside_engine()}
+    assert {where: lines for where, lines in found.items() if lines and where not in PENDING_DOCKER_CALLS} == {}
+    assert all(found[where] for where in PENDING_DOCKER_CALLS), "a pending module no longer runs docker: drop it"
+    engine_calls = [node for path in ENGINE.glob("*.py") for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                    if isinstance(node, ast.Call) and _runs_docker(node)]
+    assert len(engine_calls) == 2  # docker_cli's own, and image_archive's streamed `docker save`

@@ -305,7 +305,7 @@ def test_every_secret_finding_is_named_up_to_five(monkeypatch):
 
 
 def test_a_failed_docker_save_is_named_and_counted_as_engine_pressure(monkeypatch, tmp_path):
-    """Does a `docker save` that fails (the engine's disk full) say so, not "empty file", and note pressure?"""
+    """Does a `docker save` that fails (the engine's disk full) say so, not "empty file", with pressure on its error?"""
     from containerlab.engine import images
 
     fake = tmp_path / "docker"
@@ -317,11 +317,9 @@ def test_a_failed_docker_save_is_named_and_counted_as_engine_pressure(monkeypatc
     monkeypatch.setattr(images, "image", lambda name: full)
     monkeypatch.setattr(engine, "image", lambda name: full)
     monkeypatch.setattr(engine, "image_history", lambda name: [])
-    engine.clear_pressure()
-    with pytest.raises(scan.ScanError, match="docker save.*no space left on device"):
+    with pytest.raises(scan.ScanError, match="docker save.*no space left on device") as raised:
         scan.scan_image("cl-sec-test-full-disk:test")
-    assert [sign for sign in engine.pressure() if "docker save" in sign and "no space" in sign]
-    engine.clear_pressure()
+    assert [sign for sign in raised.value.pressure if "docker save" in sign and "no space" in sign]
 
 
 # --------------------------------------------------------------------------- the real engine
@@ -440,7 +438,7 @@ def test_cli_scan_reads_secrets_from_a_file_and_an_environment_variable(monkeypa
 
 def test_a_full_disk_while_an_archive_is_read_is_the_graders_pressure_not_the_images_fault(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Does a full disk while `docker save`'s archive is read raise ScanError and record pressure, so that the class
+    """Does a full disk while `docker save`'s archive is read raise ScanError with pressure, so that the class
     grader grades the student again, alone (a damaged archive raises ScanError without it)?"""
     import errno
 
@@ -450,16 +448,14 @@ def test_a_full_disk_while_an_archive_is_read_is_the_graders_pressure_not_the_im
             yield  # a generator, as the real one
         return files
 
-    engine.clear_pressure()
     monkeypatch.setattr(scan, "_archive_files", archive(False))
-    with pytest.raises(scan.ScanError, match="truncated"):
+    with pytest.raises(scan.ScanError, match="truncated") as damaged:
         scan.layer_contents("some-image")
-    assert engine.pressure() == []
+    assert damaged.value.pressure == ()
     monkeypatch.setattr(scan, "_archive_files", archive(True))
-    with pytest.raises(scan.ScanError, match="No space left"):
+    with pytest.raises(scan.ScanError, match="No space left") as full:
         scan.layer_contents("some-image")
-    assert engine.pressure() == ["the disk was full while the archive of some-image was read"]
-    engine.clear_pressure()
+    assert full.value.pressure == ("the disk was full while the archive of some-image was read",)
 
 
 def test_an_image_the_grader_cannot_read_is_not_the_students_failed_data_check(monkeypatch: pytest.MonkeyPatch,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
-from typing import get_type_hints
+from typing import get_origin, get_type_hints
 
 from . import classstats, config, gradebook, resultfiles
 from .checks import CheckResult
@@ -113,8 +113,9 @@ def load_class(folders: Sequence[Path], *, say: Callable[[str], None] = _say
     return grades, unreadable
 
 
-#: The type of each field of a check result (a whole number is a number of points too).
-_CHECK_TYPES = {name: (int, float) if kind is float else kind for name, kind in get_type_hints(CheckResult).items()}
+#: The type of each field of a check result (a whole number is a number of points too; a tuple of text is a tuple).
+_CHECK_TYPES = {name: (int, float) if kind is float else get_origin(kind) or kind
+                for name, kind in get_type_hints(CheckResult).items()}
 
 
 def _wrong_type(grade: StudentGrade) -> str:

@@ -111,7 +111,9 @@ def _skipped(name: str, why: str) -> Finding:
 def _docker(args: list[str]) -> tuple[int, str]:
     try:
         proc = engine.docker_cli(args, timeout=60)
-    except OSError as exc:  # no docker command at all
+    except engine.CommandTimedOut as exc:
+        return 124, str(exc)  # the status `timeout` gives a command it stopped
+    except engine.EngineError as exc:  # no docker command at all
         return 127, str(exc)
     return proc.returncode, proc.stdout
 

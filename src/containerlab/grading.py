@@ -39,9 +39,11 @@ class StudentGrade:
         notes: per exercise key, sentences for the feedback (answers found elsewhere, ...).
         seconds: wall time spent on this student, in seconds.
         pressure: per exercise key, signs that the engine's shared limits may have decided a
-            failure rather than the submission (:func:`containerlab.engine.note_pressure`: its disk
-            was full, a build ran past its timeout...). The class grader grades a student with any
-            again, alone on the engine, when other students were graded beside them.
+            failure rather than the submission (:data:`containerlab.engine.Pressure`: its disk
+            was full, a build ran past its timeout...), gathered from that exercise's check results
+            (:attr:`CheckResults.pressure`) and from an engine error that stopped its grading. The class
+            grader grades a student with any again, alone on the engine, when other students were
+            graded beside them.
         grader_errors: per exercise key, the grader's own failure on it (an exception inside the
             grader, never the student's mistake): the exercise is not graded, the batch's summary
             names it, and the next run grades it again.
@@ -76,7 +78,7 @@ class StudentGrade:
             "student": self.student,
             "key": self.key,
             "results": {ex: {"exercise": r.exercise, "image": r.image, "notes": list(r.notes),
-                             "results": [asdict(c) for c in r.results]} for ex, r in self.results.items()},
+                             "results": [_saved(c) for c in r.results]} for ex, r in self.results.items()},
             "problems": dict(self.problems),
             "notes": {ex: list(n) for ex, n in self.notes.items()},
             "seconds": self.seconds,
@@ -105,6 +107,13 @@ class StudentGrade:
             grader_errors=dict(data.get("grader_errors", {})),
             regraded={ex: list(p) for ex, p in data.get("regraded", {}).items()},
         )
+
+
+def _saved(result: CheckResult) -> dict:
+    """One check result as a result file keeps it: without its pressure, which the grade keeps per exercise."""
+    saved = asdict(result)
+    del saved["pressure"]
+    return saved
 
 
 #: The name of the one check an exercise holds when it could not be graded (the grader failed, or the
@@ -158,7 +167,7 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
     try:
         for exercise in registry.exercises():
             notebook, found = answers.find_notebook(folder, exercise.notebook)
-            engine.clear_pressure()
+            pressure: tuple[str, ...] = ()
             if exercise.image:
                 tags.append(exercise.image_tag(key))
             try:
@@ -167,6 +176,7 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
                     notes=found, earlier=dict(grade.results)))
                 if problem := exercise.problem(grade.results[exercise.key]):
                     grade.problems[exercise.key] = problem
+                pressure = grade.results[exercise.key].pressure
             except (conceptual.NotebookUnreadable, ValueError, OSError) as exc:
                 grade.problems[exercise.key] = str(exc)
                 grade.results[exercise.key] = _not_graded(exercise, str(exc)).noted(found)
@@ -177,9 +187,11 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
                 grade.grader_errors[exercise.key] = error
                 grade.problems[exercise.key] = f"grader error, not graded ({error})"
                 grade.results[exercise.key] = _grader_failed(exercise, error)
-                engine.note_pressure(f"the grader failed ({error})")  # it may be the engine's: a second try, alone
-            if engine.pressure():
-                grade.pressure[exercise.key] = engine.pressure()
+                # It may be the engine's doing: a second try, alone.
+                pressure = (*(exc.pressure if isinstance(exc, engine.EngineError) else ()),
+                            f"the grader failed ({error})")
+            if pressure:
+                grade.pressure[exercise.key] = list(pressure)
             if exercise.key in grade.results and grade.results[exercise.key].notes:
                 grade.notes[exercise.key] = list(grade.results[exercise.key].notes)
     finally:

@@ -468,7 +468,14 @@ class _LayerProgress:
         self.layers.clear()
 
 
-def _run(command: str, *, full_log: bool, echo_output: bool = True) -> subprocess.CompletedProcess[str]:
+#: Seconds after which a command a page runs is stopped.
+COMMAND_TIMEOUT = 1800
+
+#: What a command a page runs did: exit status and output, stdout and stderr merged in ``stdout``.
+_Ran = engine.CliResult | subprocess.CompletedProcess[str]
+
+
+def _run(command: str, *, full_log: bool, echo_output: bool = True) -> _Ran:
     argv = shlex.split(command)
     term = _Terminal()
     term.command(command)
@@ -503,7 +510,7 @@ def _run(command: str, *, full_log: bool, echo_output: bool = True) -> subproces
 
     try:
         if argv[0] == "docker":
-            result = engine.docker_cli(argv[1:], echo=show, cwd=config.ROOT)
+            result: _Ran = engine.docker_cli(argv[1:], echo=show, cwd=config.ROOT, timeout=COMMAND_TIMEOUT)
         else:
             proc = subprocess.run(argv, cwd=config.ROOT, capture_output=True, text=True)
             result = subprocess.CompletedProcess(argv, proc.returncode, proc.stdout + proc.stderr, "")
@@ -562,15 +569,15 @@ def output(command: str, *, show: bool = True, check: bool = True, fails: bool =
     return result.stdout
 
 
-def _quiet(command: str) -> subprocess.CompletedProcess[str]:
+def _quiet(command: str) -> _Ran:
     argv = shlex.split(command)
     if argv[0] == "docker":
-        return engine.docker_cli(argv[1:], cwd=config.ROOT)
+        return engine.docker_cli(argv[1:], cwd=config.ROOT, timeout=COMMAND_TIMEOUT)
     proc = subprocess.run(argv, cwd=config.ROOT, capture_output=True, text=True)
     return subprocess.CompletedProcess(argv, proc.returncode, proc.stdout + proc.stderr, "")
 
 
-def _checked(command: str, result: subprocess.CompletedProcess[str], *, check: bool, fails: bool,
+def _checked(command: str, result: _Ran, *, check: bool, fails: bool,
              expect: str | None) -> None:
     tail = "\n".join(result.stdout.splitlines()[-15:])
     if fails and result.returncode == 0:
@@ -804,11 +811,19 @@ def wait_for(url: str, *, timeout: float = 60) -> None:
     print(shown(f"{url} answered {response.status_code}: {response.text}"))
 
 
+def _inspected(container: str, template: str) -> str | None:
+    """``docker inspect --format TEMPLATE CONTAINER``'s answer, or ``None`` when there is no such container."""
+    result = engine.docker_cli(["inspect", "--format", template, container], timeout=60, merge=False)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
 def health(container: str) -> str:
-    """The engine's current verdict on a container's HEALTHCHECK (``starting``, ``healthy``, ``unhealthy``), or ``""``."""
-    result = subprocess.run(["docker", "inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
-                             container], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else ""
+    """The engine's current verdict on a container's HEALTHCHECK (``starting``, ``healthy``, ``unhealthy``), or ``""``.
+
+    Raises:
+        engine.CommandTimedOut: the engine did not answer within 60 s.
+    """
+    return _inspected(container, "{{if .State.Health}}{{.State.Health.Status}}{{end}}") or ""
 
 
 def wait_health(container: str, wanted: str, *, timeout: float = 90) -> float:
@@ -865,9 +880,7 @@ def wait_state(container: str, wanted: str = "exited", *, timeout: float = 60) -
     deadline = time.monotonic() + timeout
     state = ""
     while time.monotonic() < deadline:
-        result = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}}", container],
-                                capture_output=True, text=True)
-        state = result.stdout.strip() if result.returncode == 0 else "gone"
+        state = _inspected(container, "{{.State.Status}}") or "gone"
         if state == wanted:
             return
         time.sleep(0.25)

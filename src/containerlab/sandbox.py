@@ -238,9 +238,13 @@ def is_grading_engine(address: str | None) -> bool:
 
 
 def context_host(context: str) -> str:
-    """The Docker host address of docker context ``context`` (``""`` when there is no such context)."""
-    result = subprocess.run(["docker", "context", "inspect", context, "--format", "{{.Endpoints.docker.Host}}"],
-                            capture_output=True, text=True, timeout=30)
+    """The Docker host address of docker context ``context`` (``""`` when there is no such context).
+
+    Raises:
+        engine.CommandTimedOut: the ``docker`` command line did not answer within 30 s.
+    """
+    result = engine.docker_cli(["context", "inspect", context, "--format", "{{.Endpoints.docker.Host}}"],
+                               timeout=30, merge=False)
     return result.stdout.strip() if result.returncode == 0 else ""
 
 

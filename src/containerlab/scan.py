@@ -422,7 +422,7 @@ def _walk_archive(image_name: str, read_layer: Callable[[str, IO[bytes]], _T]
 
     Raises:
         ScanError: the image is not there, or its archive could not be read or has no manifest. When
-            a disk was full, :func:`engine.note_pressure` records it too (the class grader then
+            a disk was full, its :attr:`~engine.EngineError.pressure` says so (the class grader then
             grades the student again, alone).
     """
     read: dict[str, _T] = {}
@@ -436,11 +436,12 @@ def _walk_archive(image_name: str, read_layer: Callable[[str, IO[bytes]], _T]
     except engine.EngineUnavailable:
         raise
     except engine.EngineError as exc:  # no such image, or `docker save` failed (its message)
-        raise ScanError(str(exc)) from exc
+        raise ScanError(str(exc), pressure=exc.pressure) from exc
     except (tarfile.TarError, OSError, EOFError) as exc:
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the grader's disk, not the submission
-            engine.note_pressure(f"the disk was full while the archive of {image_name} was read")
-        raise ScanError(f"The archive of {image_name} could not be read ({exc}); is the engine still running?") from exc
+        full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC  # the grader's disk, not the submission
+        raise ScanError(f"The archive of {image_name} could not be read ({exc}); is the engine still running?",
+                        pressure=(f"the disk was full while the archive of {image_name} was read",) if full else ()
+                        ) from exc
     members, config = _manifest(docs, image_name)
     return read, members, config
 

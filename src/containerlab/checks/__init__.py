@@ -32,6 +32,10 @@ class CheckResult:
         cause: for a failure whose cause the grader named from evidence, its kind in
             :mod:`.causes` (``"no-wheel"``, ``"loopback-only"``); ``""`` otherwise. The message
             says the same to the student; this is for counting across a class.
+        pressure: signs that the engine's shared limits, not the student's work, may have decided
+            this outcome (:data:`containerlab.engine.Pressure`: its disk was full, the build ran past
+            its timeout), taken from what the engine returned or raised; the class grader reads them
+            (:attr:`CheckResults.pressure`). Not shown to the student.
     """
 
     name: str
@@ -43,6 +47,7 @@ class CheckResult:
     hidden: bool = False
     note: bool = False
     cause: str = ""
+    pressure: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
@@ -115,6 +120,11 @@ class CheckResults(Sequence[CheckResult]):
             result = self.get(name)
             if not result.passed:
                 raise CheckFailed(f"{result.description}: {result.message} {result.hint}".strip())
+
+    @property
+    def pressure(self) -> tuple[str, ...]:
+        """The pressure signs of the results (:attr:`CheckResult.pressure`), each once, in order."""
+        return tuple(dict.fromkeys(sign for r in self.results for sign in r.pressure))
 
     @property
     def score(self) -> float:

@@ -51,6 +51,8 @@ class EditedRebuild:
             (installed packages dwarf the code), or ``None``.
         steps: the rebuild's own steps that write a layer, in Dockerfile order.
         cause: why the rebuild failed (:data:`BUILD_FAILED`), else ``None``.
+        pressure: signs that the engine's shared limits stopped the rebuild, or the second one that
+            would have told :data:`SAME_AFTER_TWO_EDITS` (:attr:`containerlab.engine.BuildFailed.pressure`).
     """
 
     outcome: str
@@ -58,6 +60,7 @@ class EditedRebuild:
     deps: layers.Step | None = None
     steps: tuple[layers.Step, ...] = ()
     cause: causes.Cause | None = None
+    pressure: tuple[str, ...] = ()
 
     @property
     def reused(self) -> bool:
@@ -108,7 +111,7 @@ def rebuild_after_edit(image: str, parsed: df.Dockerfile, context: Path, edited:
             measured = layers.build(copy, tag=tag, dockerfile=dockerfile, fast_export=True)
         except engine.BuildFailed as exc:
             cause = service.build_cause(exc, timeout=service.BUILD_TIMEOUT, context=copy, parsed=parsed)
-            return EditedRebuild(BUILD_FAILED, edited, cause=cause)
+            return EditedRebuild(BUILD_FAILED, edited, cause=cause, pressure=exc.pressure)
         own = tuple(s for s in measured.steps if s.layer is not None)
         if not own:
             return EditedRebuild(NO_OWN_LAYER, edited)
@@ -135,29 +138,32 @@ def rebuild_after_edit(image: str, parsed: df.Dockerfile, context: Path, edited:
         # it joined another build of the same step running on this engine at that moment (a shared engine),
         # or two builds of one stage at once (students graded in parallel) left two cache records with one key
         # and a COPY --from took the other one.
-        again = _rebuild_again(copy, dockerfile, edited)
-        if again is not None:
-            second = next((s for s in again if s.instruction == deps.instruction), None)
-            if second is not None and (found := kept(second, again)):
-                return found
-            if second is not None and deps.instruction.startswith("COPY") and second.layer == deps.layer:
-                return EditedRebuild(SAME_AFTER_TWO_EDITS, edited, deps, own)
+        try:
+            again = _rebuild_again(copy, dockerfile, edited)
+        except engine.BuildFailed as exc:
+            return EditedRebuild(REBUILT, edited, deps, own, pressure=exc.pressure)
+        second = next((s for s in again if s.instruction == deps.instruction), None)
+        if second is not None and (found := kept(second, again)):
+            return found
+        if second is not None and deps.instruction.startswith("COPY") and second.layer == deps.layer:
+            return EditedRebuild(SAME_AFTER_TWO_EDITS, edited, deps, own)
         return EditedRebuild(REBUILT, edited, deps, own)
     finally:
         engine.remove_image(tag)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _rebuild_again(context: Path, dockerfile: Path, edited: str) -> tuple[layers.Step, ...] | None:
-    """Edit the code once more and rebuild; the rebuild's steps that write a layer (``None``: it failed).
+def _rebuild_again(context: Path, dockerfile: Path, edited: str) -> tuple[layers.Step, ...]:
+    """Edit the code once more and rebuild; the rebuild's steps that write a layer.
 
     The image is removed afterwards.
+
+    Raises:
+        engine.BuildFailed: the rebuild failed.
     """
     tag = f"cl-ex-edited-{uuid.uuid4().hex[:8]}:check"
     _edit(context / edited, "A second code-only edit")
     try:
         return tuple(s for s in layers.build(context, tag=tag, dockerfile=dockerfile, fast_export=True).steps if s.layer is not None)
-    except engine.BuildFailed:
-        return None
     finally:
         engine.remove_image(tag)

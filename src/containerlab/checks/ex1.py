@@ -57,9 +57,9 @@ SERVES_HINT = "Make the service answer first: the health check below says what s
 
 
 def _result(name: str, passed: bool, message: str = "", hint: str = "", *, hidden: bool = False,
-            cause: str = "") -> CheckResult:
+            cause: str = "", pressure: tuple[str, ...] = ()) -> CheckResult:
     return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, hidden,
-                       cause=cause)
+                       cause=cause, pressure=pressure)
 
 
 def static_checks(built: service.Built) -> list[CheckResult]:
@@ -195,7 +195,7 @@ def _check(dockerfile: str | Path, context: str | Path, *, tag: str, limits: eng
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem,
                       built.hint or "Fix the problem above and run the answer cell, then this check, again.",
-                      cause=built.cause))
+                      cause=built.cause, pressure=built.pressure))
     cases = [*service.VISIBLE_CASES, *hidden_cases]
     probe = service.probe_service(built.image, cases, limits=limits, progress=progress) if built.image else None
     shown = None if probe is None else replace(probe, answers=probe.answers[:len(service.VISIBLE_CASES)])

@@ -36,7 +36,7 @@ exercise-1 image; the exercise is registered as :data:`SPEC` (:mod:`.registry`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import answers, config, engine, layers, scan
@@ -85,26 +85,29 @@ DESCRIPTIONS = {
 }
 
 
-def _result(name: str, passed: bool, message: str = "", hint: str = "", *, cause: str = "") -> CheckResult:
-    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, cause=cause)
+def _result(name: str, passed: bool, message: str = "", hint: str = "", *, cause: str = "",
+            pressure: tuple[str, ...] = ()) -> CheckResult:
+    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, cause=cause,
+                       pressure=pressure)
 
 
 def _mb(size: int) -> str:
     return f"{size / 1e6:.0f} MB"
 
 
-def reference_image(context: Path) -> str:
+def reference_image(context: Path) -> tuple[str, tuple[str, ...]]:
     """Build the course's single-stage image of the service (from the build cache after the first time).
 
     Returns:
-        Its tag, or ``""`` when it cannot be built from this context.
+        Its tag, or ``""`` when it cannot be built from this context; and the failed build's signs that
+        the engine's shared limits stopped it (:attr:`containerlab.engine.BuildFailed.pressure`).
     """
     try:
         engine.build(context, tag=REFERENCE_TAG, dockerfile=config.SERVICE_DIR / "Dockerfile",
                      labels={service.CHECK_LABEL: "reference"}, fast_export=True)
-    except engine.BuildFailed:
-        return ""
-    return REFERENCE_TAG
+    except engine.BuildFailed as exc:
+        return "", exc.pressure
+    return REFERENCE_TAG, ()
 
 
 def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
@@ -124,7 +127,7 @@ def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
         assert found.cause is not None
         return _result("deps-reused", False, f"The rebuild after the edit failed: {found.cause.problem}",
                        "The Dockerfile must build from any copy of the service folder. " + found.cause.hint,
-                       cause=found.cause.kind)
+                       cause=found.cause.kind, pressure=found.pressure)
     if found.deps is None:
         return _result("deps-reused", False, "The build adds no layer of its own.", "Install the requirements.")
     deps, rebuilt = found.deps, found.rebuilt
@@ -454,9 +457,9 @@ def _check(dockerfile: str | Path, context: str | Path, *, tag: str, ex1_image: 
     built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout, progress=progress)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem, built.hint or "Fix the problem above and check again.",
-                      cause=built.cause))
+                      cause=built.cause, pressure=built.pressure))
     _progress.emit(progress, _progress.PHASE, "Building the course's single-stage image to compare sizes")
-    reference = reference_image(context) if context.is_dir() else ""
+    reference, reference_pressure = reference_image(context) if context.is_dir() else ("", ())
     if built.image:
         _progress.emit(progress, _progress.PHASE, "Rebuilding after a code-only edit: is the dependency layer reused?")
     # The reference image is kept beside the student's: removing an image can drop the build-cache
@@ -465,7 +468,8 @@ def _check(dockerfile: str | Path, context: str | Path, *, tag: str, ex1_image: 
     measured = (measure_sizes(built.image, ex1_image=ex1_image, reference=reference) if built.image
                 else Sizes(None, None, None))
     base = built.dockerfile.final_base() if built.dockerfile is not None else None
-    sizes = size_checks(built.image, ex1_image=ex1_image, reference=reference, base=base, sizes=measured)
+    sizes = [replace(r, pressure=reference_pressure) if r.name == "smaller-than-reference" else r
+             for r in size_checks(built.image, ex1_image=ex1_image, reference=reference, base=base, sizes=measured)]
     runtime, probe = probe_checks(built, service.VISIBLE_CASES, limits=limits, progress=progress)
     runtime = [CheckResult(r.name, DESCRIPTIONS[r.name], r.passed, POINTS[r.name], r.message, r.hint, cause=r.cause)
                for r in runtime]

@@ -54,8 +54,10 @@ DESCRIPTIONS = {
 }
 
 
-def _result(name: str, passed: bool, message: str = "", hint: str = "", *, cause: str = "") -> CheckResult:
-    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, cause=cause)
+def _result(name: str, passed: bool, message: str = "", hint: str = "", *, cause: str = "",
+            pressure: tuple[str, ...] = ()) -> CheckResult:
+    return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint, cause=cause,
+                       pressure=pressure)
 
 
 def secret_values(context: Path, spec: RunSpec | None) -> list[str]:
@@ -247,7 +249,7 @@ def _check(dockerfile: str | Path, run_command: str | Path, context: str | Path,
     built = service.build_submission(dockerfile, context, tag=tag, timeout=build_timeout, progress=progress)
     builds = (_result("builds", True, f"Built {tag} in {built.seconds:.1f} s.") if built.image else
               _result("builds", False, built.problem, built.hint or "Fix the problem above and check again.",
-                      cause=built.cause))
+                      cause=built.cause, pressure=built.pressure))
     spec: RunSpec | None = None
     problem = ""
     try:

@@ -80,9 +80,10 @@ UP = "the stack comes up healthy"
 UP_HINT = "Make the stack come up first: the first check says what stops it."
 
 
-def _result(name: str, passed: bool, message: str = "", hint: str = "") -> CheckResult:
+def _result(name: str, passed: bool, message: str = "", hint: str = "", *,
+            pressure: tuple[str, ...] = ()) -> CheckResult:
     return CheckResult(name, DESCRIPTIONS[name], passed, POINTS[name], message, "" if passed else hint,
-                       name in HIDDEN)
+                       name in HIDDEN, pressure=pressure)
 
 
 def _all_failed(names: Sequence[str], message: str, hint: str) -> list[CheckResult]:
@@ -352,7 +353,8 @@ def _runtime(run: _Stack, customer: dict,
     except engine.ComposeFailed as exc:
         probes = exc.health.get(DB) or []
         out = {n: r for n, r in zip(names, _all_failed(names, f"Counts once {UP}.", UP_HINT))}
-        out["stack-up"] = _result("stack-up", False, _up_failure(exc, stack), _up_hint(exc, stack))
+        out["stack-up"] = _result("stack-up", False, _up_failure(exc, stack), _up_hint(exc, stack),
+                                  pressure=exc.pressure)
         if hidden_cases:
             out.update(zip(HIDDEN, _counts_once_up(HIDDEN)))
         if probes and not any(p.exit_code == 0 for p in probes):
@@ -427,7 +429,8 @@ def _start(run: _Stack, name: str, what: str) -> CheckResult | None:
     try:
         run.up()
     except engine.ComposeFailed as exc:
-        return _result(name, False, f"{what}: {_up_failure(exc, run.stack)}", _up_hint(exc, run.stack))
+        return _result(name, False, f"{what}: {_up_failure(exc, run.stack)}", _up_hint(exc, run.stack),
+                       pressure=exc.pressure)
     return None
 
 

@@ -94,8 +94,9 @@ class ProjectProblem(ValueError):
     """The folder cannot be checked at all (it does not exist, or has no Dockerfile)."""
 
 
-def _result(name: str, passed: bool, message: str = "", hint: str = "") -> CheckResult:
-    return CheckResult(name, DESCRIPTIONS[name], passed, 1, message, "" if passed else hint)
+def _result(name: str, passed: bool, message: str = "", hint: str = "", *,
+            pressure: tuple[str, ...] = ()) -> CheckResult:
+    return CheckResult(name, DESCRIPTIONS[name], passed, 1, message, "" if passed else hint, pressure=pressure)
 
 
 def _note(name: str, message: str, hint: str = "") -> CheckResult:
@@ -185,7 +186,8 @@ def dependency_reuse(image: str, parsed: df.Dockerfile, context: Path, sent: Seq
     if found.outcome == cache.BUILD_FAILED:
         assert found.cause is not None
         return _result("deps-reused", False, f"After an edit of {edited} the rebuild failed: {found.cause.problem}",
-                       "The Dockerfile must build from any copy of the folder. " + found.cause.hint)
+                       "The Dockerfile must build from any copy of the folder. " + found.cause.hint,
+                       pressure=found.pressure)
     if found.deps is None or found.deps.size_bytes < DEPS_MIN_BYTES:
         return _note("deps-reused", f"No step installs dependencies of note (the largest step adds "
                      f"{_mb(found.deps.size_bytes if found.deps else 0)}), so there is no dependency layer to keep.")
@@ -543,7 +545,8 @@ def _check(folder: Path, dockerfile: Path, *, tag: str, port: int | None, health
     linted = lint_check(dockerfile, folder)
     built = service.build_submission(dockerfile, folder, tag=tag, timeout=build_timeout, progress=progress)
     if not built.image or built.dockerfile is None:
-        failed = _result("builds", False, built.problem, built.hint or "Fix the problem above and check again.")
+        failed = _result("builds", False, built.problem, built.hint or "Fix the problem above and check again.",
+                         pressure=built.pressure)
         return results(EXERCISE, [failed, linted], notes=[*built.notes, "The other checks need an image."])
     parsed = built.dockerfile
     builds = _result("builds", True, f"Built {tag} in {built.seconds:.1f} s.")

@@ -58,6 +58,8 @@ class Built:
         notes: what was cleaned in the Dockerfile (BOM, CRLF).
         dockerfile: the parsed Dockerfile, or ``None`` when it could not be read.
         cause: the kind of build failure (:mod:`.causes`), or ``""``.
+        pressure: the failed build's signs that the engine's shared limits stopped it
+            (:attr:`containerlab.engine.BuildFailed.pressure`), for the check that says it failed.
     """
 
     image: str
@@ -67,6 +69,7 @@ class Built:
     notes: tuple[str, ...] = ()
     dockerfile: df.Dockerfile | None = None
     cause: str = ""
+    pressure: tuple[str, ...] = ()
 
 
 @dataclass
@@ -166,7 +169,7 @@ def build_submission(dockerfile: str | Path, context: str | Path, *, tag: str,
         except engine.BuildFailed as exc:
             cause = build_cause(exc, timeout=timeout, context=context, parsed=parsed)
             return Built("", problem=cause.problem, hint=cause.hint, notes=parsed.notes, dockerfile=parsed,
-                         cause=cause.kind)
+                         cause=cause.kind, pressure=exc.pressure)
     if old is not None and old.id != result.image.id:
         engine.remove_unused_image(old.id)
     _progress.emit(progress, _progress.PHASE, f"Built {tag} in {result.seconds:.1f} s")

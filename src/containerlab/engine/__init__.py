@@ -10,8 +10,9 @@ that produced no image.
 The package is split by job; every public name is also here, so callers write
 ``engine.build(...)`` or ``engine.sandboxed_container(...)``:
 
-- :mod:`.client`: the SDK client, the engine's own facts (version, info, disk, networks), the ``docker``
-  command line, run labels, clean-up of what a run left;
+- :mod:`.client`: this process's engine (its address and the SDK client), the engine's own facts
+  (version, info, disk, networks), the one runner of the ``docker`` command line (:func:`docker_cli`:
+  the engine's address, a timeout, a full disk noticed), run labels, clean-up of what a run left;
 - :mod:`.images`: look up, pull, import, measure (size, layers, history), read an image's files;
 - :mod:`.builds`: ``docker buildx build`` with a timeout, and what a failed build says;
 - :mod:`.containers`: plain runs for the book, and the sandbox the checks run submissions in;
@@ -26,6 +27,19 @@ on a container. The SDK client (:func:`.client.client`) is not exported, and no
 module outside this package imports the SDK or reads an SDK object's ``attrs``
 (``tests/test_engine_boundary.py`` holds to both). What the engine reports is
 then read in one place, and the checks are tested with plain fakes.
+
+The ``docker`` command line is run by :func:`docker_cli` alone, which points it at
+the engine the SDK client uses; the one exception is ``docker save``'s stream in
+:func:`image_archive`, read as it comes. No module outside this package runs
+``docker`` itself (``tests/test_engine_boundary.py`` holds to that too).
+
+Signs that the engine's shared limits, not the submission, decided an outcome
+(:data:`Pressure`: a full disk, a build past its timeout) travel in what an
+operation returns (:attr:`CliResult.pressure`) or raises
+(:attr:`EngineError.pressure`, which :class:`BuildFailed` and
+:class:`ComposeFailed` fill in); this package keeps no record of them. The
+checks carry them into their :class:`~containerlab.checks.CheckResult`, and the
+class grader reads them there.
 """
 
 from __future__ import annotations
@@ -52,10 +66,9 @@ from .client import (  # noqa: F401  (re-exported)
     system_df,
     networks,
     data_root_size,
-    note_pressure,
-    note_if_no_space,
-    pressure,
-    clear_pressure,
+    CliResult,
+    CommandTimedOut,
+    Pressure,
 )
 from .images import (  # noqa: F401  (re-exported)
     ImageInfo,

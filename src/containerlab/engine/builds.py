@@ -6,17 +6,14 @@ import contextlib
 import contextvars
 import os
 import re
-import signal
-import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .client import (Echo, EngineError, EngineUnavailable, HOW_TO_GET_AN_ENGINE, _engine_answers, client, docker_cli,
-                     note_pressure)
+from .client import (CommandTimedOut, Echo, EngineError, EngineUnavailable, HOW_TO_GET_AN_ENGINE, Pressure,
+                     _engine_answers, client, docker_cli)
 from .images import ImageInfo, image, uses_containerd_store
 
 
@@ -28,10 +25,12 @@ class BuildFailed(EngineError):
             (e.g. ``[3/5] RUN pip install -r requirements.txt``), or ``""``.
         error_lines: the builder's error lines.
         log: the whole build output.
+        pressure: signs that a limit the engine's builds share may have made it fail (it ran past its
+            timeout, a step was killed for memory...), see :attr:`EngineError.pressure`.
     """
 
-    def __init__(self, message: str, *, step: str, error_lines: list[str], log: str):
-        super().__init__(message)
+    def __init__(self, message: str, *, step: str, error_lines: list[str], log: str, pressure: Pressure = ()):
+        super().__init__(message, pressure=pressure)
         self.step = step
         self.error_lines = error_lines
         self.log = log
@@ -129,9 +128,10 @@ def build(
         EngineUnavailable: no engine answers.
     """
     client()  # fail early, with a clear message, when there is no engine
+    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="containerlab-build-") as tmp:
         iidfile = Path(tmp) / "iid"
-        cmd = ["docker", "buildx", "build", "--progress=plain", "--iidfile", str(iidfile)]
+        cmd = ["buildx", "build", "--progress=plain", "--iidfile", str(iidfile)]
         if tag:
             cmd += ["--tag", tag]
         if dockerfile:
@@ -152,57 +152,27 @@ def build(
             cmd += ["--cgroup-parent", _BUILD_CGROUP.get()]
         cmd.append(str(context))
 
-        lines: list[str] = []
-        start = time.monotonic()
-        # Its own process group: `docker` runs the buildx plugin as a child process, which a kill of
-        # `docker` alone leaves running (seen with buildx 0.13 on Engine 26 after an interrupt).
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-        assert proc.stdout is not None
-        # A step that loops silently prints nothing: a timer, not the output loop, enforces the timeout.
-        watchdog = threading.Timer(timeout, _kill_group, args=(proc,))
-        watchdog.start()
         try:
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                lines.append(line)
-                if echo:
-                    echo(line)
-            if time.monotonic() - start > timeout:
-                note_pressure(f"a build ran past its {timeout:.0f} s timeout (the engine's CPUs are shared)")
-                raise BuildFailed(
-                        f"The build of {context} took more than {timeout:.0f} s and was stopped.",
-                        step="",
-                        error_lines=[],
-                        log="\n".join(lines),
-                    )
-            returncode = proc.wait()
-        finally:
-            watchdog.cancel()
-            if proc.poll() is None:
-                _kill_group(proc)
-                proc.wait()
-        seconds = time.monotonic() - start
-        log = "\n".join(lines)
-        if returncode != 0 or not iidfile.exists():
+            ran = docker_cli(cmd, timeout=timeout, echo=echo)
+        except CommandTimedOut as exc:
+            raise BuildFailed(
+                f"The build of {context} took more than {timeout:.0f} s and was stopped.",
+                step="",
+                error_lines=[],
+                log=exc.output,
+                pressure=(f"a build ran past its {timeout:.0f} s timeout (the engine's CPUs are shared)",),
+            ) from exc
+        if ran.returncode != 0 or not iidfile.exists():
             if not _engine_answers():
                 raise EngineUnavailable(
                     f"The Docker engine stopped answering while {context} was being built. "
                     f"Start it again, then re-run the build. {HOW_TO_GET_AN_ENGINE}"
                 )
-            raise _build_failure(context, lines)
+            raise _build_failure(context, ran.stdout.splitlines())
         built = image(iidfile.read_text().strip())
     if built is None:
         raise EngineError(f"The build of {context} finished but its image is not in the engine")
-    return BuildResult(image=built, seconds=seconds, log=log)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill a build's ``docker`` process and the buildx plugin it started (its process group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
+    return BuildResult(image=built, seconds=time.monotonic() - start, log=ran.stdout.rstrip("\n"))
 
 
 def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFailed:
@@ -219,7 +189,6 @@ def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFa
     errors = step_output[-8:] + [line for line in lines if line.startswith("ERROR")]
     cause = _limit_hit(errors)
     if cause:
-        note_pressure(f"a build step met a limit the engine's builds share: {cause}")
         errors.append(cause)
     where = f" at step {step}" if step else ""
     detail = "\n".join(errors) or "\n".join(lines[-8:])
@@ -228,6 +197,7 @@ def _build_failure(context: str | os.PathLike[str], lines: list[str]) -> BuildFa
         step=step,
         error_lines=errors,
         log="\n".join(lines),
+        pressure=(f"a build step met a limit the engine's builds share: {cause}",) if cause else (),
     )
 
 

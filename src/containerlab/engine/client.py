@@ -6,14 +6,17 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import itertools
 import os
 import re
 import shutil
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -21,6 +24,15 @@ import requests
 
 
 Echo = Callable[[str], None]
+
+#: Signs that the engine's shared resources may have decided an outcome, each a sentence (e.g. its disk
+#: was full, a build ran past its timeout). On the grading engine every build and container shares one
+#: disk, one memory budget for builds and the same CPUs: a submission that fills the disk makes a
+#: neighbour's ``docker save`` fail, and a neighbour's build may run past its timeout. The operations of
+#: this package that can meet such a sign return it in their result (:attr:`CliResult.pressure`) or
+#: raise it on their error (:attr:`EngineError.pressure`); the class grader grades a student whose
+#: exercise met one again, with no other student in progress.
+Pressure = tuple[str, ...]
 
 
 HOW_TO_GET_AN_ENGINE = (
@@ -31,28 +43,69 @@ HOW_TO_GET_AN_ENGINE = (
 
 
 class EngineError(RuntimeError):
-    """Something went wrong talking to the Docker engine."""
+    """Something went wrong talking to the Docker engine.
+
+    Attributes:
+        pressure: signs that the engine's shared limits, not the caller's input, may have caused it
+            (see :data:`Pressure`); empty when nothing points that way.
+    """
+
+    def __init__(self, message: str, *, pressure: Pressure = ()):
+        super().__init__(message)
+        self.pressure = pressure
 
 
 class EngineUnavailable(EngineError):
     """No Docker engine answers (not installed, not started, or stopped)."""
 
 
+class _Engine:
+    """This process's engine: the address it is reached at, the SDK client, and (through
+    :func:`docker_cli`) the ``docker`` command line pointed at the same address.
+
+    Attributes:
+        address: ``DOCKER_HOST`` when this object was made (``None``: the default socket). The SDK
+            client and every ``docker`` command line use it, so both reach one engine even when
+            ``DOCKER_HOST`` changes before :func:`reconnect`.
+    """
+
+    def __init__(self) -> None:
+        self.address = os.environ.get("DOCKER_HOST") or None
+        self._sdk: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    def sdk(self) -> docker.DockerClient:
+        """The SDK client connected to :attr:`address`, made on first use.
+
+        Raises:
+            EngineUnavailable: when no engine answers, with what to do next.
+        """
+        with self._lock:
+            if self._sdk is None:
+                try:
+                    c = docker.from_env(timeout=120, environment={**os.environ, "DOCKER_HOST": self.address or ""})
+                    c.ping()
+                except (docker.errors.DockerException, requests.RequestException) as exc:
+                    raise EngineUnavailable(f"No Docker engine answers ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
+                self._sdk = c
+            return self._sdk
+
+
 @functools.cache
+def _engine() -> _Engine:
+    """This process's engine (one per process, until :func:`reconnect`); nothing is connected yet."""
+    return _Engine()
+
+
 def client() -> docker.DockerClient:
-    """Return a Docker SDK client connected to the local engine (one per process).
+    """Return the Docker SDK client connected to this process's engine.
 
     For the modules of this package only: no SDK object leaves it (see the package's docstring).
 
     Raises:
         EngineUnavailable: when no engine answers, with what to do next.
     """
-    try:
-        c = docker.from_env(timeout=120)
-        c.ping()
-    except (docker.errors.DockerException, requests.RequestException) as exc:
-        raise EngineUnavailable(f"No Docker engine answers ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
-    return c
+    return _engine().sdk()
 
 
 def connect() -> None:
@@ -69,11 +122,12 @@ def connect() -> None:
 
 def reconnect() -> None:
     """Drop this process's connection: the next call connects again, to the engine ``DOCKER_HOST`` names then."""
-    client.cache_clear()
+    _engine.cache_clear()
 
 
 def _connect(address: str | None, timeout: float) -> docker.DockerClient:
-    """A new SDK client (not the cached one) for the engine at ``address``; ``None``: the one ``DOCKER_HOST`` names."""
+    """A new SDK client (not the cached one) for the engine at ``address``; ``None``: this process's engine."""
+    address = address or _engine().address
     return docker.DockerClient(base_url=address, timeout=timeout) if address else docker.from_env(timeout=timeout)
 
 
@@ -126,14 +180,15 @@ def require_engine() -> str:
     parts = [f"engine {server}"]
     for plugin in ("buildx", "compose"):
         try:
-            out = subprocess.run(
-                ["docker", plugin, "version"], capture_output=True, text=True, timeout=30, check=True
-            ).stdout
-        except (OSError, subprocess.SubprocessError) as exc:
+            ran = docker_cli([plugin, "version"], timeout=30, merge=False)
+            failed = (ran.stderr.strip() or f"exit status {ran.returncode}") if ran.returncode else ""
+        except EngineError as exc:
+            failed = str(exc)
+        if failed:
             raise EngineUnavailable(
-                f"The Docker engine answers but the `docker {plugin}` plugin does not ({exc}). "
-                f"{HOW_TO_GET_AN_ENGINE}"
-            ) from exc
+                f"The Docker engine answers but the `docker {plugin}` plugin does not ({failed}). {HOW_TO_GET_AN_ENGINE}"
+            )
+        out = ran.stdout
         number = re.search(r"v?(\d+\.\d+\.\d+)", out)
         parts.append(f"{plugin} {number.group(1) if number else out.strip()}")
     return ", ".join(parts)
@@ -164,41 +219,13 @@ def _with_run_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     return {**_RUN_LABELS.get(), **(labels or {})}
 
 
-#: What this process met since :func:`clear_pressure` that a shared limit of the engine may have caused.
-_PRESSURE: list[str] = []
-
 #: How the kernel says a write found the file system full (ENOSPC), in the engine's and the builder's output.
 NO_SPACE = "no space left on device"
 
 
-def note_pressure(what: str) -> None:
-    """Record that the engine's shared resources may have decided an outcome (a sentence, e.g. its disk was full).
-
-    On the grading engine every build and container shares one disk, one memory
-    budget for builds and the same CPUs: a submission that fills the disk makes a
-    neighbour's ``docker save`` fail, and a neighbour's build may run past its
-    timeout. The functions of this package that meet such a sign record it here;
-    the class grader reads :func:`pressure` after each exercise, and grades a
-    student whose exercise met one again, with no other student in progress.
-    """
-    if what not in _PRESSURE:
-        _PRESSURE.append(what)
-
-
-def note_if_no_space(text: str, what: str) -> None:
-    """:func:`note_pressure` ``what`` when ``text`` (engine or builder output) says the disk was full."""
-    if NO_SPACE in text.lower():
-        note_pressure(what)
-
-
-def pressure() -> list[str]:
-    """What :func:`note_pressure` recorded since the last :func:`clear_pressure`, oldest first."""
-    return list(_PRESSURE)
-
-
-def clear_pressure() -> None:
-    """Forget what :func:`note_pressure` recorded (the class grader calls it before each exercise)."""
-    _PRESSURE.clear()
+def no_space(text: str, sign: str) -> Pressure:
+    """``(sign,)`` when ``text`` (engine or builder output) says the disk was full (:data:`NO_SPACE`), else ``()``."""
+    return (sign,) if NO_SPACE in text.lower() else ()
 
 
 #: Pings of :func:`answers` that may time out before the engine counts as gone: an engine that is
@@ -227,7 +254,8 @@ def answers(address: str | None = None) -> bool:
     seconds each); a refused connection or a missing socket is an answer at once: ``False``.
 
     Args:
-        address: a Docker host URL (``unix:///run/NAME.sock``); ``None``: the engine ``DOCKER_HOST`` names.
+        address: a Docker host URL (``unix:///run/NAME.sock``); ``None``: this process's engine (the one
+            ``DOCKER_HOST`` named when it was first used, or since :func:`reconnect`).
     """
     return _engine_answers(address)
 
@@ -249,7 +277,7 @@ def storage_fault() -> str:
     the kernel cannot write the image's blocks, and ext4 remounts itself read-only
     (CI, 2026-12-07: a class graded after that point got 0 points, each student
     told that their build failed). Only a read-only file system (EROFS) counts: a
-    full disk (ENOSPC) is pressure that may pass (:func:`note_pressure`).
+    full disk (ENOSPC) is pressure that may pass (:data:`Pressure`).
 
     Returns:
         The engine's own words for the failed write, when they say the file system is read-only; else ``""``.
@@ -267,37 +295,138 @@ def storage_fault() -> str:
     return ""
 
 
-def docker_cli(args: list[str], *, echo: Echo | None = None, cwd: str | os.PathLike[str] | None = None,
-               env: Mapping[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    """Run the ``docker`` command line with ``args``, as a reader would type it.
+@dataclass(frozen=True)
+class CliResult:
+    """What one ``docker`` command line did.
+
+    Attributes:
+        args: the arguments after ``docker``.
+        returncode: its exit status (0: success).
+        stdout: what it wrote on stdout; stderr too when the output was merged.
+        stderr: what it wrote on stderr, or ``""`` when the output was merged.
+        pressure: ``("`docker compose up` found the engine's disk full",)`` (naming the command) when it
+            failed saying so, else ``()``.
+    """
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    pressure: Pressure = ()
+
+
+class CommandTimedOut(EngineError):
+    """A ``docker`` command line ran past its timeout and was stopped.
+
+    Attributes:
+        output: what it wrote until then (stdout and stderr as :func:`docker_cli` collected them).
+    """
+
+    def __init__(self, message: str, *, output: str):
+        super().__init__(message)
+        self.output = output
+
+
+def cli_environment(env: Mapping[str, str] | None = None, *, inherit: bool = True) -> dict[str, str]:
+    """The environment for a ``docker`` command line that reaches this process's engine.
+
+    Args:
+        env: variables for the command.
+        inherit: start from this process's environment, ``env`` added; ``False``: ``env`` alone.
+
+    Returns:
+        That environment, with ``DOCKER_HOST`` set to the address of this process's engine (the one
+        the SDK client uses, whatever ``env`` says), or without it for the default socket.
+    """
+    environment = {**(os.environ if inherit else {}), **(env or {})}
+    environment.pop("DOCKER_HOST", None)
+    address = _engine().address
+    return {**environment, "DOCKER_HOST": address} if address else environment
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill a ``docker`` process and the plugins it started (buildx, compose): its process group."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+
+
+def _named(args: list[str]) -> str:
+    """A ``docker`` command as messages name it: its first two words before any option (```docker compose```)."""
+    words = list(itertools.takewhile(lambda arg: not arg.startswith("-"), args))[:2]
+    return f"`docker {' '.join(words)}`"
+
+
+def docker_cli(args: list[str], *, timeout: float, input: str | IO[bytes] | None = None,
+               env: Mapping[str, str] | None = None,
+               inherit: bool = True, cwd: str | os.PathLike[str] | None = None, echo: Echo | None = None,
+               merge: bool = True) -> CliResult:
+    """Run the ``docker`` command line with ``args`` against this process's engine: the one way this package runs it.
+
+    The command reaches the engine the SDK client is connected to (:func:`cli_environment`),
+    runs in a process group of its own (a plugin such as buildx is a child process of
+    ``docker``), and is stopped, with that group, at ``timeout`` or when this process is
+    interrupted. A failure whose output says the disk was full is returned as pressure.
 
     Args:
         args: arguments after ``docker``, e.g. ``["ps", "--all"]``.
-        echo: called with each output line (stdout and stderr merged) as it arrives.
+        timeout: seconds after which the command is stopped (a timer, so a command that prints
+            nothing is stopped too).
+        input: text written to its stdin, or a binary stream it reads as stdin (an open file, another
+            process's stdout); ``None``: an empty stdin.
+        env: variables for the command, added to this process's environment.
+        inherit: ``False``: the command gets ``env`` alone, not this process's environment (still with
+            the engine's address; see :func:`cli_environment`).
         cwd: folder to run in.
-        env: variables added to this process's environment for the command.
-        timeout: seconds after which the command is stopped.
+        echo: called with each output line (stdout and stderr merged) as it arrives.
+        merge: stderr goes into ``stdout`` (always so with ``echo``); ``False``: kept apart in ``stderr``.
 
     Returns:
-        The completed process, with the merged output in ``stdout``.
+        The exit status, the output and the pressure it met.
+
+    Raises:
+        CommandTimedOut: it ran past ``timeout`` seconds (the message names the command and the seconds).
+        EngineError: the ``docker`` program cannot be started.
     """
+    environment = cli_environment(env, inherit=inherit)
+    merged = merge or echo is not None
     start = time.monotonic()
-    proc = subprocess.Popen(["docker", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=cwd, env={**os.environ, **(env or {})})
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if echo:
-            echo(line.rstrip("\n"))
-        if time.monotonic() - start > timeout:
-            proc.kill()
-            break
-    returncode = proc.wait()
-    output = "".join(lines)
-    if returncode != 0:
-        note_if_no_space(output, f"`docker {args[0] if args else ''}` found the engine's disk full")
-    return subprocess.CompletedProcess(["docker", *args], returncode, output, "")
+    try:
+        stdin = subprocess.DEVNULL if input is None else subprocess.PIPE if isinstance(input, str) else input
+        proc = subprocess.Popen(["docker", *args], stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+                                text=True, cwd=cwd, env=environment, start_new_session=True)
+    except OSError as exc:
+        raise EngineError(f"The `docker` command line cannot be run ({exc}). {HOW_TO_GET_AN_ENGINE}") from exc
+    watchdog = threading.Timer(timeout, _kill_group, args=(proc,))
+    watchdog.start()
+    try:
+        if echo is None:
+            stdout, stderr = proc.communicate(input if isinstance(input, str) else None)
+        else:
+            assert proc.stdout is not None
+            if isinstance(input, str):
+                assert proc.stdin is not None
+                proc.stdin.write(input)
+                proc.stdin.close()
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                echo(line.rstrip("\n"))
+            stdout, stderr = "".join(lines), ""
+        returncode = proc.wait()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            _kill_group(proc)
+            proc.wait()
+    command = _named(args)
+    if time.monotonic() - start >= timeout and returncode != 0:
+        raise CommandTimedOut(f"{command} ran past its {timeout:.0f} s timeout and was stopped.",
+                              output=stdout + (stderr or ""))
+    pressure = no_space(stdout + (stderr or ""), f"{command} found the engine's disk full") if returncode else ()
+    return CliResult(tuple(args), returncode, stdout, stderr or "", pressure)
 
 
 def labelled(label: str) -> dict[str, list[dict[str, object]]]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import docker.errors
 
-from .client import Echo, EngineError, client, docker_cli
+from .client import CliResult, CommandTimedOut, Echo, EngineError, Pressure, client, docker_cli
 from .builds import build
 from .containers import ContainerRef, _ref, container_state, logs
 
@@ -25,12 +24,13 @@ class ComposeFailed(EngineError):
         containers: every container of the stack as ``ps`` saw it before it was taken down.
         health: per failing service with a healthcheck, its last probes (:func:`compose_health`).
         output: the last lines of what ``up`` printed (compose's own error, e.g. a missing image).
+        pressure: as :attr:`EngineError.pressure` (``up`` said the engine's disk was full).
     """
 
     def __init__(self, message: str, *, services: list[str], logs: Mapping[str, str],
                  containers: list[ComposeService] | None = None,
-                 health: Mapping[str, list[HealthProbe]] | None = None, output: str = ""):
-        super().__init__(message)
+                 health: Mapping[str, list[HealthProbe]] | None = None, output: str = "", pressure: Pressure = ()):
+        super().__init__(message, pressure=pressure)
         self.services = services
         self.logs = dict(logs)
         self.containers = list(containers or [])
@@ -82,7 +82,7 @@ def compose(
     env: Mapping[str, str] | None = None,
     echo: Echo | None = None,
     timeout: float = 600,
-) -> subprocess.CompletedProcess[str]:
+) -> CliResult:
     """Run ``docker compose -p PROJECT [-f FILE] ARGS``.
 
     Args:
@@ -94,7 +94,10 @@ def compose(
         timeout: seconds after which the command is stopped.
 
     Returns:
-        The completed process; merged output in ``stdout``.
+        What it did; merged output in ``stdout``.
+
+    Raises:
+        CommandTimedOut: it ran past ``timeout`` seconds.
     """
     cmd = ["compose", "-p", project]
     if file is not None:
@@ -237,6 +240,7 @@ def compose_up(
         containers=containers,
         health=health,
         output=output_tail,
+        pressure=result.pressure,
     )
 
 
@@ -280,13 +284,12 @@ def compose_config(file: str | os.PathLike[str], *, project: str, env: Mapping[s
         ComposeRejected: compose refused the file (its message: a YAML error, an unknown key, a
             required variable without a value, ...).
     """
-    cmd = ["docker", "compose", "-p", project, "-f", str(file), "config", "--format", "json"]
+    cmd = ["compose", "-p", project, "-f", str(file), "config", "--format", "json"]
     if not interpolate:
         cmd.append("--no-interpolate")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})})
-    except subprocess.TimeoutExpired as exc:
+        proc = docker_cli(cmd, env=env, timeout=timeout, merge=False)
+    except CommandTimedOut as exc:
         raise ComposeRejected(f"`docker compose config` took more than {timeout:.0f} s") from exc
     messages = [_log_message(line) for line in proc.stderr.splitlines() if line.strip()]
     if proc.returncode != 0:

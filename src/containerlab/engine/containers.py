@@ -14,7 +14,7 @@ import docker.errors
 import requests
 from docker.models.containers import Container
 
-from .client import EngineError, _with_run_labels, client, note_if_no_space
+from .client import EngineError, _with_run_labels, client, no_space
 
 
 class ContainerFailed(EngineError):
@@ -133,7 +133,8 @@ def run(
 
     Raises:
         EngineUnavailable: no engine answers.
-        EngineError: the engine refused to start it (message from the engine).
+        EngineError: the engine refused to start it (message from the engine; its
+            :attr:`~EngineError.pressure` says when its disk was full).
     """
     published = {f"{cport}/tcp": ("127.0.0.1", hport) for cport, hport in (ports or {}).items()}
     try:
@@ -149,8 +150,9 @@ def run(
             **kwargs,
         ))
     except docker.errors.APIError as exc:
-        note_if_no_space(str(exc.explanation or exc), "the engine's disk was full when a container was started")
-        raise EngineError(f"Could not start a container from {image_name}: {exc.explanation}") from exc
+        said = str(exc.explanation or exc)
+        raise EngineError(f"Could not start a container from {image_name}: {exc.explanation}",
+                          pressure=no_space(said, "the engine's disk was full when a container was started")) from exc
 
 
 def host_port(container: ContainerRef, container_port: int = 80) -> int:

@@ -19,7 +19,7 @@ import docker
 import docker.errors
 from docker.models.images import Image
 
-from .client import EngineError, client, info, note_pressure
+from .client import CommandTimedOut, EngineError, cli_environment, client, docker_cli, info
 from .containers import ContainerFailed, _remove
 
 
@@ -129,35 +129,33 @@ def pull(name: str, *, timeout: float = 120) -> bool:
         reached or does not have it (the caller decides what to do then).
     """
     try:
-        result = subprocess.run(
-            ["docker", "pull", "--quiet", name], capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
+        return docker_cli(["pull", "--quiet", name], timeout=timeout).returncode == 0
+    except CommandTimedOut:
         return False
-    return result.returncode == 0
 
 
-def import_rootfs(rootfs: Path, tag: str, *, changes: Iterable[str] = ()) -> ImageInfo:
+def import_rootfs(rootfs: Path, tag: str, *, changes: Iterable[str] = (), timeout: float = 1800) -> ImageInfo:
     """Import a root file system folder as a single-layer image (``docker import``).
 
     Args:
         rootfs: folder holding the file system (e.g. made by debootstrap).
         tag: the tag to give the image.
         changes: Dockerfile instructions to apply (``--change``), e.g. ``"ENV LANG=C.UTF-8"``.
+        timeout: seconds after which the import is stopped.
 
     Returns:
         The imported image.
 
     Raises:
-        EngineError: when tar or the import fails.
+        EngineError: when tar or the import fails (:class:`CommandTimedOut`: it ran past ``timeout``).
     """
     change_args = [arg for change in changes for arg in ("--change", change)]
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-    imp = subprocess.run(
-        ["docker", "import", *change_args, "-", tag], stdin=tar.stdout, capture_output=True, text=True
-    )
     assert tar.stdout is not None
-    tar.stdout.close()
+    try:
+        imp = docker_cli(["import", *change_args, "-", tag], input=tar.stdout, timeout=timeout, merge=False)
+    finally:
+        tar.stdout.close()
     if tar.wait() != 0 or imp.returncode != 0:
         raise EngineError(f"Could not import {rootfs} as {tag}: {imp.stderr.strip()}")
     found = image(tag)
@@ -453,30 +451,37 @@ def image_archive(name: str) -> Iterator[IO[bytes]]:
 
     Raises:
         ImageNotFound: there is no such local image.
-        EngineError: the reader met a short archive because ``docker save`` failed (its message).
+        EngineError: ``docker save`` failed (its message), and the reader met a short archive or none;
+            its :attr:`~EngineError.pressure` names the failure (a full disk makes it fail).
     """
     found = image(name)
     if found is None:
         raise ImageNotFound(f"There is no local image {name!r}; build it first (docker images lists what there is).")
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(["docker", "save", found.id], stdout=subprocess.PIPE, stderr=errors)
+        # A stream read as it comes, not a finished command: the one `docker` call that does not go
+        # through docker_cli, so it is pointed at this process's engine here.
+        proc = subprocess.Popen(["docker", "save", found.id], stdout=subprocess.PIPE, stderr=errors,
+                                env=cli_environment())
         assert proc.stdout is not None
         try:
             yield proc.stdout
         except BaseException as exc:
             said = _ended(proc, errors)
             if said and isinstance(exc, Exception):  # a short archive because `docker save` failed: say why
-                raise EngineError(f"`docker save` of {name} failed: {said}") from exc
+                raise _save_failed(name, said) from exc
             raise
-        _ended(proc, errors)
+        if said := _ended(proc, errors):
+            raise _save_failed(name, said)
+
+
+def _save_failed(name: str, said: str) -> EngineError:
+    """The error of a ``docker save`` of ``name`` that failed saying ``said``: pressure, since the engine
+    writes the archive's layers to its own disk first, and a full disk makes it fail."""
+    return EngineError(f"`docker save` of {name} failed: {said}", pressure=(f"`docker save` failed ({said})",))
 
 
 def _ended(proc: subprocess.Popen, errors: IO[bytes]) -> str:
-    """Wait for a ``docker save``; return what it wrote on stderr when it failed (else ``""``).
-
-    A failure is recorded with :func:`note_pressure`: the engine writes the
-    archive's layers to its own disk first, so a full disk makes it fail.
-    """
+    """Wait for a ``docker save``; return what it wrote on stderr when it failed (else ``""``)."""
     if proc.stdout is not None:
         proc.stdout.close()  # closing our end first lets `docker save` stop when the reader stopped early
     try:
@@ -488,7 +493,4 @@ def _ended(proc: subprocess.Popen, errors: IO[bytes]) -> str:
         return ""
     errors.seek(0)
     said = errors.read().decode("utf-8", "replace").strip()[-500:] or f"exit code {proc.returncode}"
-    if "broken pipe" in said.lower():
-        return ""
-    note_pressure(f"`docker save` failed ({said})")
-    return said
+    return "" if "broken pipe" in said.lower() else said

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import docker.errors
 
-from .client import EngineError, _with_run_labels, client
+from .client import CommandTimedOut, EngineError, _with_run_labels, client, docker_cli
 from .containers import _ref, _remove, wait_container
 
 #: Where the sandbox finds its tools (the ``docker`` stand-in first on ``PATH``, the wrapper, the script).
@@ -229,8 +228,8 @@ def create_container(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
     The CLI reads the options the way ``docker run`` does (it shares the code), reads
     ``--env-file`` files and makes ``./`` sources absolute from ``cwd``, and takes the
     values of ``-e NAME`` from ``env``. The connection to the engine is this process's
-    (``DOCKER_HOST``, ``DOCKER_CONTEXT``, ``DOCKER_CONFIG`` and the TLS variables are
-    taken from here and override ``env``).
+    (``DOCKER_CONTEXT``, ``DOCKER_CONFIG`` and the TLS variables are taken from here and
+    override ``env``; ``DOCKER_HOST`` is the engine's address, :func:`.client.cli_environment`).
 
     Args:
         args: the options, the image and the command (what follows ``docker container create``).
@@ -247,11 +246,11 @@ def create_container(args: Sequence[str], *, cwd: Path, env: Mapping[str, str],
     own.setdefault("DOCKER_CONFIG", str(Path.home() / ".docker"))
     environment = {**{k: v for k, v in env.items() if not k.startswith("DOCKER_")}, **own,
                    "PATH": os.environ.get("PATH", _BASE_PATH)}
+    marks = [arg for key, value in _with_run_labels(labels).items() for arg in ("--label", f"{key}={value}")]
     try:
-        marks = [arg for key, value in _with_run_labels(labels).items() for arg in ("--label", f"{key}={value}")]
-        done = subprocess.run(["docker", "container", "create", *marks, *args], cwd=cwd, env=environment,
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        done = docker_cli(["container", "create", *marks, *args], cwd=cwd, env=environment, inherit=False,
+                          timeout=timeout, merge=False)
+    except CommandTimedOut:
         return Created(error=f"docker container create did not answer within {timeout:.0f} s")
     if done.returncode == 0 and done.stdout.strip():
         return Created(container_id=done.stdout.strip().splitlines()[-1])
