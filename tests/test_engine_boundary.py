@@ -73,11 +73,6 @@ def test_the_sdk_client_is_not_exported() -> None:
     assert inspect.ismodule(engine.client)
 
 
-#: Modules outside the engine that still run `docker` themselves, each with why it may, for now.
-#: batch.py's `_use_context` (``docker context inspect``) is left until the split of that module into
-#: smaller ones, under way, is done; :func:`containerlab.sandbox.context_host` does the same through the engine.
-PENDING_DOCKER_CALLS = {"batch.py"}
-
 #: What ``subprocess`` offers to start a program.
 _STARTERS = {"run", "Popen", "call", "check_call", "check_output", "getoutput", "getstatusoutput"}
 
@@ -101,8 +96,7 @@ def test_no_module_outside_the_engine_runs_the_docker_command_line_itself() -> N
     found = {str(path.relative_to(PACKAGE)): [node.lineno for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                                              if isinstance(node, ast.Call) and _runs_docker(node)]
              for path in _outside_engine()}
-    assert {where: lines for where, lines in found.items() if lines and where not in PENDING_DOCKER_CALLS} == {}
-    assert all(found[where] for where in PENDING_DOCKER_CALLS), "a pending module no longer runs docker: drop it"
+    assert {where: lines for where, lines in found.items() if lines} == {}
     engine_calls = [node for path in ENGINE.glob("*.py") for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                     if isinstance(node, ast.Call) and _runs_docker(node)]
     assert len(engine_calls) == 2  # docker_cli's own, and image_archive's streamed `docker save`

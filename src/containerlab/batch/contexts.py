@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import subprocess
 from collections.abc import Sequence
 
-from .. import engine
+from .. import engine, sandbox
 from .runs import Cleanup, clean_leftovers
 
 def use_context(name: str) -> None:
@@ -22,11 +21,9 @@ def use_context(name: str) -> None:
     Sets ``DOCKER_CONTEXT`` and, when the context names one, ``DOCKER_HOST``, then makes a new client.
 
     Raises:
-        FileNotFoundError: there is no ``docker`` command.
-        subprocess.TimeoutExpired: ``docker context inspect`` took more than 30 s.
+        engine.CommandTimedOut: ``docker context inspect`` did not answer within 30 s.
     """
-    host = subprocess.run(["docker", "context", "inspect", name, "--format", "{{.Endpoints.docker.Host}}"],
-                          capture_output=True, text=True, timeout=30).stdout.strip()
+    host = sandbox.context_host(name)
     os.environ["DOCKER_CONTEXT"] = name
     if host:
         os.environ["DOCKER_HOST"] = host
