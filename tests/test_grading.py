@@ -157,3 +157,30 @@ def test_reported_number_reads_only_a_written_number(tmp_path: Path, source: str
         assert got == expected
     else:
         assert isinstance(got, str) and expected in got
+
+
+def test_each_exercise_records_its_grading_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Does a grade keep, per exercise, the seconds its grading took (for the benchmark's "where the time goes"),
+    and keep them through its result file's data?"""
+    import dataclasses
+    import time
+
+    from containerlab import grading
+    from containerlab.checks import registry
+
+    def slow(submission) -> object:  # noqa: ANN001
+        time.sleep(0.3)
+        return results(submission.exercise.key, [CheckResult("done", "Done", True, 1)])
+
+    def quick(submission) -> object:  # noqa: ANN001
+        return results(submission.exercise.key, [CheckResult("done", "Done", True, 1)])
+
+    pair = (dataclasses.replace(registry.exercise("ex1"), grade=slow),
+            dataclasses.replace(registry.exercise("ex2"), grade=quick))
+    monkeypatch.setattr(registry, "exercises", lambda: pair)
+    (tmp_path / "sub").mkdir()
+    grade = grading.grade_student("gina", tmp_path / "sub", key="gina", work_root=tmp_path / "work", cases=[])
+    assert set(grade.exercise_seconds) == {"ex1", "ex2"}
+    assert 0.3 <= grade.exercise_seconds["ex1"] <= grade.seconds
+    assert grade.exercise_seconds["ex2"] < 0.3
+    assert grading.StudentGrade.from_dict(grade.to_dict()).exercise_seconds == grade.exercise_seconds

@@ -38,6 +38,8 @@ class StudentGrade:
         problems: per exercise key, why it could not be graded (a sentence).
         notes: per exercise key, sentences for the feedback (answers found elsewhere, ...).
         seconds: wall time spent on this student, in seconds.
+        exercise_seconds: per exercise key, the wall time its grading took, in seconds (where a
+            student's time goes: ``benchmarks/grading.py`` adds them up over a class).
         pressure: per exercise key, signs that the engine's shared limits may have decided a
             failure rather than the submission (:data:`containerlab.engine.Pressure`: its disk
             was full, a build ran past its timeout...), gathered from that exercise's check results
@@ -58,6 +60,7 @@ class StudentGrade:
     problems: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
+    exercise_seconds: dict[str, float] = field(default_factory=dict)
     pressure: dict[str, list[str]] = field(default_factory=dict)
     grader_errors: dict[str, str] = field(default_factory=dict)
     regraded: dict[str, list[str]] = field(default_factory=dict)
@@ -82,6 +85,7 @@ class StudentGrade:
             "problems": dict(self.problems),
             "notes": {ex: list(n) for ex, n in self.notes.items()},
             "seconds": self.seconds,
+            "exercise_seconds": dict(self.exercise_seconds),
             "pressure": {ex: list(p) for ex, p in self.pressure.items()},
             "grader_errors": dict(self.grader_errors),
             "regraded": {ex: list(p) for ex, p in self.regraded.items()},
@@ -103,6 +107,7 @@ class StudentGrade:
             problems=dict(data.get("problems", {})),
             notes={ex: list(n) for ex, n in data.get("notes", {}).items()},
             seconds=float(data.get("seconds", 0.0)),
+            exercise_seconds={ex: float(s) for ex, s in data.get("exercise_seconds", {}).items()},
             pressure={ex: list(p) for ex, p in data.get("pressure", {}).items()},
             grader_errors=dict(data.get("grader_errors", {})),
             regraded={ex: list(p) for ex, p in data.get("regraded", {}).items()},
@@ -168,6 +173,7 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
         for exercise in registry.exercises():
             notebook, found = answers.find_notebook(folder, exercise.notebook)
             pressure: tuple[str, ...] = ()
+            began = time.monotonic()
             if exercise.image:
                 tags.append(exercise.image_tag(key))
             try:
@@ -190,6 +196,7 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
                 # It may be the engine's doing: a second try, alone.
                 pressure = (*(exc.pressure if isinstance(exc, engine.EngineError) else ()),
                             f"the grader failed ({error})")
+            grade.exercise_seconds[exercise.key] = time.monotonic() - began
             if pressure:
                 grade.pressure[exercise.key] = list(pressure)
             if exercise.key in grade.results and grade.results[exercise.key].notes:
