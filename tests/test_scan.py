@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from containerlab import config, engine, scan
+from containerlab import config, engine, scan, shared
 
 #: Made up for the tests; it is nobody's credential.
 FAKE_SECRET = "cl-sec-FAKE-token-0000-not-real"
@@ -33,7 +33,7 @@ def fresh_scan_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a new process would: no layer or image scanned yet, no shared folder."""
     for name in ("_IMAGE_SCANS", "_LAYER_SCANS", "_MEMBER_DIFF_IDS"):
         monkeypatch.setattr(scan, name, {})
-    monkeypatch.setattr(scan, "_shared_folder", None)
+    monkeypatch.setattr(shared, "_folder", None)
 
 
 
@@ -106,9 +106,13 @@ def _fake_image(monkeypatch: pytest.MonkeyPatch, layers: list[tuple[str, dict[st
     image_id = "sha256:" + hashlib.sha256(raw_config).hexdigest()
     monkeypatch.setattr(engine, "image_archive", fake_archive)
     monkeypatch.setattr(engine, "image", lambda name: engine.ImageInfo(id=image_id, layers=tuple(diff_ids)))
-    monkeypatch.setattr(engine, "image_history", lambda name: [
-        {"created_by": step["created_by"], "created": 0, "size": 0, "comment": ""}
-        for step in image_config["history"]])
+    def history(name: str) -> list[dict]:
+        return [{"created_by": step["created_by"], "created": 0, "size": 0, "comment": ""}
+                for step in image_config["history"]]
+
+    # The package's name and the one engine.content_digest calls inside engine.images.
+    monkeypatch.setattr(engine, "image_history", history)
+    monkeypatch.setattr(engine.images, "image_history", history)
     return "fake:image"
 
 
@@ -242,7 +246,7 @@ def test_an_image_scanned_once_is_not_saved_again_in_this_process_or_one_that_sh
     name = _fake_image(monkeypatch, [("COPY . .", {"app/.env": f"API_TOKEN={FAKE_SECRET}".encode()}),
                                      ("RUN rm .env", {"app/.wh..env": b""})])
     saves = _count_saves(monkeypatch)
-    scan.share_scans(tmp_path / "scans")
+    shared.share(tmp_path / "scans")
     first = scan.scan_image(name, secret_values=[FAKE_SECRET])
     assert {f.kind for f in first} == {scan.SECRET_FILE, scan.SECRET_VALUE} and "deletes it" in first[0].detail
     assert scan.scan_image(name, secret_values=[FAKE_SECRET]) == first and len(saves) == 1
@@ -259,7 +263,7 @@ def test_a_damaged_shared_scan_is_ignored_and_the_image_scanned_again(monkeypatc
     """Does a shared scan file that is not JSON (a crash, a full disk) lead to a fresh scan, not an error?"""
     name = _fake_image(monkeypatch, [("COPY . .", {"app/settings.txt": f"t={FAKE_SECRET}".encode()})])
     saves = _count_saves(monkeypatch)
-    scan.share_scans(tmp_path)
+    shared.share(tmp_path)
     first = scan.scan_image(name, secret_values=[FAKE_SECRET])
     [stored] = tmp_path.glob("*.json")
     stored.write_text("{ not json", encoding="utf-8")
@@ -316,7 +320,7 @@ def test_a_failed_docker_save_is_named_and_counted_as_engine_pressure(monkeypatc
     full = engine.ImageInfo(id="sha256:" + "0" * 64)
     monkeypatch.setattr(images, "image", lambda name: full)
     monkeypatch.setattr(engine, "image", lambda name: full)
-    monkeypatch.setattr(engine, "image_history", lambda name: [])
+    monkeypatch.setattr(images, "image_history", lambda name: [])
     with pytest.raises(scan.ScanError, match="docker save.*no space left on device") as raised:
         scan.scan_image("cl-sec-test-full-disk:test")
     assert [sign for sign in raised.value.pressure if "docker save" in sign and "no space" in sign]

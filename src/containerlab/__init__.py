@@ -19,7 +19,8 @@ directly or through others: ``tests/test_imports.py`` checks it):
 - ``grading``: grade one student; ``resultfiles``: a student's result file on disk;
   ``batch``: grade a class, resumably (its submodules: which students and their keys and
   shards, a run's locks and the clean-up of killed runs, docker contexts, the worker processes
-  and their supervisor).
+  and their supervisor); ``shared``: what its workers share (the scan or the probe of an
+  image with the same content as another student's).
 - ``report``: everything a person reads (check lists, feedback, live progress).
 - ``gradebook``, ``classstats``, ``classreport``, ``lms``, ``lookalike``: the class's
   gradebook, its figures and report page, the LMS import files, look-alike submissions.

@@ -8,7 +8,8 @@ history and config. :func:`scan_image` reads all three places:
 * every layer's files, streamed from ``docker save`` (engine.image_archive),
   put in ``RootFS.Layers`` order by the archive's manifest; a layer already
   scanned for the same things by this process (found by its diff id) is not read again,
-  and an image already scanned for the same things (found by its id) is not saved again;
+  and an image already scanned for the same things (found by its content, by this process or,
+  in a class grading, by another worker: :mod:`containerlab.shared`) is not saved again;
 * the image config (``Env``, ``Labels``, ``Cmd``, ...);
 * the build history (each step's instruction, with the build arguments it used).
 
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from . import engine
+from . import engine, shared
 
 #: Finding kinds.
 SECRET_VALUE = "secret-value"  # one of the given secret values, found verbatim
@@ -275,92 +276,35 @@ _LAYER_SCANS: dict[tuple[str, str], _Layer] = {}
 _MEMBER_DIFF_IDS: dict[str, str] = {}
 _CACHE_LIMIT = 5000
 #: Whole-image scans by (content key, what was searched for): the layers bottom to top and the config.
-#: The content key (:func:`_content_key`) names every layer by its diff id, the config and the history, so an
+#: The content key (:func:`engine.content_digest`) names every layer by its diff id, the config and the history, so an
 #: image met again (a class's correct Dockerfiles build the same image) needs no ``docker save``.
 _IMAGE_SCANS: dict[tuple[str, str], tuple[list[_Layer | None], dict[str, Any]]] = {}
 _IMAGE_CACHE_LIMIT = 200
-#: A folder where whole-image scans are also kept for other processes (:func:`share_scans`), or None.
-_shared_folder: Path | None = None
-
-
-def share_scans(folder: Path | None) -> None:
-    """Keep whole-image scans in ``folder`` as well, for every process that names the same folder.
-
-    The workers of a class grader each grade other students; a correct
-    Dockerfile builds the same image for all of them, and one worker's scan of it
-    spares the others a ``docker save`` of some 500 MB. Files are written
-    atomically, named by the image's content and search; a file that cannot be read is
-    ignored (the image is scanned again). ``None`` stops sharing.
-
-    Args:
-        folder: a folder this process may write (made when missing), or ``None``.
-    """
-    global _shared_folder
-    _shared_folder = folder
-
-
-def _shared_file(key: tuple[str, str]) -> Path | None:
-    if _shared_folder is None:
-        return None
-    return _shared_folder / f"{key[0].removeprefix('sha256:')[:64]}-{key[1][:16]}.json"
-
-
-def _load_shared(key: tuple[str, str]) -> tuple[list[_Layer | None], dict[str, Any]] | None:
-    path = _shared_file(key)
-    try:
-        if path is None or not path.is_file():
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        layers = [None if item is None else _Layer([tuple(f) for f in item["findings"]], set(item["whiteouts"]),
-                                                   set(item["opaque_dirs"])) for item in doc["layers"]]
-        return layers, doc["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _store_shared(key: tuple[str, str], layers: list[_Layer | None], config: dict[str, Any]) -> None:
-    path = _shared_file(key)
-    if path is None:
-        return
-    doc = {"layers": [None if layer is None else {"findings": layer.findings, "whiteouts": sorted(layer.whiteouts),
-                                                   "opaque_dirs": sorted(layer.opaque_dirs)} for layer in layers],
-           "config": config}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, scratch = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle)
-        os.replace(scratch, path)
-    except OSError:
-        pass  # not shared: every process still scans for itself
-
-
 def _image_scan(image_id: str, content_key: str, values: list[str], data_min_bytes: int,
                 data: dict[str, bytes] | None) -> tuple[list[_Layer | None], dict[str, Any]]:
     """:func:`_read_archive` of one image, once per content and search (this process, then the shared folder)."""
     key = (content_key, _searched_for(values, data_min_bytes, data))
-    known = _IMAGE_SCANS.get(key) or _load_shared(key)
+    known = _IMAGE_SCANS.get(key) or _from_shared(shared.load("scan", shared.key(*key)))
     if known is None:
         known = _read_archive(image_id, values, data_min_bytes, data)
-        _store_shared(key, *known)
+        layers, config = known
+        shared.store("scan", shared.key(*key), {
+            "layers": [None if layer is None else {"findings": layer.findings, "whiteouts": sorted(layer.whiteouts),
+                                                   "opaque_dirs": sorted(layer.opaque_dirs)} for layer in layers],
+            "config": config})
     if len(_IMAGE_SCANS) >= _IMAGE_CACHE_LIMIT:
         _IMAGE_SCANS.clear()
     _IMAGE_SCANS[key] = known
     return known
 
 
-def _content_key(found: engine.ImageInfo) -> str:
-    """A digest of what a scan reads of an image: its layers' diff ids, its config and its build history.
-
-    Not the image id: on the legacy store that is the config's digest, but on the
-    containerd image store it is the digest of a manifest or index, and an index
-    also holds the build's provenance attestation (BuildKit's default since buildx
-    0.10), with the time of the build: two builds of the same Dockerfile that give
-    the same layers and config then get two ids.
-    """
-    history = [(h.get("created_by"), h.get("created"), h.get("comment")) for h in engine.image_history(found.id)]
-    content = [found.layers, found.config, found.created, found.architecture, found.os, history]
-    return "sha256:" + hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+def _from_shared(doc: Any) -> tuple[list[_Layer | None], dict[str, Any]] | None:
+    """A whole-image scan as another worker kept it (:mod:`containerlab.shared`), or ``None`` when unreadable."""
+    try:
+        return ([None if item is None else _Layer([tuple(f) for f in item["findings"]], set(item["whiteouts"]),
+                                                  set(item["opaque_dirs"])) for item in doc["layers"]], doc["config"])
+    except (KeyError, TypeError):
+        return None
 
 
 def _searched_for(values: list[str], data_min_bytes: int, data: dict[str, bytes] | None) -> str:
@@ -533,7 +477,7 @@ def scan_image(
     found = engine.image(image_name)
     if found is None:
         raise ScanError(f"There is no local image {image_name!r}; build it first (docker images lists what there is).")
-    layer_list, config = _image_scan(found.id, _content_key(found), values, data_min_bytes, data_files)
+    layer_list, config = _image_scan(found.id, engine.content_digest(found), values, data_min_bytes, data_files)
     diff_ids: list[str] = list(config.get("rootfs", {}).get("diff_ids", []))
     history = [h for h in config.get("history", []) if not h.get("empty_layer")]
     instructions = [str(h.get("created_by", "")) for h in history]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from .. import engine, grading, resultfiles, sandbox, scan
+from .. import engine, grading, resultfiles, sandbox, shared
 from .contexts import use_context
 from .runs import RUN_LABEL, STUDENT_LABEL
 
@@ -317,9 +317,9 @@ def _worker(tasks, events, settings: Settings, parent: int, engine_context: str,
     _die_with_parent(parent)
     if engine_context:
         use_context(engine_context)
-    # One worker's scan of an image (a correct Dockerfile builds the same image for many students)
-    # spares the others its `docker save`; the folder goes with the run's scratch folder.
-    scan.share_scans(Path(settings.work_root) / "scans")
+    # What one worker reads of an image or measures by starting it (a correct Dockerfile builds the same
+    # image for many students) spares the others the same work; the folder goes with the run's scratch folder.
+    shared.share(Path(settings.work_root) / "shared")
     out = Path(settings.out)
     grader = settings.grader or grading.grade_student
     while True:

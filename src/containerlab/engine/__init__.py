@@ -84,6 +84,7 @@ from .images import (  # noqa: F401  (re-exported)
     image_file,
     remove_unused_image,
     image_history,
+    content_digest,
     image_layers,
     image_size,
     image_sizes,

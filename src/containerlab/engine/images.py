@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import posixpath
 import shlex
 import signal
@@ -330,6 +332,31 @@ def image_history(name: str) -> list[dict[str, object]]:
         }
         for entry in reversed(entries)
     ]
+
+
+def content_digest(found: ImageInfo) -> str:
+    """A digest of an image's content: its layers' diff ids, its config and its build history.
+
+    Two images with the same digest hold the same files and start the same way, so
+    whatever is read from one (a scan) or measured by starting it (a probe of its
+    service) holds for the other. Not the image id: on the legacy store that is the
+    config's digest, but on the containerd image store it is the digest of a manifest
+    or index, and an index also holds the build's provenance attestation (BuildKit's
+    default since buildx 0.10) with the time of the build, so two builds of the same
+    Dockerfile that give the same layers and config get two ids.
+
+    Args:
+        found: the image, as :func:`image` gives it.
+
+    Returns:
+        ``"sha256:"`` and 64 hex digits.
+
+    Raises:
+        EngineError: the image is gone (its history cannot be read).
+    """
+    history = [(h.get("created_by"), h.get("created"), h.get("comment")) for h in image_history(found.id)]
+    content = [found.layers, found.config, found.created, found.architecture, found.os, history]
+    return "sha256:" + hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def image_layers(name: str) -> list[str]:

@@ -1,0 +1,77 @@
+"""What the workers of a class grading share (containerlab.shared): scans and probes of images with one content.
+
+The engine is faked here (unit tests): an image is an ``ImageInfo`` with a content
+digest, and a probe's container run is counted instead of made. The scan's sharing
+is tested in test_scan.py; the class grader's use of both, on the real engine, by the
+corpus and tests/test_batch.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from containerlab import engine, shared
+from containerlab.checks import service
+
+CASES = [({"tenure_months": 12.0}, 100.0), ({"tenure_months": 24.0}, 200.0)]
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Images whose content digest is their name before the colon; each container run of a probe is recorded."""
+    started: list[str] = []
+
+    def run_probe(image: str, found: object, cases: list, **kwargs: object) -> service.Probe:
+        started.append(image)
+        if image.startswith("broken"):
+            return service.Probe(problem="It exited at once.")
+        return service.Probe(healthy=True, answers=[(c, e, e) for c, e in cases], notes=["A note."])
+
+    monkeypatch.setattr(engine, "image", lambda name: engine.ImageInfo(id="sha256:" + name))
+    monkeypatch.setattr(engine, "content_digest", lambda found: found.id.split(":")[1])
+    monkeypatch.setattr(service, "_run_probe", run_probe)
+    monkeypatch.setattr(shared, "_folder", None)
+    return started
+
+
+def test_a_probe_of_an_image_with_the_same_content_is_taken_from_another_worker(tmp_path: Path,
+                                                                               runs: list[str]) -> None:
+    """In a class grading, is an image with the same content, asked the same cases, started only once?"""
+    shared.share(tmp_path / "shared")
+    first = service.probe_service("same:anna", CASES)
+    again = service.probe_service("same:omar", CASES)
+    assert runs == ["same:anna"]
+    assert again == first and again.healthy and again.notes == ["A note."]
+    service.probe_service("same:li", CASES[:1])  # other cases: another run
+    service.probe_service("other:zoe", CASES)  # other content: another run
+    service.probe_service("same:ann", CASES, limits=engine.SandboxLimits(memory_bytes=2**29))  # other limits
+    service.probe_service("same:bo", CASES, environment={"API_TOKEN": "t"})  # a student's own settings: never shared
+    assert runs == ["same:anna", "same:li", "other:zoe", "same:ann", "same:bo"]
+
+
+def test_a_failed_probe_is_never_shared_and_nothing_is_shared_outside_a_class_grading(tmp_path: Path,
+                                                                                       runs: list[str]) -> None:
+    """Is a probe that did not come up healthy started again for the next student, and does a check cell
+    (no shared folder) start its own container every time?"""
+    shared.share(tmp_path / "shared")
+    service.probe_service("broken:anna", CASES)
+    service.probe_service("broken:omar", CASES)
+    assert runs == ["broken:anna", "broken:omar"]
+    shared.share(None)
+    service.probe_service("same:anna", CASES)
+    service.probe_service("same:omar", CASES)
+    assert runs[2:] == ["same:anna", "same:omar"]
+
+
+def test_an_unreadable_entry_counts_as_missing(tmp_path: Path, runs: list[str]) -> None:
+    """Does a damaged shared entry (a crash mid-write on another machine's copy) lead to a fresh probe?"""
+    shared.share(tmp_path)
+    service.probe_service("same:anna", CASES)
+    [entry] = tmp_path.glob("probe-*.json")
+    entry.write_text("{ not json", encoding="utf-8")
+    service.probe_service("same:omar", CASES)
+    entry.write_text('{"answers": [["x"]], "notes": []}', encoding="utf-8")
+    service.probe_service("same:li", CASES)
+    assert runs == ["same:anna", "same:omar", "same:li"]
