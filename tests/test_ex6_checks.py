@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from containerlab import config, engine
+from containerlab import config, engine, shared
 from containerlab.checks import composefile, ex6, submission
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ex6"
@@ -82,12 +82,17 @@ def _folder(tmp_path: Path, fixture: str) -> Path:
 
 #: The hidden checks a fixture fails besides its visible ones (a stack that does not come up fails both).
 HIDDEN_FAILS = {"fails_database_on_localhost": set(ex6.HIDDEN), "fails_port_not_listened_on": set(ex6.HIDDEN)}
+#: The checks measured on the running stack (the others are read from the file).
+MEASURED = {"stack-up", "predicts", "data-kept", "db-healthcheck", *ex6.HIDDEN}
+#: Fixtures with a bind mount: their stack's outcome depends on the student's own folder.
+BIND_MOUNTED = {"fails_bind_mount_hides_app", "fails_data_in_bind_mount"}
 
 
 @pytest.mark.docker
 @pytest.mark.slow
 @pytest.mark.parametrize("fixture", sorted(ON_ENGINE))
-def test_fixture_fails_exactly_its_checks(fixture: str, tmp_path: Path, project: str, api_tag: str) -> None:
+def test_fixture_fails_exactly_its_checks(fixture: str, tmp_path: Path, project: str, api_tag: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Does each compose file fail exactly the checks its name says, each with the intended message?
 
     Checked as the class grader checks it: the hidden checks on the same stack as the visible ones.
@@ -95,11 +100,15 @@ def test_fixture_fails_exactly_its_checks(fixture: str, tmp_path: Path, project:
     must_fail, words = ON_ENGINE[fixture]
     hidden_fail = set(ex6.HIDDEN) if "stack-up" in must_fail else HIDDEN_FAILS.get(fixture, set())
     folder = _folder(tmp_path, fixture)
+    monkeypatch.setattr(shared, "_folder", tmp_path / "shared")  # as in a class grading
     res = ex6.check(folder / "compose.yaml", SERVICE, folder=folder, project=project, tag=api_tag,
                     hidden_cases=HIDDEN_CASES)
     assert [r.name for r in res] == list(ex6.POINTS), [r.name for r in res]
     assert {r.name for r in res if not r.passed} == must_fail | hidden_fail, [(r.name, r.message) for r in res]
     assert all(r.hidden == (r.name in ex6.HIDDEN) for r in res)
+    # Only a stack whose measured checks all passed, with no bind mount, is kept for the class's other students.
+    shareable = not (must_fail | hidden_fail) & MEASURED and fixture not in BIND_MOUNTED
+    assert bool(list((tmp_path / "shared").glob("stack-*.json"))) == shareable
     for name, word in words.items():
         assert word in res.get(name).message + res.get(name).hint, res.get(name)
     assert str(tmp_path) not in " ".join(r.message + r.hint for r in res)
@@ -170,3 +179,26 @@ def test_static_checks_read_the_normalised_model(tmp_path: Path) -> None:
         "${API_TOKEN:?set API_TOKEN}", token))
     stack = composefile.read(tmp_path / "compose.yaml", tmp_path, project="cl-ex-test-static", env=env)
     assert any("from the service's .env" in f for f in composefile.written_secrets(stack, (token,)))
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_stack_another_student_already_made_is_not_started_again(tmp_path: Path, project: str, api_tag: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a class grading, does a second student's identical file get the first one's measured outcome, without
+    a stack of its own, and the same results as the first?"""
+    monkeypatch.setattr(shared, "_folder", tmp_path / "shared")
+    (tmp_path / "anna").mkdir()
+    (tmp_path / "omar").mkdir()
+    anna, omar = _folder(tmp_path / "anna", "passes_all"), _folder(tmp_path / "omar", "passes_all")
+    first = ex6.check(anna / "compose.yaml", SERVICE, folder=anna, project=project, tag=api_tag,
+                      hidden_cases=HIDDEN_CASES)
+    assert first.score == sum(ex6.POINTS.values()), [(r.name, r.message) for r in first if not r.passed]
+
+    def never(*args, **kwargs):
+        raise AssertionError("the second student's identical stack was started")
+
+    monkeypatch.setattr(engine, "compose_up", never)
+    second = ex6.check(omar / "compose.yaml", SERVICE, folder=omar, project=f"{project}-omar", tag=api_tag,
+                       hidden_cases=HIDDEN_CASES)
+    assert [(r.name, r.passed, r.message) for r in second] == [(r.name, r.passed, r.message) for r in first]
