@@ -75,3 +75,38 @@ def test_an_unreadable_entry_counts_as_missing(tmp_path: Path, runs: list[str]) 
     entry.write_text('{"answers": [["x"]], "notes": []}', encoding="utf-8")
     service.probe_service("same:li", CASES)
     assert runs == ["same:anna", "same:omar", "same:li"]
+
+
+def test_a_worker_waits_for_an_entry_another_is_computing_instead_of_computing_it_beside_it(tmp_path: Path) -> None:
+    """While one worker computes an entry, does another that asks for the same one wait and take it, and compute
+    it itself only when the first one's value was not to be kept?"""
+    import threading
+    import time
+
+    shared.share(tmp_path)
+    try:
+        computed: list[str] = []
+
+        def slow(who: str, value: int) -> object:
+            def compute() -> int:
+                computed.append(who)
+                time.sleep(0.5)
+                return value
+            return compute
+
+        def ask(who: str, value: int, got: list[int], entry: str) -> None:
+            got.append(shared.computed("probe", entry, slow(who, value), read=lambda doc: doc and doc["value"],
+                                       write=lambda v: {"value": v} if v > 0 else None))
+
+        for entry, first_value, expected in (("kept", 7, (["first"], [7, 7])),
+                                            ("not-kept", -1, (["first", "second"], [-1, 5]))):
+            computed.clear()
+            got: list[int] = []
+            first = threading.Thread(target=ask, args=("first", first_value, got, shared.key(entry)))
+            first.start()
+            time.sleep(0.1)
+            ask("second", 5, got, shared.key(entry))
+            first.join()
+            assert (computed, got) == expected
+    finally:
+        shared.share(None)

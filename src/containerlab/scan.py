@@ -284,18 +284,21 @@ def _image_scan(image_id: str, content_key: str, values: list[str], data_min_byt
                 data: dict[str, bytes] | None) -> tuple[list[_Layer | None], dict[str, Any]]:
     """:func:`_read_archive` of one image, once per content and search (this process, then the shared folder)."""
     key = (content_key, _searched_for(values, data_min_bytes, data))
-    known = _IMAGE_SCANS.get(key) or _from_shared(shared.load("scan", shared.key(*key)))
-    if known is None:
-        known = _read_archive(image_id, values, data_min_bytes, data)
-        layers, config = known
-        shared.store("scan", shared.key(*key), {
-            "layers": [None if layer is None else {"findings": layer.findings, "whiteouts": sorted(layer.whiteouts),
-                                                   "opaque_dirs": sorted(layer.opaque_dirs)} for layer in layers],
-            "config": config})
+    known = _IMAGE_SCANS.get(key) or shared.computed(
+        "scan", shared.key(*key), lambda: _read_archive(image_id, values, data_min_bytes, data),
+        read=_from_shared, write=_to_shared)
     if len(_IMAGE_SCANS) >= _IMAGE_CACHE_LIMIT:
         _IMAGE_SCANS.clear()
     _IMAGE_SCANS[key] = known
     return known
+
+
+def _to_shared(scanned: tuple[list[_Layer | None], dict[str, Any]]) -> dict[str, Any]:
+    """A whole-image scan as JSON-safe data, for the other workers (:func:`_from_shared` reads it)."""
+    layers, config = scanned
+    return {"layers": [None if layer is None else {"findings": layer.findings, "whiteouts": sorted(layer.whiteouts),
+                                                   "opaque_dirs": sorted(layer.opaque_dirs)} for layer in layers],
+            "config": config}
 
 
 def _from_shared(doc: Any) -> tuple[list[_Layer | None], dict[str, Any]] | None:

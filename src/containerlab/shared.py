@@ -11,18 +11,27 @@ written through a temporary file and ``os.replace``, so a reader sees a whole
 entry or none. An entry that cannot be read counts as missing (it is computed
 again), and one that cannot be written is simply not shared.
 
+While one worker computes an entry, the others that need the same one wait for
+it (:func:`computed`) instead of computing it beside it: the first students of a
+class are graded side by side, and most of them hand in the same image.
+
 Outside a class grading (a student's check cell) nothing is shared: :func:`load`
-finds nothing and :func:`store` keeps nothing.
+finds nothing, :func:`store` keeps nothing and :func:`computed` computes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 #: The folder entries are kept in for this process (:func:`share`), or None.
 _folder: Path | None = None
@@ -69,3 +78,50 @@ def store(kind: str, entry: str, doc: Any) -> None:
         os.replace(scratch, path)
     except OSError:
         pass  # not shared: every worker still computes it for itself
+
+
+@contextlib.contextmanager
+def _one_at_a_time(kind: str, entry: str) -> Iterator[None]:
+    """Hold the entry's lock file (``flock``; the kernel lets go of it when the holder dies), or go on without."""
+    path = _path(kind, entry)
+    fd = None
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    if fd is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def computed(kind: str, entry: str, compute: Callable[[], _T], *, read: Callable[[Any], _T | None],
+             write: Callable[[_T], Any | None]) -> _T:
+    """The value of an entry: another worker's, or ``compute()`` here, kept for the others.
+
+    Args:
+        kind: a word for what the entry is (``"scan"``, ``"probe"``, ``"stack"``).
+        entry: its key (:func:`key`); ``""``: this value is not to be shared.
+        compute: makes the value (a scan, a probe: minutes at most).
+        read: the value from kept data, or ``None`` when the data is missing (``None``) or unreadable.
+        write: the data to keep for a value, or ``None`` when the value must not be shared (a failed probe).
+
+    Returns:
+        The value. While a worker computes an entry, another asking for the same waits for it and
+        then reads it; when it was not kept, the waiting worker computes it itself.
+    """
+    if _folder is None or not entry:
+        return compute()
+    if (found := read(load(kind, entry))) is not None:
+        return found
+    with _one_at_a_time(kind, entry):
+        if (found := read(load(kind, entry))) is not None:
+            return found
+        value = compute()
+        if (doc := write(value)) is not None:
+            store(kind, entry, doc)
+        return value

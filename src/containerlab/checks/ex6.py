@@ -511,15 +511,21 @@ def _shared_entry(run: _Stack, hidden_cases: Sequence[tuple[dict[str, float], fl
     return shared.key("ex6", model, run.limits, [list(c) for c in hidden_cases], service.VISIBLE_CASES[0][0])
 
 
-def _shared_outcome(run: _Stack, doc: object) -> dict[str, CheckResult] | None:
-    """The measured checks another worker kept for the same stack (all passed), its notes added to ``run``'s."""
+def _shared_outcome(doc: object) -> tuple[dict[str, CheckResult], list[str]] | None:
+    """The measured checks and notes another worker kept for the same stack (:func:`_outcome_kept`), or ``None``."""
     try:
-        measured = {d["name"]: CheckResult(**{**d, "pressure": tuple(d.get("pressure", ()))}) for d in doc["measured"]}
-        notes = [str(n) for n in doc["notes"]]
+        return ({d["name"]: CheckResult(**{**d, "pressure": tuple(d.get("pressure", ()))}) for d in doc["measured"]},
+                [str(n) for n in doc["notes"]])
     except (KeyError, TypeError, ValueError):
         return None
-    run.notes += notes
-    return measured
+
+
+def _outcome_kept(outcome: tuple[dict[str, CheckResult], list[str]]) -> dict | None:
+    """What the other workers may take of a stack's outcome: only one whose measured checks all passed."""
+    measured, notes = outcome
+    if not all(r.passed and not r.pressure for r in measured.values()):
+        return None
+    return {"measured": [dataclasses.asdict(r) for r in measured.values()], "notes": notes}
 
 
 def check(compose_file: str | Path = "compose.yaml", context: str | Path = "service", *, folder: str | Path = ".",
@@ -568,9 +574,9 @@ def check(compose_file: str | Path = "compose.yaml", context: str | Path = "serv
         static = static_checks(stack, known)
         with tempfile.TemporaryDirectory(prefix="cl-ex-ex6-") as work:
             run = _Stack(stack, project=project, api_image=image, limits=limits, env=env, work=Path(work))
-            entry = _shared_entry(run, hidden_cases) if hidden_cases else ""
-            measured = _shared_outcome(run, shared.load("stack", entry)) if entry else None
-            if measured is None:
+
+            def measure() -> tuple[dict[str, CheckResult], list[str]]:
+                """The measured checks, and the notes the run added (taken out of ``run.notes``)."""
                 noted = len(run.notes)
                 try:
                     engine.compose_down(None, project=project, volumes=True)
@@ -578,9 +584,13 @@ def check(compose_file: str | Path = "compose.yaml", context: str | Path = "serv
                     measured = _runtime(run, service.VISIBLE_CASES[0][0], hidden_cases)
                 finally:
                     engine.compose_down(None, project=project, volumes=True)
-                if entry and all(r.passed and not r.pressure for r in measured.values()):
-                    shared.store("stack", entry, {"measured": [dataclasses.asdict(r) for r in measured.values()],
-                                                  "notes": run.notes[noted:]})
+                added = run.notes[noted:]
+                del run.notes[noted:]
+                return measured, added
+
+            entry = _shared_entry(run, hidden_cases) if hidden_cases else ""
+            measured, added = shared.computed("stack", entry, measure, read=_shared_outcome, write=_outcome_kept)
+            run.notes += added
     if not static["db-healthcheck"].passed:
         measured["db-healthcheck"] = static["db-healthcheck"]
     items = {**static, **measured}

@@ -260,13 +260,13 @@ def probe_service(image: str, cases: Sequence[tuple[dict[str, float], float]], *
     entry = ""
     if found is not None and environment is None and volumes is None and token is None:
         entry = shared.key(engine.content_digest(found), [list(case) for case in cases], port, limits)
-        if (known := _shared_probe(shared.load("probe", entry))) is not None:
-            return known
-    probe = _run_probe(image, found, cases, port=port, token=token, environment=environment, volumes=volumes,
-                       limits=limits, progress=progress)
-    if entry and probe.healthy and not probe.wrong_answers():
-        shared.store("probe", entry, {"answers": probe.answers, "notes": probe.notes})
-    return probe
+    return shared.computed(
+        "probe", entry,
+        lambda: _run_probe(image, found, cases, port=port, token=token, environment=environment, volumes=volumes,
+                           limits=limits, progress=progress),
+        read=_shared_probe,
+        write=lambda probe: {"answers": probe.answers, "notes": probe.notes}
+        if probe.healthy and not probe.wrong_answers() else None)
 
 
 def _shared_probe(doc: object) -> Probe | None:
