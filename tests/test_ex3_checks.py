@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from containerlab import config, engine
+from containerlab import config, engine, shared
 from containerlab.checks import ex3
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ex3"
@@ -88,6 +88,36 @@ def test_fixture_fails_exactly_its_checks(dockerfile: str, command: str, student
     for name, word in words.items():
         assert word in res.get(name).hint + res.get(name).message, res.get(name)
     assert _left_over(docker_client, started) == []
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_container_another_student_already_ran_is_not_started_again(student_tag: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      started: list[str]) -> None:
+    """In a class grading, does a second student's identical image and run command get the first one's runtime
+    results without a container of its own, while a student whose mounted data differ gets a container?"""
+    monkeypatch.setattr(shared, "_folder", tmp_path / "shared")  # as in a class grading
+    folders = {}
+    for name in ("anna", "omar", "lena"):
+        folders[name] = tmp_path / name
+        shutil.copytree(SERVICE, folders[name] / "service")
+    extra = folders["lena"] / "service" / "data" / "more.csv"
+    extra.write_text("customer_id,value\n1,2\n", encoding="utf-8")
+
+    def graded(name: str) -> ex3.CheckResults:
+        return ex3.check(FIXTURES / "passes_all.dockerfile", FIXTURES / "passes_all.run.sh",
+                         folders[name] / "service", folder=folders[name], tag=student_tag)
+
+    first = graded("anna")
+    assert [r.name for r in first if not r.passed] == [], [(r.name, r.message) for r in first]
+    assert len(started) == 1
+    second = graded("omar")
+    assert len(started) == 1, "the second student's identical container was started"
+    assert [(r.name, r.passed, r.message) for r in second] == [(r.name, r.passed, r.message) for r in first]
+    third = graded("lena")
+    assert len(started) == 2, "a container with other data mounted was taken from another student"
+    assert "more.csv" in third.get("data-mounted").message
 
 
 @pytest.mark.docker

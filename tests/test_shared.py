@@ -110,3 +110,32 @@ def test_a_worker_waits_for_an_entry_another_is_computing_instead_of_computing_i
             assert (computed, got) == expected
     finally:
         shared.share(None)
+
+
+def test_the_key_of_files_follows_their_names_bytes_and_links_not_their_place(tmp_path: Path) -> None:
+    """Do two copies of a folder share a key, while a changed byte, a new file, a renamed file or a changed
+    link does not, and a missing path has none?"""
+    def folder(name: str) -> Path:
+        root = tmp_path / name
+        (root / "data").mkdir(parents=True)
+        (root / "data" / "a.csv").write_text("x,y\n1,2\n", encoding="utf-8")
+        (root / "link").symlink_to("data/a.csv")
+        return root
+
+    one, two = folder("one"), folder("two")
+    first = shared.files_key(one)
+    assert first is not None and first == shared.files_key(two)
+    assert shared.files_key(one / "data" / "a.csv") == shared.files_key(two / "data" / "a.csv") is not None
+    changed = folder("three")
+    (changed / "data" / "a.csv").write_text("x,y\n1,3\n", encoding="utf-8")
+    added = folder("four")
+    (added / "data" / "b.csv").write_text("", encoding="utf-8")
+    renamed = folder("five")
+    (renamed / "data" / "a.csv").rename(renamed / "data" / "c.csv")
+    relinked = folder("six")
+    (relinked / "link").unlink()
+    (relinked / "link").symlink_to("data")
+    keys = {shared.files_key(p) for p in (changed, added, renamed, relinked)}
+    assert first not in keys and len(keys) == 4
+    assert shared.files_key(tmp_path / "missing") is None
+    assert shared.files_key(folder("seven"), limit=4) is None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import answers, engine
@@ -101,7 +101,7 @@ class StudentGrade:
         return cls(
             student=data["student"],
             key=data["key"],
-            results={ex: CheckResults(r["exercise"], tuple(CheckResult(**c) for c in r["results"]),
+            results={ex: CheckResults(r["exercise"], tuple(CheckResult.from_dict(c) for c in r["results"]),
                                       r.get("image", ""), tuple(r.get("notes", ())))
                      for ex, r in data["results"].items()},
             problems=dict(data.get("problems", {})),
@@ -116,7 +116,7 @@ class StudentGrade:
 
 def _saved(result: CheckResult) -> dict:
     """One check result as a result file keeps it: without its pressure, which the grade keeps per exercise."""
-    saved = asdict(result)
+    saved = result.to_dict()
     del saved["pressure"]
     return saved
 

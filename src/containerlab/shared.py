@@ -52,6 +52,41 @@ def key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def files_key(path: Path, *, limit: int = 64 * 1024 * 1024) -> str | None:
+    """A SHA-256 (hex) over what ``path`` holds: a file's bytes, or a folder's names, bytes and links.
+
+    A symbolic link counts by its target text (it is not followed); names are relative to ``path``.
+
+    Args:
+        path: a file or a folder.
+        limit: bytes read at most; past it the content is not worth a key.
+
+    Returns:
+        The digest, or ``None`` when ``path`` is missing, unreadable, larger than ``limit`` or
+        something other than files, folders and links.
+    """
+    digest, read = hashlib.sha256(), 0
+    try:
+        entries = [path] if not path.is_dir() or path.is_symlink() else [path, *sorted(path.rglob("*"))]
+        for item in entries:
+            name = item.relative_to(path).as_posix()
+            if item.is_symlink():
+                digest.update(f"link {name}\0{os.readlink(item)}\0".encode("utf-8", "surrogateescape"))
+            elif item.is_dir():
+                digest.update(f"folder {name}\0".encode("utf-8", "surrogateescape"))
+            elif item.is_file():
+                read += item.stat().st_size
+                if read > limit:
+                    return None
+                digest.update(f"file {name}\0{item.stat().st_size}\0".encode("utf-8", "surrogateescape"))
+                digest.update(item.read_bytes())
+            else:
+                return None
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def _path(kind: str, entry: str) -> Path | None:
     return None if _folder is None else _folder / f"{kind}-{entry[:64]}.json"
 

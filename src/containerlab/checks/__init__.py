@@ -12,7 +12,7 @@ measures what the student's work does on the real engine and returns a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,19 @@ class CheckResult:
     def awarded(self) -> float:
         """Points given: ``points`` when passed, else 0."""
         return self.points if self.passed else 0.0
+
+    def to_dict(self) -> dict:
+        """The result as JSON-safe data (:meth:`from_dict` reads it back)."""
+        return {**asdict(self), "pressure": list(self.pressure)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CheckResult:
+        """Rebuild a result from :meth:`to_dict`'s data (a result file, an entry a class shares).
+
+        Raises:
+            KeyError, TypeError: the data is not a result's.
+        """
+        return cls(**{**data, "pressure": tuple(data.get("pressure", ()))})
 
 
 class CheckFailed(AssertionError):

@@ -12,6 +12,10 @@ sees the data and accepts the token, and a scan of every layer, the config and
 the history of the image (:func:`containerlab.scan.scan_image`) finds neither
 the secret value nor the data files.
 
+In a class grading, a container another student's image and command already
+started, with the same files mounted, is not started again: its runtime results,
+when they all passed, are shared (:func:`_runtime_entry`, :mod:`containerlab.shared`).
+
 The class grader grades a submission with :func:`grade` (with the presence of
 the free-text explanation, :mod:`.conceptual`); the exercise is registered as
 :data:`SPEC` (:mod:`.registry`).
@@ -22,7 +26,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import config, engine
+from .. import config, engine, shared
 from . import CheckResult, CheckResults, baked, causes, conceptual, counts_once, results, service
 from . import progress as _progress
 from .progress import Progress
@@ -216,6 +220,54 @@ def runtime_checks(image: str, spec: RunSpec | None, problem: str, *, data_dir: 
     return [data, secret]
 
 
+def _runtime_entry(image: str, spec: RunSpec | None, *, folder: Path, data_dir: Path,
+                   limits: engine.SandboxLimits) -> str:
+    """The key of :func:`runtime_checks`' outcome among the workers of a class grading (:mod:`containerlab.shared`).
+
+    What the container does depends on the image's content (:func:`engine.content_digest`),
+    the run command as Docker read it and the files its bind mounts show, not on who
+    handed it in: the key is the run spec with the exercise folder written as a
+    placeholder, the content of every bind-mounted file or folder and of the data folder
+    (:func:`shared.files_key`), the limits and the customer asked. ``""`` (not shared):
+    no image or spec, or a mount or the data folder outside the exercise folder or not
+    readable.
+    """
+    found = engine.image(image) if image and spec is not None else None
+    if found is None or spec is None:
+        return ""
+    root = folder.resolve()
+
+    def placed(text: object) -> str:
+        return str(text).replace(str(root), "<folder>")
+
+    contents = {}
+    for source in [*(Path(m.source) for m in spec.mounts if m.kind == "bind"), data_dir.resolve()]:
+        content = shared.files_key(source) if source.is_relative_to(root) else None
+        if content is None:
+            return ""
+        contents[placed(source)] = content
+    asked = {"environment": {k: placed(v) for k, v in spec.environment.items()},
+             "volumes": {placed(k): v for k, v in spec.volumes.items()},
+             "mounts": [[m.kind, placed(m.source), m.target, m.read_only, placed(m.written)] for m in spec.mounts]}
+    return shared.key("ex3-runtime", engine.content_digest(found), asked, contents, placed(data_dir.resolve()),
+                      limits, service.VISIBLE_CASES[0][0])
+
+
+def _runtime_read(doc: object) -> list[CheckResult] | None:
+    """The runtime results another worker kept for the same key (:func:`_runtime_kept`), or ``None``."""
+    try:
+        return [CheckResult.from_dict(d) for d in doc]  # type: ignore[union-attr]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _runtime_kept(outcome: list[CheckResult]) -> list[dict] | None:
+    """What the other workers may take of a container's runtime results: only results that all passed."""
+    if not all(r.passed and not r.pressure for r in outcome):
+        return None
+    return [r.to_dict() for r in outcome]
+
+
 def check(dockerfile: str | Path = "ex3.Dockerfile", run_command: str | Path = "ex3-run.sh",
           context: str | Path = "service", *, folder: str | Path = ".", tag: str = DEFAULT_TAG,
           limits: engine.SandboxLimits = engine.SandboxLimits(),
@@ -262,7 +314,10 @@ def _check(dockerfile: str | Path, run_command: str | Path, context: str | Path,
         problem = str(exc)
     if built.image and spec is not None:
         _progress.emit(progress, _progress.PHASE, "Starting a container as your run command says")
-    runtime = runtime_checks(built.image, spec, problem, data_dir=data_dir, limits=limits)
+    runtime = shared.computed(
+        "ex3-runtime", _runtime_entry(built.image, spec, folder=folder, data_dir=data_dir, limits=limits),
+        lambda: runtime_checks(built.image, spec, problem, data_dir=data_dir, limits=limits),
+        read=_runtime_read, write=_runtime_kept)
     _progress.emit(progress, _progress.PHASE, "Looking through every layer of the image for the secret and the data")
     scans = scan_checks(built.image, values=secret_values(context, spec), data_dir=data_dir)
     # No free points: the image and the scans count only for a service that starts as the command says.

@@ -25,7 +25,6 @@ handed out is not attempted); the exercise is registered as :data:`SPEC`
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import tempfile
@@ -514,7 +513,7 @@ def _shared_entry(run: _Stack, hidden_cases: Sequence[tuple[dict[str, float], fl
 def _shared_outcome(doc: object) -> tuple[dict[str, CheckResult], list[str]] | None:
     """The measured checks and notes another worker kept for the same stack (:func:`_outcome_kept`), or ``None``."""
     try:
-        return ({d["name"]: CheckResult(**{**d, "pressure": tuple(d.get("pressure", ()))}) for d in doc["measured"]},
+        return ({d["name"]: CheckResult.from_dict(d) for d in doc["measured"]},
                 [str(n) for n in doc["notes"]])
     except (KeyError, TypeError, ValueError):
         return None
@@ -525,7 +524,7 @@ def _outcome_kept(outcome: tuple[dict[str, CheckResult], list[str]]) -> dict | N
     measured, notes = outcome
     if not all(r.passed and not r.pressure for r in measured.values()):
         return None
-    return {"measured": [dataclasses.asdict(r) for r in measured.values()], "notes": notes}
+    return {"measured": [r.to_dict() for r in measured.values()], "notes": notes}
 
 
 def check(compose_file: str | Path = "compose.yaml", context: str | Path = "service", *, folder: str | Path = ".",
