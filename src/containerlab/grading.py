@@ -174,8 +174,7 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
             notebook, found = answers.find_notebook(folder, exercise.notebook)
             pressure: tuple[str, ...] = ()
             began = time.monotonic()
-            if exercise.image:
-                tags.append(exercise.image_tag(key))
+            tags += exercise.image_tags(key)
             try:
                 grade.results[exercise.key] = exercise.grade(Submission(
                     exercise, notebook, work, key, limits=limits, build_timeout=build_timeout, cases=cases,

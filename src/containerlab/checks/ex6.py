@@ -707,8 +707,9 @@ def grade(submission: Submission) -> CheckResults:
     context, _ = submission.context()
     cases = hidden_cases(notebook=SPEC.notebook, grade_id="ex6-test-hidden-many-customers")
     checked = check(compose_file, context, folder=submission.work, project=submission.project,
-                    limits=submission.limits, build_timeout=submission.build_timeout, hidden_cases=cases)
+                    tag=submission.extra_tag("api"), limits=submission.limits,
+                    build_timeout=submission.build_timeout, hidden_cases=cases)
     return checked.noted(submission.notes, found)
 
 
-SPEC = Exercise(EXERCISE, "ex6-compose-the-stack.ipynb", grade, POINTS, stack=True)
+SPEC = Exercise(EXERCISE, "ex6-compose-the-stack.ipynb", grade, POINTS, stack=True, extra_images=("api",))
