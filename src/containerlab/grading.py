@@ -174,7 +174,8 @@ def grade_student(student: str, folder: Path, *, key: str, work_root: Path,
             notebook, found = answers.find_notebook(folder, exercise.notebook)
             pressure: tuple[str, ...] = ()
             began = time.monotonic()
-            tags += exercise.image_tags(key)
+            if exercise.image:
+                tags.append(exercise.image_tag(key))
             try:
                 grade.results[exercise.key] = exercise.grade(Submission(
                     exercise, notebook, work, key, limits=limits, build_timeout=build_timeout, cases=cases,

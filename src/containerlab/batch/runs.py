@@ -135,7 +135,7 @@ def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | N
     - Images carry no run label (a label would make a shared image, such as the
       course's reference image, a new image per run): this grader's images of the
       students about to be graded, those their exercises leave
-      (:meth:`.registry.Exercise.image_tags`: ``cl-ex-grade-<key>-<exercise>[-<part>]:<instance>``,
+      (:meth:`.registry.Exercise.image_tag`: ``cl-ex-grade-<key>-<exercise>:<instance>``,
       :data:`config.INSTANCE`), are removed (a leftover would be replaced
       anyway); another grader's images of a student of the same name are not. And exercise 2's rebuilt
       ``cl-ex-edited-*`` images once older than :data:`EDITED_IMAGE_MAX_AGE`.
@@ -161,7 +161,7 @@ def clean_leftovers(*, run_id: str, keys: Iterable[str] = (), runs_dir: Path | N
                 doomed[kind].append(item)
             else:
                 cleanup.unknown += 1
-    ours = {tag for e in registry.exercises() for k in keys for tag in e.image_tags(k)}
+    ours = {e.image_tag(k) for e in registry.exercises() if e.image for k in keys}
     images = []
     for item in engine.labelled(service.CHECK_LABEL)["images"]:
         tags = [t.strip() for t in str(item["name"]).split(",")]

@@ -95,19 +95,19 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.0f} MB"
 
 
-def reference_image(context: Path, *, tag: str = REFERENCE_TAG) -> tuple[str, tuple[str, ...]]:
-    """Build the course's single-stage image of the service as ``tag`` (from the build cache after the first time).
+def reference_image(context: Path) -> tuple[str, tuple[str, ...]]:
+    """Build the course's single-stage image of the service (from the build cache after the first time).
 
     Returns:
         Its tag, or ``""`` when it cannot be built from this context; and the failed build's signs that
         the engine's shared limits stopped it (:attr:`containerlab.engine.BuildFailed.pressure`).
     """
     try:
-        engine.build(context, tag=tag, dockerfile=config.SERVICE_DIR / "Dockerfile",
+        engine.build(context, tag=REFERENCE_TAG, dockerfile=config.SERVICE_DIR / "Dockerfile",
                      labels={service.CHECK_LABEL: "reference"}, fast_export=True)
     except engine.BuildFailed as exc:
         return "", exc.pressure
-    return tag, ()
+    return REFERENCE_TAG, ()
 
 
 def dependency_reuse(built: service.Built, context: Path) -> CheckResult:
@@ -423,7 +423,7 @@ IMPROVES = ("the image improves on your exercise-1 image in a measured way: at l
 
 def check(dockerfile: str | Path = "ex2.Dockerfile", context: str | Path = "service", *,
           tag: str = DEFAULT_TAG, ex1_image: str = EX1_TAG, ex1_dockerfile: str | Path | None = None,
-          reference_tag: str = REFERENCE_TAG, limits: engine.SandboxLimits = engine.SandboxLimits(),
+          limits: engine.SandboxLimits = engine.SandboxLimits(),
           build_timeout: float = service.BUILD_TIMEOUT, progress: Progress | None = None) -> CheckResults:
     """Run the checks of exercise 2 that need no report from the student.
 
@@ -434,8 +434,6 @@ def check(dockerfile: str | Path = "ex2.Dockerfile", context: str | Path = "serv
         ex1_image: the student's exercise-1 image.
         ex1_dockerfile: the exercise-1 Dockerfile, to tell whether its order already kept the
             dependency layer (default: ``ex1.Dockerfile`` beside ``dockerfile``, when there is one).
-        reference_tag: tag for the course's single-stage image the size is compared with (kept); the
-            class grader gives each student their own (:attr:`.registry.Exercise.extra_images`).
         limits: sandbox limits.
         build_timeout: seconds after which a build is stopped.
         progress: gets what the check is doing as it works (:mod:`.progress`); by default the live
@@ -447,12 +445,12 @@ def check(dockerfile: str | Path = "ex2.Dockerfile", context: str | Path = "serv
     """
     with _progress.reporting(progress, EXERCISE) as sink:
         return _check(dockerfile, context, tag=tag, ex1_image=ex1_image, ex1_dockerfile=ex1_dockerfile,
-                      reference_tag=reference_tag, limits=limits, build_timeout=build_timeout, progress=sink)
+                      limits=limits, build_timeout=build_timeout, progress=sink)
 
 
 def _check(dockerfile: str | Path, context: str | Path, *, tag: str, ex1_image: str,
-           ex1_dockerfile: str | Path | None, reference_tag: str, limits: engine.SandboxLimits,
-           build_timeout: float, progress: Progress | None) -> CheckResults:
+           ex1_dockerfile: str | Path | None, limits: engine.SandboxLimits, build_timeout: float,
+           progress: Progress | None) -> CheckResults:
     context = Path(context)
     if ex1_dockerfile is None:
         ex1_dockerfile = Path(dockerfile).with_name("ex1.Dockerfile")
@@ -461,7 +459,7 @@ def _check(dockerfile: str | Path, context: str | Path, *, tag: str, ex1_image: 
               _result("builds", False, built.problem, built.hint or "Fix the problem above and check again.",
                       cause=built.cause, pressure=built.pressure))
     _progress.emit(progress, _progress.PHASE, "Building the course's single-stage image to compare sizes")
-    reference, reference_pressure = reference_image(context, tag=reference_tag) if context.is_dir() else ("", ())
+    reference, reference_pressure = reference_image(context) if context.is_dir() else ("", ())
     if built.image:
         _progress.emit(progress, _progress.PHASE, "Rebuilding after a code-only edit: is the dependency layer reused?")
     # The reference image is kept beside the student's: removing an image can drop the build-cache
@@ -540,8 +538,7 @@ def grade(submission: Submission) -> CheckResults:
     dockerfile, found = submission.answer("ex2.Dockerfile")
     context, context_notes = submission.context()
     ex1_image = submission.earlier["ex1"].image if "ex1" in submission.earlier else ""
-    checked = check(dockerfile, context, tag=submission.tag, ex1_image=ex1_image,
-                    reference_tag=submission.extra_tag("reference"), limits=submission.limits,
+    checked = check(dockerfile, context, tag=submission.tag, ex1_image=ex1_image, limits=submission.limits,
                     build_timeout=submission.build_timeout)
     reported = reported_number(submission.notebook, REPORTED_CELL, "REPORTED_REDUCTION_PERCENT")
     found += answers.cell_source(submission.notebook, REPORTED_CELL)[1]
@@ -553,4 +550,4 @@ def grade(submission: Submission) -> CheckResults:
     return (checked + report).noted(submission.notes, found, context_notes)
 
 
-SPEC = Exercise(EXERCISE, "ex2-improve-the-image.ipynb", grade, POINTS, image=True, extra_images=("reference",))
+SPEC = Exercise(EXERCISE, "ex2-improve-the-image.ipynb", grade, POINTS, image=True)

@@ -707,9 +707,8 @@ def grade(submission: Submission) -> CheckResults:
     context, _ = submission.context()
     cases = hidden_cases(notebook=SPEC.notebook, grade_id="ex6-test-hidden-many-customers")
     checked = check(compose_file, context, folder=submission.work, project=submission.project,
-                    tag=submission.extra_tag("api"), limits=submission.limits,
-                    build_timeout=submission.build_timeout, hidden_cases=cases)
+                    limits=submission.limits, build_timeout=submission.build_timeout, hidden_cases=cases)
     return checked.noted(submission.notes, found)
 
 
-SPEC = Exercise(EXERCISE, "ex6-compose-the-stack.ipynb", grade, POINTS, stack=True, extra_images=("api",))
+SPEC = Exercise(EXERCISE, "ex6-compose-the-stack.ipynb", grade, POINTS, stack=True)

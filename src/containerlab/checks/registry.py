@@ -44,11 +44,6 @@ class Exercise:
         points: the automatic points of each check, by name, in checklist order (empty for an
             exercise a person grades); the graded cells of the notebook give the same points.
         image: grading builds an image tagged :meth:`image_tag` (removed after the student unless kept).
-        extra_images: the further images grading builds for each student, by part name (exercise 2's
-            reference image, exercise 6's API image), each tagged ``image_tag(student, part)`` and
-            removed with the student's image. A tag is never one that another student's grading
-            builds: on the containerd image store, a build that takes over a tag deletes the image
-            the tag named before, while another worker may still be reading it.
         stack: grading starts a compose stack named :meth:`stack_project` (removed by the check).
         problem: what the grader records as the exercise's problem for results that are not a
             grade (a notebook that cannot be read); ``""`` for a grade.
@@ -59,7 +54,6 @@ class Exercise:
     grade: Callable[[Submission], CheckResults]
     points: Mapping[str, float] = field(default_factory=dict)
     image: bool = False
-    extra_images: tuple[str, ...] = ()
     stack: bool = False
     problem: Callable[[CheckResults], str] = _no_problem
 
@@ -82,8 +76,8 @@ class Exercise:
         """
         return answers.answer_cells(self.source)
 
-    def image_tag(self, student: str, part: str = "") -> str:
-        """The tag of a student's image of this exercise (or of one of its :attr:`extra_images`), for this grader.
+    def image_tag(self, student: str) -> str:
+        """The tag of a student's image of this exercise, for this grader.
 
         The tag part names this grader (:data:`config.INSTANCE`: user and clone): two graders on
         one engine who grade a student of the same name never build over, or clean up, each
@@ -91,14 +85,8 @@ class Exercise:
 
         Args:
             student: the student's key (:func:`containerlab.batch.student_key`).
-            part: ``""`` for the student's image, else a name of :attr:`extra_images`.
         """
-        return f"cl-ex-grade-{student}-{self.key}{'-' + part if part else ''}:{config.INSTANCE}"
-
-    def image_tags(self, student: str) -> list[str]:
-        """Every tag grading a student's submission of this exercise builds (:attr:`image`, :attr:`extra_images`)."""
-        return [*([self.image_tag(student)] if self.image else []),
-                *(self.image_tag(student, part) for part in self.extra_images)]
+        return f"cl-ex-grade-{student}-{self.key}:{config.INSTANCE}"
 
     def stack_project(self, student: str) -> str:
         """The compose project name of a student's stack of this exercise, for this grader (:data:`config.INSTANCE`).

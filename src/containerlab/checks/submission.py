@@ -65,10 +65,6 @@ class Submission:
         """The tag of the image built from this submission (:meth:`.registry.Exercise.image_tag`)."""
         return self.exercise.image_tag(self.key)
 
-    def extra_tag(self, part: str) -> str:
-        """The tag of the further image ``part`` built for this submission (:attr:`.registry.Exercise.extra_images`)."""
-        return self.exercise.image_tag(self.key, part)
-
     @property
     def project(self) -> str:
         """The compose project of this submission's stack (:meth:`.registry.Exercise.stack_project`)."""
